@@ -1,0 +1,165 @@
+//! Decode JPEG, PNG, WebP, GIF (first frame) and TIFF into RGBA8.
+//!
+//! A source is opened in two steps so that the whole job can be planned
+//! before any pixel buffer exists: [`SourceImage::open`] sniffs the format,
+//! reads the header (dimensions, EXIF orientation, ICC profile) and checks the
+//! limits; [`SourceImage::decode`] then decodes with an allocation cap. Panics
+//! inside decoders are caught and reported as `decode_failed`.
+
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, RgbaImage};
+
+use crate::config::Limits;
+use crate::error::JobError;
+use crate::ops::Dims;
+
+/// Formats this worker decodes.
+pub const DECODABLE: &[ImageFormat] = &[
+    ImageFormat::Jpeg,
+    ImageFormat::Png,
+    ImageFormat::WebP,
+    ImageFormat::Gif,
+    ImageFormat::Tiff,
+];
+
+/// What the header says.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Container format.
+    pub format: ImageFormat,
+    /// Stored dimensions (before orientation).
+    pub dims: Dims,
+    /// EXIF orientation, 1..=8.
+    pub orientation: u8,
+}
+
+/// A decoded image and its colour profile.
+#[derive(Debug)]
+pub struct Decoded {
+    /// Pixels.
+    pub img: RgbaImage,
+    /// Embedded ICC profile, kept on outputs that can carry it.
+    pub icc: Option<Vec<u8>>,
+}
+
+/// A source whose header has been read and checked.
+pub struct SourceImage<'a> {
+    /// Header facts.
+    pub probe: Probe,
+    decoder: Box<dyn ImageDecoder + 'a>,
+    icc: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SourceImage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceImage")
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+fn format_name(f: ImageFormat) -> &'static str {
+    f.extensions_str().first().copied().unwrap_or("image")
+}
+
+/// Map a decoder error to the contract's codes.
+fn map_err(format: ImageFormat, e: ImageError) -> JobError {
+    match e {
+        ImageError::Limits(l) => {
+            JobError::limit_exceeded(format!("decoding would exceed a limit: {l}"))
+        }
+        ImageError::Unsupported(u) => JobError::unsupported_format(format!(
+            "unsupported {} variant: {u}",
+            format_name(format)
+        )),
+        other => JobError::decode_failed(format!(
+            "source is not a valid {}: {other}",
+            format_name(format)
+        )),
+    }
+}
+
+fn panic_error(what: &str) -> JobError {
+    JobError::decode_failed(format!("the decoder failed on this source ({what})"))
+}
+
+impl<'a> SourceImage<'a> {
+    /// Sniff the format, read the header and check it against the limits.
+    pub fn open(bytes: &'a [u8], lim: &Limits) -> Result<Self, JobError> {
+        if bytes.is_empty() {
+            return Err(JobError::decode_failed("source is empty"));
+        }
+        if bytes.len() as u64 > lim.max_source_bytes {
+            return Err(JobError::limit_exceeded(format!(
+                "source is {} bytes, at most {} allowed",
+                bytes.len(),
+                lim.max_source_bytes
+            )));
+        }
+        let format = image::guess_format(bytes)
+            .ok()
+            .filter(|f| DECODABLE.contains(f))
+            .ok_or_else(|| {
+                JobError::unsupported_format("source is not JPEG, PNG, WebP, GIF or TIFF")
+            })?;
+        let mut il = image::Limits::default();
+        il.max_image_width = Some(lim.max_side);
+        il.max_image_height = Some(lim.max_side);
+        il.max_alloc = Some(lim.max_decode_alloc());
+        let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, JobError> {
+            let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+            reader.limits(il);
+            let mut decoder = reader.into_decoder().map_err(|e| map_err(format, e))?;
+            let (w, h) = decoder.dimensions();
+            let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
+            let icc = decoder.icc_profile().ok().flatten();
+            Ok((
+                Box::new(decoder) as Box<dyn ImageDecoder + 'a>,
+                Dims::new(w, h),
+                orientation,
+                icc,
+            ))
+        }))
+        .map_err(|_| panic_error("header"))??;
+        let (decoder, dims, orientation, icc) = opened;
+        if dims.width == 0 || dims.height == 0 {
+            return Err(JobError::decode_failed("source has no pixels"));
+        }
+        if dims.pixels() > lim.max_source_pixels
+            || dims.width > lim.max_side
+            || dims.height > lim.max_side
+        {
+            return Err(JobError::limit_exceeded(format!(
+                "source is {}x{}, at most {} pixels allowed",
+                dims.width, dims.height, lim.max_source_pixels
+            )));
+        }
+        Ok(Self {
+            probe: Probe {
+                format,
+                dims,
+                orientation,
+            },
+            decoder,
+            icc,
+        })
+    }
+
+    /// Decode the pixels into RGBA8.
+    pub fn decode(self) -> Result<Decoded, JobError> {
+        let format = self.probe.format;
+        let decoder = self.decoder;
+        let img = catch_unwind(AssertUnwindSafe(move || {
+            DynamicImage::from_decoder(decoder)
+        }))
+        .map_err(|_| panic_error("pixels"))?
+        .map_err(|e| map_err(format, e))?;
+        let img = match img {
+            DynamicImage::ImageRgba8(i) => i,
+            other => other.into_rgba8(),
+        };
+        Ok(Decoded { img, icc: self.icc })
+    }
+}

@@ -1,0 +1,104 @@
+//! Encode RGBA8 into the output formats. No metadata is written (EXIF, XMP
+//! and comments of the source are dropped); the ICC profile is carried over
+//! where the encoder supports it (JPEG, PNG).
+
+use image::codecs::avif::AvifEncoder;
+use image::codecs::jpeg::JpegEncoder;
+use image::codecs::png::{CompressionType, FilterType, PngEncoder};
+use image::{ExtendedColorType, ImageEncoder, RgbaImage};
+
+use crate::error::JobError;
+use crate::job::{Encoding, Format};
+
+/// AVIF encoder speed (1 slowest .. 10 fastest): a worker favours latency.
+pub const AVIF_SPEED: u8 = 7;
+
+fn is_opaque(img: &RgbaImage) -> bool {
+    img.as_raw().chunks_exact(4).all(|p| p[3] == 255)
+}
+
+/// RGB with alpha flattened onto black (what JPEG can hold).
+fn flatten_rgb(img: &RgbaImage) -> Vec<u8> {
+    let mut out = Vec::with_capacity(img.as_raw().len() / 4 * 3);
+    for p in img.as_raw().chunks_exact(4) {
+        let a = u32::from(p[3]);
+        for &c in &p[..3] {
+            out.push(((u32::from(c) * a + 127) / 255) as u8);
+        }
+    }
+    out
+}
+
+/// RGB without the alpha channel (for opaque images).
+fn drop_alpha(img: &RgbaImage) -> Vec<u8> {
+    img.as_raw()
+        .chunks_exact(4)
+        .flat_map(|p| [p[0], p[1], p[2]])
+        .collect()
+}
+
+fn failed(format: Format, e: impl std::fmt::Display) -> JobError {
+    JobError::internal(format!("{} encoding failed: {e}", format.ext()))
+}
+
+/// Encode an image.
+pub fn encode(img: &RgbaImage, enc: &Encoding, icc: Option<&[u8]>) -> Result<Vec<u8>, JobError> {
+    let (w, h) = img.dimensions();
+    let mut buf = Vec::new();
+    let opaque = is_opaque(img);
+    let f = enc.format;
+    match f {
+        Format::Jpeg => {
+            let mut e = JpegEncoder::new_with_quality(&mut buf, enc.quality.unwrap_or(85));
+            if let Some(icc) = icc {
+                let _ = e.set_icc_profile(icc.to_vec());
+            }
+            let rgb = if opaque {
+                drop_alpha(img)
+            } else {
+                flatten_rgb(img)
+            };
+            e.write_image(&rgb, w, h, ExtendedColorType::Rgb8)
+                .map_err(|e| failed(f, e))?;
+        }
+        Format::Png => {
+            let mut e = PngEncoder::new_with_quality(
+                &mut buf,
+                CompressionType::Default,
+                FilterType::Adaptive,
+            );
+            if let Some(icc) = icc {
+                let _ = e.set_icc_profile(icc.to_vec());
+            }
+            if opaque {
+                e.write_image(&drop_alpha(img), w, h, ExtendedColorType::Rgb8)
+            } else {
+                e.write_image(img.as_raw(), w, h, ExtendedColorType::Rgba8)
+            }
+            .map_err(|e| failed(f, e))?;
+        }
+        Format::Webp => {
+            let rgb;
+            let encoder = if opaque {
+                rgb = drop_alpha(img);
+                webp::Encoder::from_rgb(&rgb, w, h)
+            } else {
+                webp::Encoder::from_rgba(img.as_raw(), w, h)
+            };
+            let mem = encoder
+                .encode_simple(enc.lossless, f32::from(enc.quality.unwrap_or(80)))
+                .map_err(|e| failed(f, format!("{e:?}")))?;
+            buf.extend_from_slice(&mem);
+        }
+        Format::Avif => {
+            let e = AvifEncoder::new_with_speed_quality(
+                &mut buf,
+                AVIF_SPEED,
+                enc.quality.unwrap_or(60),
+            );
+            e.write_image(img.as_raw(), w, h, ExtendedColorType::Rgba8)
+                .map_err(|e| failed(f, e))?;
+        }
+    }
+    Ok(buf)
+}

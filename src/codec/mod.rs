@@ -1,0 +1,7 @@
+//! Decoding and encoding, with limits checked before allocation.
+
+pub mod decode;
+pub mod encode;
+
+pub use decode::{Decoded, Probe, SourceImage};
+pub use encode::encode;

@@ -1,0 +1,476 @@
+//! The job message (schema 1) and its validation into a runnable [`Job`].
+//!
+//! Parsing is strict: unknown fields anywhere are `invalid_job`, an unknown
+//! `op` is `unsupported_op`, a parameter of the wrong type or out of range is
+//! `invalid_param`, a bad key is `forbidden_key`, too many ops or outputs is
+//! `limit_exceeded`. All of it happens before storage or pixels are touched.
+
+use std::collections::HashSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::WorkerConfig;
+use crate::error::{ErrorCode, JobError, ParamError};
+use crate::keys::{self, ImageId, ObjectName};
+use crate::ops::{Op, OpSpec, OP_NAMES};
+
+/// The only job schema version this worker speaks.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What a job asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// Derive new versions from a source object.
+    Edit,
+    /// Delete every object of the image.
+    Purge,
+}
+
+impl JobKind {
+    /// The name used in routing keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Edit => "edit",
+            Self::Purge => "purge",
+        }
+    }
+}
+
+/// The job message as producers send it.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobMessage {
+    /// Always 1.
+    pub schema: u32,
+    /// Job id, `[A-Za-z0-9_-]{1,128}` (a UUID fits).
+    pub id: String,
+    /// `edit` or `purge`.
+    #[serde(rename = "type")]
+    pub kind: JobKind,
+    /// The image folder, e.g. `users/42/images/7`.
+    pub image: String,
+    /// Object of the image to edit, e.g. `original.jpg` (edit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Ops applied once to the decoded source (edit only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<OpSpec>>,
+    /// Versions to write (edit only), each with optional trailing ops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<OutputSpec>>,
+}
+
+/// Output encodings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// Baseline JPEG; alpha is flattened onto black.
+    #[serde(alias = "jpg")]
+    Jpeg,
+    /// PNG (lossless).
+    Png,
+    /// WebP, lossy by default, lossless on request.
+    Webp,
+    /// AVIF (AV1 still image).
+    Avif,
+}
+
+impl Format {
+    /// File extension of the version object.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Avif => "avif",
+        }
+    }
+
+    /// Quality used when the output gives none; `None` where quality does not apply.
+    pub fn default_quality(self) -> Option<u8> {
+        match self {
+            Self::Jpeg => Some(85),
+            Self::Webp => Some(80),
+            Self::Avif => Some(60),
+            Self::Png => None,
+        }
+    }
+
+    /// Largest side the encoder accepts.
+    pub fn max_side(self) -> u32 {
+        match self {
+            Self::Webp => 16_383,
+            Self::Jpeg | Self::Avif => 65_535,
+            Self::Png => u32::MAX,
+        }
+    }
+}
+
+/// One version to write.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputSpec {
+    /// Version name, `[A-Za-z0-9_-]{1,64}`; the object is `{version}.{ext}`.
+    pub version: String,
+    /// Encoding.
+    pub format: Format,
+    /// `1..=100` for jpeg, webp and avif (defaults 85, 80, 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<i64>,
+    /// WebP only: encode losslessly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lossless: Option<bool>,
+    /// Ops applied after the job's shared ops, for this output only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ops: Option<Vec<OpSpec>>,
+}
+
+/// How an output is encoded, after validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Encoding {
+    /// Format.
+    pub format: Format,
+    /// Quality where it applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    /// WebP lossless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lossless: bool,
+}
+
+/// A validated output.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Version name.
+    pub version: String,
+    /// Object name `{version}.{ext}`.
+    pub object: ObjectName,
+    /// Encoding settings.
+    pub encoding: Encoding,
+    /// Trailing ops, validated.
+    pub ops: Vec<Op>,
+    /// Trailing ops as given (recorded in the manifest).
+    pub specs: Vec<OpSpec>,
+}
+
+/// Where an overlay op reads its image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlaySource {
+    /// The op's `source` string.
+    pub source: String,
+    /// The storage key.
+    pub key: String,
+}
+
+/// A validated edit.
+#[derive(Debug, Clone)]
+pub struct Edit {
+    /// The source object.
+    pub source: ObjectName,
+    /// Shared ops, validated.
+    pub ops: Vec<Op>,
+    /// Shared ops as given.
+    pub specs: Vec<OpSpec>,
+    /// Outputs.
+    pub outputs: Vec<Output>,
+    /// Overlay images to fetch, each once.
+    pub overlays: Vec<OverlaySource>,
+}
+
+/// What a validated job does.
+#[derive(Debug, Clone)]
+pub enum Task {
+    /// Derive versions.
+    Edit(Edit),
+    /// Delete the image.
+    Purge,
+}
+
+/// A validated job.
+#[derive(Debug, Clone)]
+pub struct Job {
+    /// Job id.
+    pub id: String,
+    /// Image folder.
+    pub image: ImageId,
+    /// What to do.
+    pub task: Task,
+}
+
+impl Job {
+    /// The job's kind.
+    pub fn kind(&self) -> JobKind {
+        match self.task {
+            Task::Edit(_) => JobKind::Edit,
+            Task::Purge => JobKind::Purge,
+        }
+    }
+}
+
+/// What can be told about a message even when it fails validation: used to
+/// address the failed result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    /// The `id` field, when it is a valid id.
+    pub id: Option<String>,
+    /// The `type` field, when recognised.
+    pub kind: Option<JobKind>,
+    /// The `image` field, when a string.
+    pub image: Option<String>,
+}
+
+/// Read the identity fields of a message without validating the rest.
+pub fn identify(body: &[u8]) -> Identity {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Identity::default();
+    };
+    let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    Identity {
+        id: s("id").filter(|id| valid_id(id)),
+        kind: v
+            .get("type")
+            .and_then(|t| serde_json::from_value(t.clone()).ok()),
+        image: s("image").filter(|i| i.len() <= keys::MAX_IMAGE_LEN),
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// Classify a serde error on part of a message.
+fn part_error(path: &str, e: serde_json::Error) -> JobError {
+    let msg = e.to_string();
+    let code = if msg.starts_with("unknown field") {
+        ErrorCode::InvalidJob
+    } else {
+        ErrorCode::InvalidParam
+    };
+    JobError::new(code, format!("{path}: {msg}"))
+}
+
+/// Check every op in a JSON array: known name, parameters of the right shape.
+fn prescan_ops(ops: Option<&Value>, path: &str) -> Result<(), JobError> {
+    let Some(ops) = ops else { return Ok(()) };
+    let ops = ops
+        .as_array()
+        .ok_or_else(|| JobError::invalid_job(format!("{path} must be an array")))?;
+    for (i, op) in ops.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let name = op
+            .get("op")
+            .and_then(Value::as_str)
+            .ok_or_else(|| JobError::invalid_job(format!("{at}: missing \"op\"")))?;
+        if !OP_NAMES.contains(&name) {
+            let shown: String = name.chars().take(64).collect();
+            return Err(JobError::unsupported_op(format!(
+                "{at}: unknown op {shown:?}"
+            )));
+        }
+        serde_json::from_value::<OpSpec>(op.clone()).map_err(|e| part_error(&at, e))?;
+    }
+    Ok(())
+}
+
+/// Validate ops into runnable ones, prefixing errors with their position.
+fn validate_ops(specs: &[OpSpec], path: &str, cfg: &WorkerConfig) -> Result<Vec<Op>, JobError> {
+    specs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            s.validate(&cfg.limits)
+                .map_err(|e: ParamError| e.at(&format!("{path}[{i}]")).into())
+        })
+        .collect()
+}
+
+impl Job {
+    /// Parse and validate a job message.
+    pub fn parse(body: &[u8], cfg: &WorkerConfig) -> Result<Job, JobError> {
+        let v: Value = serde_json::from_slice(body)
+            .map_err(|e| JobError::invalid_job(format!("not JSON: {e}")))?;
+        if !v.is_object() {
+            return Err(JobError::invalid_job("a job must be a JSON object"));
+        }
+        if v.get("schema").and_then(Value::as_u64) != Some(u64::from(SCHEMA_VERSION)) {
+            return Err(JobError::invalid_job(format!(
+                "\"schema\" must be {SCHEMA_VERSION}"
+            )));
+        }
+        prescan_ops(v.get("ops"), "ops")?;
+        if let Some(outs) = v.get("outputs").and_then(Value::as_array) {
+            for (i, o) in outs.iter().enumerate() {
+                prescan_ops(o.get("ops"), &format!("outputs[{i}].ops"))?;
+                serde_json::from_value::<OutputSpec>(o.clone())
+                    .map_err(|e| part_error(&format!("outputs[{i}]"), e))?;
+            }
+        }
+        let msg: JobMessage =
+            serde_json::from_value(v).map_err(|e| JobError::invalid_job(e.to_string()))?;
+        msg.validate(cfg)
+    }
+}
+
+impl JobMessage {
+    /// Validate a deserialised message.
+    pub fn validate(&self, cfg: &WorkerConfig) -> Result<Job, JobError> {
+        let lim = &cfg.limits;
+        if self.schema != SCHEMA_VERSION {
+            return Err(JobError::invalid_job(format!(
+                "\"schema\" must be {SCHEMA_VERSION}"
+            )));
+        }
+        if !valid_id(&self.id) {
+            return Err(JobError::invalid_job("\"id\" must be [A-Za-z0-9_-]{1,128}"));
+        }
+        let image = ImageId::parse(&self.image, &cfg.allow_prefixes)?;
+        let task = match self.kind {
+            JobKind::Purge => {
+                if self.source.is_some() || self.ops.is_some() || self.outputs.is_some() {
+                    return Err(JobError::invalid_job(
+                        "a purge job has only schema, id, type and image",
+                    ));
+                }
+                Task::Purge
+            }
+            JobKind::Edit => {
+                let source = self
+                    .source
+                    .as_deref()
+                    .ok_or_else(|| JobError::invalid_job("\"source\" is required"))?;
+                let source = ObjectName::parse(source)?;
+                let outputs = self.outputs.as_deref().unwrap_or_default();
+                if outputs.is_empty() {
+                    return Err(JobError::invalid_job(
+                        "\"outputs\" must list at least one version",
+                    ));
+                }
+                if outputs.len() > lim.max_outputs {
+                    return Err(JobError::limit_exceeded(format!(
+                        "{} outputs, at most {} allowed",
+                        outputs.len(),
+                        lim.max_outputs
+                    )));
+                }
+                let specs = self.ops.clone().unwrap_or_default();
+                let n_ops = specs.len()
+                    + outputs
+                        .iter()
+                        .map(|o| o.ops.as_ref().map_or(0, Vec::len))
+                        .sum::<usize>();
+                if n_ops > lim.max_ops {
+                    return Err(JobError::limit_exceeded(format!(
+                        "{n_ops} ops, at most {} allowed",
+                        lim.max_ops
+                    )));
+                }
+                let ops = validate_ops(&specs, "ops", cfg)?;
+                let mut seen = HashSet::new();
+                let outputs = outputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, o)| {
+                        let out = o.validate(i, cfg)?;
+                        if !seen.insert(out.version.clone()) {
+                            return Err(JobError::invalid_job(format!(
+                                "version {:?} appears twice",
+                                out.version
+                            )));
+                        }
+                        if out.object.stem() == source.stem() {
+                            return Err(JobError::invalid_job(format!(
+                                "outputs[{i}]: version {:?} would overwrite the source",
+                                out.version
+                            )));
+                        }
+                        Ok(out)
+                    })
+                    .collect::<Result<Vec<_>, JobError>>()?;
+                let overlays = overlay_sources(
+                    &image,
+                    ops.iter().chain(outputs.iter().flat_map(|o| &o.ops)),
+                    cfg,
+                )?;
+                Task::Edit(Edit {
+                    source,
+                    ops,
+                    specs,
+                    outputs,
+                    overlays,
+                })
+            }
+        };
+        Ok(Job {
+            id: self.id.clone(),
+            image,
+            task,
+        })
+    }
+}
+
+impl OutputSpec {
+    fn validate(&self, i: usize, cfg: &WorkerConfig) -> Result<Output, JobError> {
+        keys::validate_version(&self.version)?;
+        let at = format!("outputs[{i}]");
+        let quality = match (self.quality, self.format.default_quality()) {
+            (Some(_), None) => {
+                return Err(
+                    ParamError::new(&format!("{at}.quality"), "does not apply to png").into(),
+                );
+            }
+            (Some(q), Some(_)) if !(1..=100).contains(&q) => {
+                return Err(ParamError::range(&format!("{at}.quality"), "1..=100").into());
+            }
+            (Some(q), Some(_)) => Some(q as u8),
+            (None, d) => d,
+        };
+        if self.lossless.is_some() && self.format != Format::Webp {
+            return Err(ParamError::new(&format!("{at}.lossless"), "only applies to webp").into());
+        }
+        let specs = self.ops.clone().unwrap_or_default();
+        let ops = validate_ops(&specs, &format!("{at}.ops"), cfg)?;
+        Ok(Output {
+            version: self.version.clone(),
+            object: ObjectName::parse(&format!("{}.{}", self.version, self.format.ext()))?,
+            encoding: Encoding {
+                format: self.format,
+                quality,
+                lossless: self.lossless.unwrap_or(false),
+            },
+            ops,
+            specs,
+        })
+    }
+}
+
+/// Resolve every overlay op's `source` to a storage key, once per source.
+fn overlay_sources<'a>(
+    image: &ImageId,
+    ops: impl Iterator<Item = &'a Op>,
+    cfg: &WorkerConfig,
+) -> Result<Vec<OverlaySource>, JobError> {
+    let mut out: Vec<OverlaySource> = Vec::new();
+    for op in ops {
+        let Op::Overlay(o) = op else { continue };
+        if out.iter().any(|s| s.source == o.source) {
+            continue;
+        }
+        let key = if o.source.contains('/') {
+            let (img, obj) = keys::parse_foreign_key(&o.source, &cfg.watermark_prefixes)?;
+            img.key(&obj)
+        } else {
+            image.key(&ObjectName::parse(&o.source)?)
+        };
+        out.push(OverlaySource {
+            source: o.source.clone(),
+            key,
+        });
+    }
+    Ok(out)
+}

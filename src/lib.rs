@@ -1,0 +1,31 @@
+//! imgworker: a stateless image edit worker.
+//!
+//! Jobs (JSON, schema 1) name an image folder in object storage, a source
+//! object, a chain of ops and the versions to write. The worker validates the
+//! whole job before touching pixels, decodes the source once, runs the ops,
+//! encodes every output in memory and only then writes the versions with
+//! their manifests. Nothing is kept once the job is done.
+//!
+//! # Layout
+//! - [`job`]: the job message and its validation into a runnable [`job::Job`];
+//!   [`result`]: the result message; [`manifest`]: version manifests.
+//! - [`ops`]: one module per op (parameters, validation, planning, CPU code).
+//! - [`codec`]: decoding with limits checked from the header, and encoding.
+//! - [`backend`]: where pixels are processed; [`pipeline`]: one job end to end.
+//! - [`storage`]: the storage trait and its backends; [`keys`]: key validation.
+//! - [`config`]: limits and settings; [`error`]: the stable error codes.
+
+pub mod backend;
+pub mod codec;
+pub mod config;
+pub mod error;
+pub mod job;
+pub mod keys;
+pub mod manifest;
+pub mod ops;
+pub mod pipeline;
+pub mod result;
+pub mod schema;
+pub mod storage;
+
+pub use error::{ErrorCode, JobError};

@@ -1,0 +1,259 @@
+//! Colour adjustment: exposure, brightness, contrast, saturation, hue, gamma.
+//!
+//! Applied in that order to gamma-encoded RGB in `0..=1`, clamping after each
+//! step (alpha untouched):
+//! 1. exposure `e` stops, in linear light: `lin2srgb(srgb2lin(c) * 2^e)`;
+//! 2. brightness `b` and contrast `k`: `(c + b - 0.5) * k + 0.5`;
+//! 3. saturation `s` then hue `h` degrees, as the W3C filter-effects matrices
+//!    (`saturate`, `hueRotate`), combined into one 3x3 matrix;
+//! 4. gamma `g`: `c^(1/g)` (above 1 brightens).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::point::{mat3, PointOp};
+use super::{check_range, Frame, OpContext, Operation, Shape};
+use crate::config::Limits;
+use crate::error::{JobError, ParamError};
+
+/// Parameters of `adjust`; at least one must be given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdjustParams {
+    /// Added to each channel, `-1..=1`. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brightness: Option<f64>,
+    /// Scale around mid-grey, `0..=4`. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contrast: Option<f64>,
+    /// `0` is grey, `1` unchanged, up to `4`. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<f64>,
+    /// Hue rotation in degrees, `-360..=360`. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hue: Option<f64>,
+    /// Gamma, `0.1..=10`; above 1 brightens. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gamma: Option<f64>,
+    /// Exposure in stops, `-10..=10`. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exposure: Option<f64>,
+}
+
+/// A validated `adjust`, with its matrix precomputed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Adjust {
+    /// `2^exposure`, or `None` when exposure is 0.
+    pub exposure_gain: Option<f32>,
+    /// Brightness offset.
+    pub brightness: f32,
+    /// Contrast factor.
+    pub contrast: f32,
+    /// Saturation then hue, row-major; `None` when both are identity.
+    pub matrix: Option<[[f32; 3]; 3]>,
+    /// `1/gamma`, or `None` when gamma is 1.
+    pub inv_gamma: Option<f32>,
+}
+
+/// The W3C `saturate` matrix.
+pub fn saturation_matrix(s: f64) -> [[f64; 3]; 3] {
+    [
+        [
+            0.2126 + 0.7874 * s,
+            0.7152 - 0.7152 * s,
+            0.0722 - 0.0722 * s,
+        ],
+        [
+            0.2126 - 0.2126 * s,
+            0.7152 + 0.2848 * s,
+            0.0722 - 0.0722 * s,
+        ],
+        [
+            0.2126 - 0.2126 * s,
+            0.7152 - 0.7152 * s,
+            0.0722 + 0.9278 * s,
+        ],
+    ]
+}
+
+/// The W3C `hueRotate` matrix for `deg` degrees.
+pub fn hue_matrix(deg: f64) -> [[f64; 3]; 3] {
+    let (sin, cos) = deg.to_radians().sin_cos();
+    [
+        [
+            0.213 + cos * 0.787 - sin * 0.213,
+            0.715 - cos * 0.715 - sin * 0.715,
+            0.072 - cos * 0.072 + sin * 0.928,
+        ],
+        [
+            0.213 - cos * 0.213 + sin * 0.143,
+            0.715 + cos * 0.285 + sin * 0.140,
+            0.072 - cos * 0.072 - sin * 0.283,
+        ],
+        [
+            0.213 - cos * 0.213 - sin * 0.787,
+            0.715 - cos * 0.715 + sin * 0.715,
+            0.072 + cos * 0.928 + sin * 0.072,
+        ],
+    ]
+}
+
+fn mul(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut m = [[0.0; 3]; 3];
+    for (i, row) in m.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    m
+}
+
+/// sRGB decoding (IEC 61966-2-1).
+#[inline]
+pub fn srgb_to_linear(c: f32) -> f32 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+/// sRGB encoding (IEC 61966-2-1).
+#[inline]
+pub fn linear_to_srgb(c: f32) -> f32 {
+    if c <= 0.003_130_8 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+impl Operation for Adjust {
+    const NAME: &'static str = "adjust";
+    type Params = AdjustParams;
+
+    fn validate(p: &AdjustParams, _: &Limits) -> Result<Self, ParamError> {
+        if *p == AdjustParams::default() {
+            return Err(ParamError::new(
+                "",
+                "give at least one of brightness, contrast, saturation, hue, gamma, exposure",
+            ));
+        }
+        let brightness = check_range("brightness", p.brightness.unwrap_or(0.0), -1.0, 1.0)?;
+        let contrast = check_range("contrast", p.contrast.unwrap_or(1.0), 0.0, 4.0)?;
+        let saturation = check_range("saturation", p.saturation.unwrap_or(1.0), 0.0, 4.0)?;
+        let hue = check_range("hue", p.hue.unwrap_or(0.0), -360.0, 360.0)?;
+        let gamma = check_range("gamma", p.gamma.unwrap_or(1.0), 0.1, 10.0)?;
+        let exposure = check_range("exposure", p.exposure.unwrap_or(0.0), -10.0, 10.0)?;
+        let matrix = (saturation != 1.0 || hue != 0.0).then(|| {
+            let m = mul(&hue_matrix(hue), &saturation_matrix(saturation));
+            m.map(|row| row.map(|v| v as f32))
+        });
+        Ok(Self {
+            exposure_gain: (exposure != 0.0).then(|| 2f64.powf(exposure) as f32),
+            brightness: brightness as f32,
+            contrast: contrast as f32,
+            matrix,
+            inv_gamma: (gamma != 1.0).then(|| (1.0 / gamma) as f32),
+        })
+    }
+
+    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
+        Ok(input)
+    }
+
+    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
+        super::point::run_fused(&mut frame.img, &[self]);
+        Ok(frame)
+    }
+
+    fn as_point(&self) -> Option<&dyn PointOp> {
+        Some(self)
+    }
+}
+
+impl PointOp for Adjust {
+    fn apply(&self, px: [f32; 4]) -> [f32; 4] {
+        let a = px[3];
+        let mut c = [px[0], px[1], px[2]];
+        if let Some(gain) = self.exposure_gain {
+            c = c.map(|v| linear_to_srgb((srgb_to_linear(v) * gain).clamp(0.0, 1.0)));
+        }
+        if self.brightness != 0.0 || self.contrast != 1.0 {
+            c = c.map(|v| ((v + self.brightness - 0.5) * self.contrast + 0.5).clamp(0.0, 1.0));
+        }
+        if let Some(m) = &self.matrix {
+            let r = mat3(m, [c[0], c[1], c[2], a]);
+            c = [r[0], r[1], r[2]].map(|v| v.clamp(0.0, 1.0));
+        }
+        if let Some(g) = self.inv_gamma {
+            c = c.map(|v| v.powf(g));
+        }
+        [c[0], c[1], c[2], a]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(p: AdjustParams) -> Result<Adjust, ParamError> {
+        Adjust::validate(&p, &Limits::default())
+    }
+
+    #[test]
+    fn validation() {
+        assert!(v(AdjustParams {
+            brightness: Some(0.1),
+            ..Default::default()
+        })
+        .is_ok());
+        assert!(v(AdjustParams::default()).is_err());
+        for bad in [
+            AdjustParams {
+                brightness: Some(1.5),
+                ..Default::default()
+            },
+            AdjustParams {
+                contrast: Some(-0.1),
+                ..Default::default()
+            },
+            AdjustParams {
+                saturation: Some(f64::NAN),
+                ..Default::default()
+            },
+            AdjustParams {
+                hue: Some(f64::INFINITY),
+                ..Default::default()
+            },
+            AdjustParams {
+                gamma: Some(0.0),
+                ..Default::default()
+            },
+            AdjustParams {
+                exposure: Some(11.0),
+                ..Default::default()
+            },
+        ] {
+            assert!(v(bad.clone()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hue_zero_and_saturation_one_are_identity() {
+        let m = mul(&hue_matrix(0.0), &saturation_matrix(1.0));
+        for (i, row) in m.iter().enumerate() {
+            for (j, x) in row.iter().enumerate() {
+                assert!((x - if i == j { 1.0 } else { 0.0 }).abs() < 1e-3, "{m:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn srgb_round_trips() {
+        for i in 0..=255 {
+            let c = i as f32 / 255.0;
+            assert!((linear_to_srgb(srgb_to_linear(c)) - c).abs() < 1e-5);
+        }
+    }
+}

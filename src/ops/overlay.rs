@@ -1,0 +1,304 @@
+//! Overlay another image (a watermark, a sticker) with an opacity and a blend
+//! mode, placed by gravity or at `x`/`y` (top-left corner, may be negative;
+//! whatever falls outside the base is clipped).
+//!
+//! Compositing follows W3C Compositing and Blending level 1, source-over with
+//! a separable blend function `B`: `normal` B = Cs, `multiply` B = Cs * Cb,
+//! `screen` B = Cs + Cb - Cs * Cb, with straight-alpha colours in `0..=1`:
+//! `as = alpha_s * opacity`, `ao = as + ab (1 - as)`,
+//! `Co = (as (1 - ab) Cs + as ab B + (1 - as) ab Cb) / ao`.
+
+use image::RgbaImage;
+use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::point::quantize;
+use super::{check_range, Frame, OpContext, Operation, Shape};
+use crate::config::Limits;
+use crate::error::{JobError, ParamError};
+
+/// Where the overlay sits on the base.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Gravity {
+    /// Centred.
+    #[default]
+    Center,
+    /// Top edge, centred horizontally.
+    North,
+    /// Bottom edge, centred horizontally.
+    South,
+    /// Right edge, centred vertically.
+    East,
+    /// Left edge, centred vertically.
+    West,
+    /// Top-right corner.
+    NorthEast,
+    /// Top-left corner.
+    NorthWest,
+    /// Bottom-right corner.
+    SouthEast,
+    /// Bottom-left corner.
+    SouthWest,
+}
+
+/// The blend function.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Blend {
+    /// Plain source-over.
+    #[default]
+    Normal,
+    /// Darkens: `Cs * Cb`.
+    Multiply,
+    /// Lightens: `Cs + Cb - Cs * Cb`.
+    Screen,
+}
+
+/// Parameters of `overlay`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverlayParams {
+    /// An object of the same image (`logo.png`), or `image/object` under an
+    /// allowed watermark prefix (`watermarks/acme/logo.png`).
+    pub source: String,
+    /// Placement; default `center`. Not with `x`/`y`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gravity: Option<Gravity>,
+    /// Left edge of the overlay on the base; give `x` and `y` together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<i32>,
+    /// Top edge of the overlay on the base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<i32>,
+    /// `0..=1`. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opacity: Option<f64>,
+    /// Blend mode. Default `normal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blend: Option<Blend>,
+}
+
+/// How the overlay is placed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Placement {
+    /// By gravity.
+    Gravity(Gravity),
+    /// At a fixed top-left corner.
+    At(i64, i64),
+}
+
+/// A validated `overlay`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlay {
+    /// The `source` string, the key into [`OpContext::overlays`].
+    pub source: String,
+    /// Placement.
+    pub placement: Placement,
+    /// Opacity.
+    pub opacity: f32,
+    /// Blend mode.
+    pub blend: Blend,
+}
+
+impl Overlay {
+    /// Top-left corner of an overlay of `ow`x`oh` on a base of `bw`x`bh`.
+    pub fn position(&self, bw: u32, bh: u32, ow: u32, oh: u32) -> (i64, i64) {
+        let (dx, dy) = (i64::from(bw) - i64::from(ow), i64::from(bh) - i64::from(oh));
+        let (cx, cy) = (dx.div_euclid(2), dy.div_euclid(2));
+        match self.placement {
+            Placement::At(x, y) => (x, y),
+            Placement::Gravity(g) => match g {
+                Gravity::Center => (cx, cy),
+                Gravity::North => (cx, 0),
+                Gravity::South => (cx, dy),
+                Gravity::East => (dx, cy),
+                Gravity::West => (0, cy),
+                Gravity::NorthEast => (dx, 0),
+                Gravity::NorthWest => (0, 0),
+                Gravity::SouthEast => (dx, dy),
+                Gravity::SouthWest => (0, dy),
+            },
+        }
+    }
+}
+
+/// Blend one straight-alpha overlay pixel `s` (alpha already scaled by the
+/// opacity) over the backdrop pixel `b`.
+#[inline]
+pub fn composite(blend: Blend, s: [f32; 4], b: [f32; 4]) -> [f32; 4] {
+    let (sa, ba) = (s[3], b[3]);
+    let ao = sa + ba * (1.0 - sa);
+    if ao <= 0.0 {
+        return [0.0; 4];
+    }
+    let mut out = [0.0, 0.0, 0.0, ao];
+    for c in 0..3 {
+        let (cs, cb) = (s[c], b[c]);
+        let mixed = match blend {
+            Blend::Normal => cs,
+            Blend::Multiply => cs * cb,
+            Blend::Screen => cs + cb - cs * cb,
+        };
+        out[c] = (sa * (1.0 - ba) * cs + sa * ba * mixed + (1.0 - sa) * ba * cb) / ao;
+    }
+    out
+}
+
+impl Operation for Overlay {
+    const NAME: &'static str = "overlay";
+    type Params = OverlayParams;
+
+    fn validate(p: &OverlayParams, lim: &Limits) -> Result<Self, ParamError> {
+        if p.source.is_empty() || p.source.len() > 512 {
+            return Err(ParamError::new("source", "must be 1..=512 characters"));
+        }
+        let max = i64::from(lim.max_side);
+        let placement = match (p.gravity, p.x, p.y) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                return Err(ParamError::new("gravity", "give gravity or x/y, not both"))
+            }
+            (g, None, None) => Placement::Gravity(g.unwrap_or_default()),
+            (None, Some(x), Some(y)) => {
+                for (name, v) in [("x", x), ("y", y)] {
+                    if !(-max..=max).contains(&i64::from(v)) {
+                        return Err(ParamError::range(name, &format!("-{max}..={max}")));
+                    }
+                }
+                Placement::At(x.into(), y.into())
+            }
+            _ => return Err(ParamError::new("x", "give x and y together")),
+        };
+        Ok(Self {
+            source: p.source.clone(),
+            placement,
+            opacity: check_range("opacity", p.opacity.unwrap_or(1.0), 0.0, 1.0)? as f32,
+            blend: p.blend.unwrap_or_default(),
+        })
+    }
+
+    fn plan(&self, s: Shape) -> Result<Shape, ParamError> {
+        Ok(s)
+    }
+
+    fn run_cpu(&self, mut frame: Frame, inputs: &OpContext) -> Result<Frame, JobError> {
+        let top = inputs
+            .overlays
+            .get(&self.source)
+            .ok_or_else(|| JobError::internal("overlay image was not fetched"))?;
+        overlay_onto(&mut frame.img, top, self);
+        Ok(frame)
+    }
+}
+
+fn overlay_onto(base: &mut RgbaImage, top: &RgbaImage, op: &Overlay) {
+    let (bw, bh) = (base.width() as i64, base.height() as i64);
+    let (ow, oh) = (top.width() as i64, top.height() as i64);
+    let (px, py) = op.position(base.width(), base.height(), top.width(), top.height());
+    let (x0, x1) = (px.max(0), (px + ow).min(bw));
+    let (y0, y1) = (py.max(0), (py + oh).min(bh));
+    if x0 >= x1 || y0 >= y1 {
+        return;
+    }
+    let top_raw = top.as_raw();
+    let row = bw as usize * 4;
+    base.as_mut()
+        .par_chunks_mut(row)
+        .enumerate()
+        .for_each(|(y, line)| {
+            let y = y as i64;
+            if y < y0 || y >= y1 {
+                return;
+            }
+            for x in x0..x1 {
+                let bi = x as usize * 4;
+                let ti = (((y - py) * ow + (x - px)) * 4) as usize;
+                let f = |v: u8| f32::from(v) / 255.0;
+                let mut s = [
+                    f(top_raw[ti]),
+                    f(top_raw[ti + 1]),
+                    f(top_raw[ti + 2]),
+                    f(top_raw[ti + 3]),
+                ];
+                s[3] *= op.opacity;
+                let b = [
+                    f(line[bi]),
+                    f(line[bi + 1]),
+                    f(line[bi + 2]),
+                    f(line[bi + 3]),
+                ];
+                let o = composite(op.blend, s, b);
+                line[bi..bi + 4].copy_from_slice(&o.map(quantize));
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> OverlayParams {
+        OverlayParams {
+            source: "logo.png".into(),
+            gravity: None,
+            x: None,
+            y: None,
+            opacity: None,
+            blend: None,
+        }
+    }
+
+    #[test]
+    fn validation() {
+        let lim = Limits::default();
+        assert!(Overlay::validate(&p(), &lim).is_ok());
+        assert!(Overlay::validate(
+            &OverlayParams {
+                x: Some(1),
+                y: Some(2),
+                ..p()
+            },
+            &lim
+        )
+        .is_ok());
+        for bad in [
+            OverlayParams { x: Some(1), ..p() },
+            OverlayParams {
+                gravity: Some(Gravity::North),
+                x: Some(1),
+                y: Some(1),
+                ..p()
+            },
+            OverlayParams {
+                opacity: Some(1.5),
+                ..p()
+            },
+            OverlayParams {
+                opacity: Some(f64::NAN),
+                ..p()
+            },
+            OverlayParams {
+                source: String::new(),
+                ..p()
+            },
+            OverlayParams {
+                x: Some(i32::MAX),
+                y: Some(0),
+                ..p()
+            },
+        ] {
+            assert!(Overlay::validate(&bad, &lim).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn gravity_positions() {
+        let mut o = Overlay::validate(&p(), &Limits::default()).unwrap();
+        assert_eq!(o.position(100, 50, 10, 10), (45, 20));
+        o.placement = Placement::Gravity(Gravity::SouthEast);
+        assert_eq!(o.position(100, 50, 10, 10), (90, 40));
+        o.placement = Placement::Gravity(Gravity::Center);
+        assert_eq!(o.position(10, 10, 15, 15), (-3, -3));
+    }
+}

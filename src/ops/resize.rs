@@ -1,0 +1,323 @@
+//! Resize with a choice of fit and filter, through fast_image_resize (SIMD,
+//! multi-threaded). Alpha is premultiplied while filtering.
+//!
+//! Fits, when both `width` and `height` are given:
+//! - `inside` (default): keep the aspect ratio, fit within the box;
+//! - `contain`: as `inside`, then centred on a canvas of exactly the box,
+//!   filled with `background`;
+//! - `cover`: keep the aspect ratio, fill the box, crop the overflow equally
+//!   from both sides;
+//! - `fill`: stretch to the box.
+//!
+//! With only one side given, the other follows the aspect ratio.
+
+use fast_image_resize::{
+    images::Image as FirImage, FilterType as FirFilter, PixelType, ResizeAlg, ResizeOptions,
+    Resizer,
+};
+use image::RgbaImage;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::color::Color;
+use super::pad::place_on_canvas;
+use super::{Dims, Frame, OpContext, Operation, Shape};
+use crate::config::Limits;
+use crate::error::{JobError, ParamError};
+
+/// How the image fits the requested box.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Fit {
+    /// Keep aspect, fit within the box.
+    #[default]
+    Inside,
+    /// Keep aspect, fit within, letterbox to the box.
+    Contain,
+    /// Keep aspect, fill the box, crop the overflow.
+    Cover,
+    /// Stretch to the box.
+    Fill,
+}
+
+/// The resampling filter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Filter {
+    /// Nearest neighbour.
+    Nearest,
+    /// Linear (triangle) filter.
+    Bilinear,
+    /// Catmull-Rom cubic.
+    Bicubic,
+    /// Mitchell-Netravali cubic (B = C = 1/3).
+    Mitchell,
+    /// Lanczos, three lobes.
+    #[default]
+    Lanczos3,
+}
+
+/// Parameters of `resize`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeParams {
+    /// Target width.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Target height.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// How to fit the box. Default `inside`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fit: Option<Fit>,
+    /// Resampling filter. Default `lanczos3`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Filter>,
+    /// Canvas colour for `contain`. Default `#00000000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub background: Option<Color>,
+}
+
+/// A validated `resize`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resize {
+    /// Requested width.
+    pub width: Option<u32>,
+    /// Requested height.
+    pub height: Option<u32>,
+    /// Fit.
+    pub fit: Fit,
+    /// Filter.
+    pub filter: Filter,
+    /// Canvas colour for `contain`.
+    pub background: Color,
+}
+
+/// Where pixels come from and go to for one resize of a given source.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Geometry {
+    /// The source rectangle sampled: left, top, width, height (fractional).
+    pub src_box: [f64; 4],
+    /// Size of the resampled image.
+    pub scaled: Dims,
+    /// Size of the final canvas (differs from `scaled` for `contain`).
+    pub canvas: Dims,
+    /// Where the resampled image sits on the canvas.
+    pub offset: (u32, u32),
+}
+
+fn side(v: f64) -> u32 {
+    v.round().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
+impl Resize {
+    /// Work out the geometry for a source of `src` size.
+    pub fn geometry(&self, src: Dims) -> Geometry {
+        let (sw, sh) = (f64::from(src.width), f64::from(src.height));
+        let full = [0.0, 0.0, sw, sh];
+        let plain = |d: Dims| Geometry {
+            src_box: full,
+            scaled: d,
+            canvas: d,
+            offset: (0, 0),
+        };
+        match (self.width, self.height) {
+            (Some(w), None) => plain(Dims::new(w, side(sh * f64::from(w) / sw))),
+            (None, Some(h)) => plain(Dims::new(side(sw * f64::from(h) / sh), h)),
+            (Some(w), Some(h)) => {
+                let (bw, bh) = (f64::from(w), f64::from(h));
+                match self.fit {
+                    Fit::Fill => plain(Dims::new(w, h)),
+                    Fit::Inside | Fit::Contain => {
+                        let s = (bw / sw).min(bh / sh);
+                        let scaled = Dims::new(side(sw * s).min(w), side(sh * s).min(h));
+                        if self.fit == Fit::Inside {
+                            plain(scaled)
+                        } else {
+                            let offset = ((w - scaled.width) / 2, (h - scaled.height) / 2);
+                            Geometry {
+                                src_box: full,
+                                scaled,
+                                canvas: Dims::new(w, h),
+                                offset,
+                            }
+                        }
+                    }
+                    Fit::Cover => {
+                        let s = (bw / sw).max(bh / sh);
+                        let (cw, ch) = ((bw / s).min(sw), (bh / s).min(sh));
+                        let src_box = [(sw - cw) / 2.0, (sh - ch) / 2.0, cw, ch];
+                        let d = Dims::new(w, h);
+                        Geometry {
+                            src_box,
+                            scaled: d,
+                            canvas: d,
+                            offset: (0, 0),
+                        }
+                    }
+                }
+            }
+            (None, None) => plain(src),
+        }
+    }
+
+    /// The fast_image_resize algorithm for the filter.
+    pub fn algorithm(&self) -> ResizeAlg {
+        match self.filter {
+            Filter::Nearest => ResizeAlg::Nearest,
+            Filter::Bilinear => ResizeAlg::Convolution(FirFilter::Bilinear),
+            Filter::Bicubic => ResizeAlg::Convolution(FirFilter::CatmullRom),
+            Filter::Mitchell => ResizeAlg::Convolution(FirFilter::Mitchell),
+            Filter::Lanczos3 => ResizeAlg::Convolution(FirFilter::Lanczos3),
+        }
+    }
+}
+
+impl Operation for Resize {
+    const NAME: &'static str = "resize";
+    type Params = ResizeParams;
+
+    fn validate(p: &ResizeParams, lim: &Limits) -> Result<Self, ParamError> {
+        let range = format!("1..={}", lim.max_side);
+        for (name, v) in [("width", p.width), ("height", p.height)] {
+            if v.is_some_and(|v| v == 0 || v > lim.max_side) {
+                return Err(ParamError::range(name, &range));
+            }
+        }
+        if p.width.is_none() && p.height.is_none() {
+            return Err(ParamError::new("", "give width, height or both"));
+        }
+        let fit = p.fit.unwrap_or_default();
+        if p.background.is_some() && fit != Fit::Contain {
+            return Err(ParamError::new(
+                "background",
+                "only applies to fit \"contain\"",
+            ));
+        }
+        Ok(Self {
+            width: p.width,
+            height: p.height,
+            fit,
+            filter: p.filter.unwrap_or_default(),
+            background: p.background.unwrap_or(Color::TRANSPARENT),
+        })
+    }
+
+    fn plan(&self, s: Shape) -> Result<Shape, ParamError> {
+        Ok(Shape {
+            dims: self.geometry(s.dims).canvas,
+            ..s
+        })
+    }
+
+    fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
+        let g = self.geometry(frame.shape().dims);
+        let scaled = resize_rgba(&frame.img, g.scaled, g.src_box, self.algorithm())?;
+        let img = if g.canvas == g.scaled {
+            scaled
+        } else {
+            place_on_canvas(&scaled, g.canvas, g.offset.0, g.offset.1, self.background)
+        };
+        Ok(Frame { img, ..frame })
+    }
+}
+
+/// Resample the `src_box` of `src` to `dst` with fast_image_resize.
+pub fn resize_rgba(
+    src: &RgbaImage,
+    dst: Dims,
+    src_box: [f64; 4],
+    alg: ResizeAlg,
+) -> Result<RgbaImage, JobError> {
+    let internal = |e: &dyn std::fmt::Display| JobError::internal(format!("resize: {e}"));
+    let src_view = fast_image_resize::images::ImageRef::new(
+        src.width(),
+        src.height(),
+        src.as_raw(),
+        PixelType::U8x4,
+    )
+    .map_err(|e| internal(&e))?;
+    let mut out = FirImage::new(dst.width, dst.height, PixelType::U8x4);
+    let [l, t, w, h] = src_box;
+    let opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    Resizer::new()
+        .resize(&src_view, &mut out, &opts)
+        .map_err(|e| internal(&e))?;
+    RgbaImage::from_raw(dst.width, dst.height, out.into_vec())
+        .ok_or_else(|| internal(&"buffer size"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(w: Option<u32>, h: Option<u32>, fit: Fit) -> Resize {
+        Resize::validate(
+            &ResizeParams {
+                width: w,
+                height: h,
+                fit: Some(fit),
+                ..Default::default()
+            },
+            &Limits::default(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn validation() {
+        let lim = Limits::default();
+        assert!(Resize::validate(&ResizeParams::default(), &lim).is_err());
+        assert!(Resize::validate(
+            &ResizeParams {
+                width: Some(0),
+                ..Default::default()
+            },
+            &lim
+        )
+        .is_err());
+        assert!(Resize::validate(
+            &ResizeParams {
+                width: Some(70_000),
+                ..Default::default()
+            },
+            &lim
+        )
+        .is_err());
+        let bg = ResizeParams {
+            width: Some(5),
+            background: Some(Color::TRANSPARENT),
+            ..Default::default()
+        };
+        assert!(Resize::validate(&bg, &lim).is_err());
+    }
+
+    #[test]
+    fn fits() {
+        let src = Dims::new(4000, 3000);
+        assert_eq!(
+            r(Some(256), None, Fit::Inside).geometry(src).canvas,
+            Dims::new(256, 192)
+        );
+        assert_eq!(
+            r(None, Some(300), Fit::Inside).geometry(src).canvas,
+            Dims::new(400, 300)
+        );
+        assert_eq!(
+            r(Some(256), Some(256), Fit::Inside).geometry(src).canvas,
+            Dims::new(256, 192)
+        );
+        let c = r(Some(256), Some(256), Fit::Contain).geometry(src);
+        assert_eq!(
+            (c.scaled, c.canvas, c.offset),
+            (Dims::new(256, 192), Dims::new(256, 256), (0, 32))
+        );
+        let c = r(Some(256), Some(256), Fit::Cover).geometry(src);
+        assert_eq!(c.canvas, Dims::new(256, 256));
+        assert_eq!(c.src_box, [500.0, 0.0, 3000.0, 3000.0]);
+        assert_eq!(
+            r(Some(10), Some(20), Fit::Fill).geometry(src).canvas,
+            Dims::new(10, 20)
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! Sepia tone: the W3C filter-effects `sepia(strength)` matrix.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::point::{mat3, PointOp};
+use super::{check_range, Frame, OpContext, Operation, Shape};
+use crate::config::Limits;
+use crate::error::{JobError, ParamError};
+
+/// Parameters of `sepia`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SepiaParams {
+    /// `0` unchanged to `1` full sepia. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<f64>,
+}
+
+/// A validated `sepia` with its matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sepia {
+    /// Row-major RGB matrix.
+    pub matrix: [[f32; 3]; 3],
+}
+
+/// The W3C sepia matrix for a strength in `0..=1`.
+pub fn sepia_matrix(s: f64) -> [[f64; 3]; 3] {
+    let t = 1.0 - s;
+    [
+        [0.393 + 0.607 * t, 0.769 - 0.769 * t, 0.189 - 0.189 * t],
+        [0.349 - 0.349 * t, 0.686 + 0.314 * t, 0.168 - 0.168 * t],
+        [0.272 - 0.272 * t, 0.534 - 0.534 * t, 0.131 + 0.869 * t],
+    ]
+}
+
+impl Operation for Sepia {
+    const NAME: &'static str = "sepia";
+    type Params = SepiaParams;
+
+    fn validate(p: &SepiaParams, _: &Limits) -> Result<Self, ParamError> {
+        let s = check_range("strength", p.strength.unwrap_or(1.0), 0.0, 1.0)?;
+        Ok(Self {
+            matrix: sepia_matrix(s).map(|r| r.map(|v| v as f32)),
+        })
+    }
+
+    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
+        Ok(input)
+    }
+
+    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
+        super::point::run_fused(&mut frame.img, &[self]);
+        Ok(frame)
+    }
+
+    fn as_point(&self) -> Option<&dyn PointOp> {
+        Some(self)
+    }
+}
+
+impl PointOp for Sepia {
+    fn apply(&self, px: [f32; 4]) -> [f32; 4] {
+        mat3(&self.matrix, px)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation() {
+        let lim = Limits::default();
+        assert!(Sepia::validate(&SepiaParams { strength: None }, &lim).is_ok());
+        assert!(Sepia::validate(
+            &SepiaParams {
+                strength: Some(0.5)
+            },
+            &lim
+        )
+        .is_ok());
+        for bad in [-0.1, 1.1, f64::NAN] {
+            assert!(Sepia::validate(
+                &SepiaParams {
+                    strength: Some(bad)
+                },
+                &lim
+            )
+            .is_err());
+        }
+    }
+}

@@ -1,0 +1,479 @@
+//! Running one job end to end: fetch, plan, decode, ops, encode, store.
+//!
+//! The order is what keeps failures clean: everything that can be checked
+//! without pixels (the message, keys, the source header against the limits,
+//! every op's effect on the image size) is checked first; all outputs are
+//! rendered and encoded in memory next; only then is anything written, each
+//! version before its manifest, and a storage failure part-way rolls back what
+//! this attempt wrote. A failed job leaves storage as it found it.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use image::RgbaImage;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use tracing::{info, info_span, warn, Instrument};
+
+use crate::backend::Backend;
+use crate::codec::{self, SourceImage};
+use crate::config::WorkerConfig;
+use crate::error::JobError;
+use crate::job::{identify, Edit, Job, Output, Task, SCHEMA_VERSION};
+use crate::manifest::{Manifest, Recipe};
+use crate::ops::{check_dims, Frame, OpContext, Shape};
+use crate::result::{OutputResult, ResultMessage, Status, Timings};
+use crate::storage::{Storage, StorageError};
+
+/// Largest manifest read back (they are small JSON documents).
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+
+/// Counters of one job's work, for tests and metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Times the source was decoded (1 for an edit job that got that far).
+    pub source_decodes: u32,
+    /// Overlay images decoded.
+    pub overlay_decodes: u32,
+    /// Objects written (versions and manifests).
+    pub objects_written: u32,
+}
+
+/// The result of a job and what it took.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The result message to print or publish.
+    pub result: ResultMessage,
+    /// Work counters.
+    pub stats: JobStats,
+}
+
+/// Runs jobs against one storage with one configuration.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    cfg: Arc<WorkerConfig>,
+    storage: Arc<dyn Storage>,
+    backend: Backend,
+}
+
+/// An encoded output waiting to be stored.
+struct Rendered {
+    bytes: Vec<u8>,
+    width: u32,
+    height: u32,
+}
+
+fn ms(since: Instant) -> f64 {
+    (since.elapsed().as_secs_f64() * 10_000.0).round() / 10.0
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+impl Engine {
+    /// An engine over `storage`.
+    pub fn new(cfg: WorkerConfig, storage: Arc<dyn Storage>, backend: Backend) -> Self {
+        Self {
+            cfg: Arc::new(cfg),
+            storage,
+            backend,
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.cfg
+    }
+
+    /// Parse, validate and run a job message; never fails, a failure is a
+    /// failed result.
+    pub async fn run(&self, body: &[u8], attempt: u32) -> Outcome {
+        let ident = identify(body);
+        let job = match Job::parse(body, &self.cfg) {
+            Ok(job) => job,
+            Err(e) => {
+                warn!(job_id = ident.id.as_deref().unwrap_or(""), code = %e.code, error = %e.message, "job rejected");
+                let result = ResultMessage::failed(
+                    ident.id,
+                    ident.kind,
+                    ident.image,
+                    &e,
+                    attempt,
+                    &self.cfg.worker_name,
+                );
+                return Outcome {
+                    result,
+                    stats: JobStats::default(),
+                };
+            }
+        };
+        self.run_job(&job, attempt).await
+    }
+
+    /// Run a validated job.
+    pub async fn run_job(&self, job: &Job, attempt: u32) -> Outcome {
+        let span = info_span!("job", job_id = %job.id, kind = job.kind().as_str(), backend = self.backend.name());
+        async move {
+            let started = Instant::now();
+            let mut stats = JobStats::default();
+            let res = match &job.task {
+                Task::Edit(edit) => self.edit(job, edit, started, &mut stats).await,
+                Task::Purge => self.purge(job).await,
+            };
+            let mut result = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    warn!(code = %e.code, error = %e.message, "job failed");
+                    ResultMessage::failed(
+                        Some(job.id.clone()),
+                        Some(job.kind()),
+                        Some(job.image.as_str().to_string()),
+                        &e,
+                        attempt,
+                        &self.cfg.worker_name,
+                    )
+                }
+            };
+            result.attempt = attempt;
+            if result.status == Status::Succeeded {
+                info!(total_ms = ms(started), "job succeeded");
+            }
+            Outcome { result, stats }
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn success(&self, job: &Job) -> ResultMessage {
+        ResultMessage {
+            schema: SCHEMA_VERSION,
+            id: job.id.clone(),
+            kind: job.kind(),
+            status: Status::Succeeded,
+            image: Some(job.image.as_str().to_string()),
+            outputs: Vec::new(),
+            removed: None,
+            backend: None,
+            attempt: 1,
+            worker: self.cfg.worker_name.clone(),
+            timings_ms: None,
+            error: None,
+        }
+    }
+
+    async fn read(&self, job: &Job, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
+        let res = self.storage.get(key, max).await;
+        let bytes = res.as_ref().map_or(0, Vec::len);
+        let outcome = res.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into());
+        info!(target: "audit", job_id = %job.id, action = "read", key, bytes, outcome = %outcome);
+        res
+    }
+
+    async fn write(&self, job: &Job, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        let res = self.storage.put(key, data).await;
+        let outcome = res.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into());
+        info!(target: "audit", job_id = %job.id, action = "write", key, bytes = data.len(), outcome = %outcome);
+        res
+    }
+
+    async fn remove(&self, job: &Job, key: &str) -> Result<bool, StorageError> {
+        let res = self.storage.delete(key).await;
+        let outcome = res.as_ref().map_or_else(
+            |e| e.to_string(),
+            |d| if *d { "ok" } else { "absent" }.into(),
+        );
+        info!(target: "audit", job_id = %job.id, action = "delete", key, bytes = 0u64, outcome = %outcome);
+        res
+    }
+
+    async fn purge(&self, job: &Job) -> Result<ResultMessage, JobError> {
+        let names = self.storage.list(job.image.as_str()).await?;
+        let mut removed = 0;
+        for name in names {
+            if self
+                .remove(job, &format!("{}/{name}", job.image.as_str()))
+                .await?
+            {
+                removed += 1;
+            }
+        }
+        Ok(ResultMessage {
+            removed: Some(removed),
+            ..self.success(job)
+        })
+    }
+
+    /// The parent's recipe, when the source is a version with a manifest.
+    async fn parent_recipe(&self, job: &Job, edit: &Edit) -> Result<Option<Recipe>, JobError> {
+        let key = job.image.key(&edit.source.manifest());
+        match self.read(job, &key, MAX_MANIFEST_BYTES).await {
+            Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
+                Ok(m) if m.object == edit.source.as_str() => Ok(Some(m.recipe)),
+                _ => {
+                    warn!(key, "parent manifest is unreadable or describes another object; lineage stops here");
+                    Ok(None)
+                }
+            },
+            Err(StorageError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn edit(
+        &self,
+        job: &Job,
+        edit: &Edit,
+        started: Instant,
+        stats: &mut JobStats,
+    ) -> Result<ResultMessage, JobError> {
+        let lim = &self.cfg.limits;
+        let deadline = started + lim.deadline;
+        let mut timings = Timings::default();
+
+        // Fetch.
+        let t = Instant::now();
+        let source = self
+            .read(job, &job.image.key(&edit.source), lim.max_source_bytes)
+            .await
+            .map_err(|e| match e {
+                StorageError::NotFound(_) => {
+                    JobError::source_not_found(format!("{} does not exist", edit.source.as_str()))
+                }
+                other => other.into(),
+            })?;
+        let mut overlay_bytes = Vec::with_capacity(edit.overlays.len());
+        for o in &edit.overlays {
+            let bytes =
+                self.read(job, &o.key, lim.max_source_bytes)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::NotFound(_) => JobError::source_not_found(format!(
+                            "overlay {} does not exist",
+                            o.source
+                        )),
+                        other => other.into(),
+                    })?;
+            overlay_bytes.push((o.source.clone(), bytes));
+        }
+        let parent_recipe = self.parent_recipe(job, edit).await?;
+        timings.fetch = ms(t);
+
+        // Plan, decode, run, encode: pixel work off the async runtime.
+        let cfg = self.cfg.clone();
+        let backend = self.backend.clone();
+        let edit_owned = edit.clone();
+        let span = tracing::Span::current();
+        let (rendered, decodes, t_decode, t_ops, t_encode) =
+            tokio::task::spawn_blocking(move || {
+                let _enter = span.enter();
+                render_all(
+                    &cfg,
+                    &backend,
+                    &edit_owned,
+                    &source,
+                    &overlay_bytes,
+                    deadline,
+                )
+            })
+            .await
+            .map_err(|e| JobError::internal(format!("pixel task failed: {e}")))??;
+        stats.source_decodes += decodes.0;
+        stats.overlay_decodes += decodes.1;
+        timings.decode = t_decode;
+        timings.ops = t_ops;
+        timings.encode = t_encode;
+        if Instant::now() > deadline {
+            return Err(JobError::limit_exceeded(format!(
+                "job exceeded its deadline of {:?}",
+                lim.deadline
+            )));
+        }
+
+        // Store: each version, then its manifest; undo this attempt's writes on failure.
+        let t = Instant::now();
+        let mut written: Vec<String> = Vec::new();
+        let mut outputs = Vec::with_capacity(rendered.len());
+        let store = async {
+            for (out, r) in edit.outputs.iter().zip(&rendered) {
+                let key = job.image.key(&out.object);
+                let sha256 = sha256_hex(&r.bytes);
+                self.write(job, &key, &r.bytes).await?;
+                written.push(key);
+                let manifest = self
+                    .manifest(job, edit, out, r, &sha256, parent_recipe.clone())
+                    .await?;
+                let mkey = job.image.key(&out.object.manifest());
+                let body = serde_json::to_vec_pretty(&manifest)
+                    .map_err(|e| JobError::internal(e.to_string()))?;
+                self.write(job, &mkey, &body).await?;
+                written.push(mkey);
+                outputs.push(OutputResult {
+                    version: out.version.clone(),
+                    object: out.object.as_str().to_string(),
+                    format: out.encoding.format,
+                    width: r.width,
+                    height: r.height,
+                    bytes: r.bytes.len() as u64,
+                    sha256,
+                });
+            }
+            Ok::<(), JobError>(())
+        };
+        if let Err(e) = store.await {
+            for key in written.iter().rev() {
+                if let Err(undo) = self.remove(job, key).await {
+                    warn!(key, error = %undo, "could not roll back a write of the failed job");
+                }
+            }
+            return Err(e);
+        }
+        stats.objects_written += written.len() as u32;
+        timings.store = ms(t);
+        timings.total = ms(started);
+        Ok(ResultMessage {
+            outputs,
+            backend: Some(self.backend.name().to_string()),
+            timings_ms: Some(timings),
+            ..self.success(job)
+        })
+    }
+
+    async fn manifest(
+        &self,
+        job: &Job,
+        edit: &Edit,
+        out: &Output,
+        r: &Rendered,
+        sha256: &str,
+        parent_recipe: Option<Recipe>,
+    ) -> Result<Manifest, JobError> {
+        // A redelivered job keeps the first write's timestamp, so it rewrites
+        // identical bytes.
+        let mkey = job.image.key(&out.object.manifest());
+        let previous = match self.storage.get(&mkey, MAX_MANIFEST_BYTES).await {
+            Ok(b) => serde_json::from_slice::<Manifest>(&b).ok(),
+            Err(_) => None,
+        };
+        let created_at = previous
+            .filter(|m| m.job_id == job.id && m.sha256 == sha256)
+            .map(|m| m.created_at)
+            .unwrap_or_else(now_rfc3339);
+        Ok(Manifest {
+            schema: SCHEMA_VERSION,
+            image: job.image.as_str().to_string(),
+            version: out.version.clone(),
+            object: out.object.as_str().to_string(),
+            parent: edit.source.as_str().to_string(),
+            recipe: Recipe {
+                parent: edit.source.as_str().to_string(),
+                ops: edit.specs.iter().chain(&out.specs).cloned().collect(),
+                output: out.encoding,
+                parent_recipe: parent_recipe.map(Box::new),
+            },
+            format: out.encoding.format,
+            width: r.width,
+            height: r.height,
+            bytes: r.bytes.len() as u64,
+            sha256: sha256.to_string(),
+            created_at,
+            job_id: job.id.clone(),
+            backend: self.backend.name().to_string(),
+            encryption: None,
+        })
+    }
+}
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+type Rendering = (Vec<Rendered>, (u32, u32), f64, f64, f64);
+
+/// Plan every output from the headers, then decode once, run and encode.
+fn render_all(
+    cfg: &WorkerConfig,
+    backend: &Backend,
+    edit: &Edit,
+    source: &[u8],
+    overlays: &[(String, Vec<u8>)],
+    deadline: Instant,
+) -> Result<Rendering, JobError> {
+    let lim = &cfg.limits;
+    let t = Instant::now();
+    let src = SourceImage::open(source, lim)?;
+    let overlay_srcs = overlays
+        .iter()
+        .map(|(name, b)| Ok((name, SourceImage::open(b, lim)?)))
+        .collect::<Result<Vec<_>, JobError>>()?;
+
+    // Plan: every intermediate and final size, before any pixel buffer.
+    let plan_chain =
+        |mut shape: Shape, ops: &[crate::ops::Op], path: &str| -> Result<Shape, JobError> {
+            for (i, op) in ops.iter().enumerate() {
+                shape = op
+                    .plan(shape)
+                    .map_err(|e| JobError::from(e.at(&format!("{path}[{i}]"))))?;
+                check_dims(shape.dims, lim)?;
+            }
+            Ok(shape)
+        };
+    let shared = plan_chain(
+        Shape {
+            dims: src.probe.dims,
+            orientation: src.probe.orientation,
+        },
+        &edit.ops,
+        "ops",
+    )?;
+    for (i, out) in edit.outputs.iter().enumerate() {
+        let shape = plan_chain(shared, &out.ops, &format!("outputs[{i}].ops"))?;
+        let max = out.encoding.format.max_side();
+        if shape.dims.width > max || shape.dims.height > max {
+            return Err(JobError::limit_exceeded(format!(
+                "outputs[{i}]: {}x{} is larger than {} allows ({max} per side)",
+                shape.dims.width,
+                shape.dims.height,
+                out.encoding.format.ext()
+            )));
+        }
+    }
+
+    // Decode the source once, and each overlay once.
+    let orientation = src.probe.orientation;
+    let decoded = src.decode()?;
+    let mut ctx = OpContext {
+        deadline: Some(deadline),
+        ..Default::default()
+    };
+    for (name, o) in overlay_srcs {
+        ctx.overlays.insert(name.clone(), Arc::new(o.decode()?.img));
+    }
+    let decodes = (1, ctx.overlays.len() as u32);
+    let t_decode = ms(t);
+
+    let t = Instant::now();
+    let frames: Vec<RgbaImage> = backend.render(
+        Frame {
+            img: decoded.img,
+            orientation,
+        },
+        edit,
+        &ctx,
+    )?;
+    let t_ops = ms(t);
+
+    let t = Instant::now();
+    let icc = decoded.icc.as_deref();
+    let rendered = frames
+        .into_par_iter()
+        .zip(&edit.outputs)
+        .map(|(img, out)| {
+            let _span = tracing::debug_span!("encode", version = %out.version, format = out.encoding.format.ext()).entered();
+            Ok(Rendered { bytes: codec::encode(&img, &out.encoding, icc)?, width: img.width(), height: img.height() })
+        })
+        .collect::<Result<Vec<_>, JobError>>()?;
+    Ok((rendered, decodes, t_decode, t_ops, ms(t)))
+}

@@ -1,0 +1,147 @@
+//! The result message a job produces, whether run locally or from the queue.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorCode, JobError};
+use crate::job::{Format, JobKind, SCHEMA_VERSION};
+
+/// Whether the job did what it asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Every output and manifest is stored.
+    Succeeded,
+    /// Nothing was stored; see `error`.
+    Failed,
+}
+
+impl Status {
+    /// The name used in routing keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One stored version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OutputResult {
+    /// Version name.
+    pub version: String,
+    /// Object name inside the image folder.
+    pub object: String,
+    /// Encoding.
+    pub format: Format,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Size of the stored object in bytes.
+    pub bytes: u64,
+    /// SHA-256 of the stored object, hex.
+    pub sha256: String,
+}
+
+/// Time spent per stage, in milliseconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Timings {
+    /// Reading the source and overlays.
+    pub fetch: f64,
+    /// Decoding.
+    pub decode: f64,
+    /// Running the ops.
+    pub ops: f64,
+    /// Encoding the outputs.
+    pub encode: f64,
+    /// Writing outputs and manifests.
+    pub store: f64,
+    /// The whole job.
+    pub total: f64,
+}
+
+/// The error of a failed job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ErrorBody {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Explanation (never image content or secrets).
+    pub message: String,
+}
+
+/// The result message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResultMessage {
+    /// Always 1.
+    pub schema: u32,
+    /// The job's id (empty when the message had none).
+    pub id: String,
+    /// The job's type.
+    #[serde(rename = "type")]
+    pub kind: JobKind,
+    /// Outcome.
+    pub status: Status,
+    /// The job's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Stored versions (edit jobs that succeeded).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputResult>,
+    /// Objects deleted (purge jobs that succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed: Option<u64>,
+    /// `gpu` or `cpu`: where the pixels were processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<String>,
+    /// Delivery attempt, from 1.
+    pub attempt: u32,
+    /// The worker that ran the job.
+    pub worker: String,
+    /// Stage timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timings_ms: Option<Timings>,
+    /// Why the job failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl ResultMessage {
+    /// A failed result.
+    pub fn failed(
+        id: Option<String>,
+        kind: Option<JobKind>,
+        image: Option<String>,
+        err: &JobError,
+        attempt: u32,
+        worker: &str,
+    ) -> Self {
+        Self {
+            schema: SCHEMA_VERSION,
+            id: id.unwrap_or_default(),
+            kind: kind.unwrap_or(JobKind::Edit),
+            status: Status::Failed,
+            image,
+            outputs: Vec::new(),
+            removed: None,
+            backend: None,
+            attempt,
+            worker: worker.to_string(),
+            timings_ms: None,
+            error: Some(ErrorBody {
+                code: err.code,
+                message: err.message.clone(),
+            }),
+        }
+    }
+
+    /// The routing key on the results exchange: `{type}.{status}`.
+    pub fn routing_key(&self) -> String {
+        format!("{}.{}", self.kind.as_str(), self.status.as_str())
+    }
+}

@@ -1,0 +1,181 @@
+//! Helpers shared by the integration tests: deterministic test images, an
+//! engine over in-memory storage, and byte-level builders for crafted files.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::sync::Arc;
+
+use image::{ImageFormat, Rgba, RgbaImage};
+use imgworker::backend::Backend;
+use imgworker::config::WorkerConfig;
+use imgworker::pipeline::{Engine, Outcome};
+use imgworker::storage::MemoryStorage;
+
+/// A deterministic "photo-like" image: smooth gradients plus hashed noise,
+/// with every channel used. `alpha` adds a varying alpha channel.
+pub fn test_image(w: u32, h: u32, seed: u32, alpha: bool) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, y| {
+        let n = hash(x, y, seed);
+        let g = |k: u32| ((x * (3 + k) + y * (5 + 2 * k) + seed * 7) % 256) as i32;
+        let mix =
+            |k: u32, shift: u32| (g(k) * 3 / 4 + ((n >> shift) & 63) as i32).clamp(0, 255) as u8;
+        let a = if alpha {
+            ((n >> 24) as u8).max(1) / 2 + ((x * 255) / w.max(1)) as u8 / 2
+        } else {
+            255
+        };
+        Rgba([mix(0, 0), mix(1, 6), mix(2, 12), a])
+    })
+}
+
+fn hash(x: u32, y: u32, seed: u32) -> u32 {
+    let mut v =
+        x.wrapping_mul(0x9E37_79B1) ^ y.wrapping_mul(0x85EB_CA77) ^ seed.wrapping_mul(0xC2B2_AE3D);
+    v ^= v >> 15;
+    v = v.wrapping_mul(0x2C1B_3C6D);
+    v ^= v >> 12;
+    v
+}
+
+/// Encode an image as PNG (lossless, so tests know the exact source pixels).
+pub fn png_bytes(img: &RgbaImage) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Encode an image as JPEG (RGB).
+pub fn jpeg_bytes(img: &RgbaImage, quality: u8) -> Vec<u8> {
+    let rgb = image::DynamicImage::ImageRgba8(img.clone()).into_rgb8();
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
+        .encode_image(&rgb)
+        .unwrap();
+    out
+}
+
+/// Insert an EXIF APP1 segment (orientation tag, optional extra ASCII tag
+/// `ImageDescription`) right after the JPEG SOI marker.
+pub fn with_exif(jpeg: &[u8], orientation: u16, description: Option<&str>) -> Vec<u8> {
+    // TIFF header (little endian) + IFD0 with 1 or 2 entries.
+    let mut tiff = b"II*\0\x08\0\0\0".to_vec();
+    let n: u16 = if description.is_some() { 2 } else { 1 };
+    tiff.extend_from_slice(&n.to_le_bytes());
+    let data_off = 8 + 2 + 12 * u32::from(n) + 4;
+    if let Some(d) = description {
+        let mut bytes = d.as_bytes().to_vec();
+        bytes.push(0);
+        tiff.extend_from_slice(&0x010Eu16.to_le_bytes()); // ImageDescription
+        tiff.extend_from_slice(&2u16.to_le_bytes()); // ASCII
+        tiff.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        tiff.extend_from_slice(&data_off.to_le_bytes());
+    }
+    tiff.extend_from_slice(&0x0112u16.to_le_bytes()); // Orientation
+    tiff.extend_from_slice(&3u16.to_le_bytes()); // SHORT
+    tiff.extend_from_slice(&1u32.to_le_bytes());
+    tiff.extend_from_slice(&u32::from(orientation).to_le_bytes());
+    tiff.extend_from_slice(&0u32.to_le_bytes()); // no next IFD
+    if let Some(d) = description {
+        tiff.extend_from_slice(d.as_bytes());
+        tiff.push(0);
+    }
+    let mut app1 = b"Exif\0\0".to_vec();
+    app1.extend_from_slice(&tiff);
+    let mut out = jpeg[..2].to_vec();
+    out.extend_from_slice(&[0xFF, 0xE1]);
+    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
+    out.extend_from_slice(&app1);
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
+/// CRC-32 (IEEE), as PNG chunks need.
+pub fn crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= u32::from(b);
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
+/// A PNG chunk with its length and CRC.
+pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut out = (data.len() as u32).to_be_bytes().to_vec();
+    let mut body = kind.to_vec();
+    body.extend_from_slice(data);
+    out.extend_from_slice(&body);
+    out.extend_from_slice(&crc32(&body).to_be_bytes());
+    out
+}
+
+/// A PNG whose IHDR says `w`x`h` (1-bit grayscale) with the given IDAT data.
+pub fn png_with_header(w: u32, h: u32, idat: &[u8]) -> Vec<u8> {
+    let mut ihdr = w.to_be_bytes().to_vec();
+    ihdr.extend_from_slice(&h.to_be_bytes());
+    ihdr.extend_from_slice(&[1, 0, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(png_chunk(b"IHDR", &ihdr));
+    out.extend(png_chunk(b"IDAT", idat));
+    out.extend(png_chunk(b"IEND", &[]));
+    out
+}
+
+/// An engine over fresh memory storage, on the CPU backend.
+pub fn memory_engine(cfg: WorkerConfig) -> (Engine, Arc<MemoryStorage>) {
+    let storage = Arc::new(MemoryStorage::new());
+    (Engine::new(cfg, storage.clone(), Backend::Cpu), storage)
+}
+
+/// Default worker configuration for tests.
+pub fn cfg() -> WorkerConfig {
+    WorkerConfig {
+        worker_name: "test".into(),
+        ..WorkerConfig::default()
+    }
+}
+
+/// Run a job (JSON value) to its outcome on a fresh runtime.
+pub fn run(engine: &Engine, job: &serde_json::Value) -> Outcome {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(engine.run(&serde_json::to_vec(job).unwrap(), 1))
+}
+
+/// Decode stored bytes (any supported format) to RGBA8.
+pub fn decode(bytes: &[u8]) -> RgbaImage {
+    image::load_from_memory(bytes).unwrap().into_rgba8()
+}
+
+/// Largest and mean absolute per-channel difference between two images.
+pub fn diff(a: &RgbaImage, b: &RgbaImage) -> (u8, f64) {
+    assert_eq!(a.dimensions(), b.dimensions(), "dimensions differ");
+    let mut max = 0u8;
+    let mut sum = 0u64;
+    for (x, y) in a.as_raw().iter().zip(b.as_raw()) {
+        let d = x.abs_diff(*y);
+        max = max.max(d);
+        sum += u64::from(d);
+    }
+    (max, sum as f64 / a.as_raw().len().max(1) as f64)
+}
+
+/// Sizes every op is tested on: 1x1, odd widths, very wide, very tall.
+pub const EDGE_SIZES: &[(u32, u32)] = &[
+    (1, 1),
+    (9, 7),
+    (17, 5),
+    (33, 33),
+    (65, 40),
+    (300, 1),
+    (1, 300),
+    (128, 96),
+];

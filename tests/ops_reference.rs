@@ -1,0 +1,682 @@
+//! Every op against an independent reference: float64 re-implementations of
+//! the documented formulas, exact index mappings for geometric ops, and a
+//! direct fast_image_resize call for resize; on edge sizes (1x1, odd widths,
+//! very wide and very tall images).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use common::{diff, test_image, EDGE_SIZES};
+use image::{Rgba, RgbaImage};
+use imgworker::config::Limits;
+use imgworker::ops::{Frame, Op, OpContext, OpSpec};
+use serde_json::json;
+
+fn op(v: serde_json::Value) -> Op {
+    serde_json::from_value::<OpSpec>(v)
+        .unwrap()
+        .validate(&Limits::default())
+        .unwrap()
+}
+
+fn apply(o: &Op, img: &RgbaImage) -> RgbaImage {
+    apply_ctx(o, img, 1, &OpContext::default())
+}
+
+fn apply_ctx(o: &Op, img: &RgbaImage, orientation: u8, ctx: &OpContext) -> RgbaImage {
+    o.run_cpu(
+        Frame {
+            img: img.clone(),
+            orientation,
+        },
+        ctx,
+    )
+    .unwrap()
+    .img
+}
+
+fn q(v: f64) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0 + 0.5).floor() as u8
+}
+
+fn f(v: u8) -> f64 {
+    f64::from(v) / 255.0
+}
+
+/// Apply a float64 per-pixel function.
+fn reference_point(img: &RgbaImage, func: impl Fn([f64; 4]) -> [f64; 4]) -> RgbaImage {
+    RgbaImage::from_fn(img.width(), img.height(), |x, y| {
+        let p = img.get_pixel(x, y).0.map(f);
+        Rgba(func(p).map(q))
+    })
+}
+
+fn assert_close(name: &str, got: &RgbaImage, want: &RgbaImage, max_tol: u8, mean_tol: f64) {
+    let (max, mean) = diff(got, want);
+    assert!(
+        max <= max_tol && mean <= mean_tol,
+        "{name}: max diff {max} (tolerance {max_tol}), mean {mean:.4} (tolerance {mean_tol})"
+    );
+}
+
+fn each_size(mut check: impl FnMut(&RgbaImage, (u32, u32))) {
+    for (i, &(w, h)) in EDGE_SIZES.iter().enumerate() {
+        check(&test_image(w, h, i as u32 + 1, false), (w, h));
+        check(&test_image(w, h, i as u32 + 100, true), (w, h));
+    }
+}
+
+#[test]
+fn grayscale_is_rec709_luma() {
+    let o = op(json!({"op": "grayscale"}));
+    each_size(|img, _| {
+        let want = reference_point(img, |[r, g, b, a]| {
+            let l = 0.2126 * r + 0.7152 * g + 0.0722 * b;
+            [l, l, l, a]
+        });
+        assert_close("grayscale", &apply(&o, img), &want, 1, 0.01);
+    });
+    // Known value: pure red is 0.2126 * 255 = 54.2 -> 54.
+    let red = RgbaImage::from_pixel(1, 1, Rgba([255, 0, 0, 255]));
+    assert_eq!(apply(&o, &red).get_pixel(0, 0).0, [54, 54, 54, 255]);
+}
+
+#[test]
+fn invert_is_exact() {
+    let o = op(json!({"op": "invert"}));
+    each_size(|img, _| {
+        let got = apply(&o, img);
+        for (a, b) in got.pixels().zip(img.pixels()) {
+            assert_eq!(a.0, [255 - b[0], 255 - b[1], 255 - b[2], b[3]]);
+        }
+    });
+}
+
+#[test]
+fn sepia_matches_w3c_matrix() {
+    for s in [1.0, 0.5, 0.0] {
+        let o = op(json!({"op": "sepia", "strength": s}));
+        let t = 1.0 - s;
+        each_size(|img, _| {
+            let want = reference_point(img, |[r, g, b, a]| {
+                [
+                    (0.393 + 0.607 * t) * r + (0.769 - 0.769 * t) * g + (0.189 - 0.189 * t) * b,
+                    (0.349 - 0.349 * t) * r + (0.686 + 0.314 * t) * g + (0.168 - 0.168 * t) * b,
+                    (0.272 - 0.272 * t) * r + (0.534 - 0.534 * t) * g + (0.131 + 0.869 * t) * b,
+                    a,
+                ]
+            });
+            assert_close("sepia", &apply(&o, img), &want, 1, 0.01);
+        });
+    }
+    // Known value: white under full sepia saturates red and green, blue 0.937.
+    let white = RgbaImage::from_pixel(1, 1, Rgba([255, 255, 255, 255]));
+    assert_eq!(
+        apply(&op(json!({"op": "sepia"})), &white).get_pixel(0, 0).0,
+        [255, 255, 239, 255]
+    );
+}
+
+fn srgb_to_linear(c: f64) -> f64 {
+    if c <= 0.04045 {
+        c / 12.92
+    } else {
+        ((c + 0.055) / 1.055).powf(2.4)
+    }
+}
+
+fn linear_to_srgb(c: f64) -> f64 {
+    if c <= 0.0031308 {
+        c * 12.92
+    } else {
+        1.055 * c.powf(1.0 / 2.4) - 0.055
+    }
+}
+
+fn reference_adjust(
+    b: f64,
+    k: f64,
+    s: f64,
+    h: f64,
+    g: f64,
+    e: f64,
+) -> impl Fn([f64; 4]) -> [f64; 4] {
+    move |[r0, g0, b0, a]| {
+        let mut c = [r0, g0, b0];
+        c = c.map(|v| linear_to_srgb((srgb_to_linear(v) * 2f64.powf(e)).clamp(0.0, 1.0)));
+        c = c.map(|v| ((v + b - 0.5) * k + 0.5).clamp(0.0, 1.0));
+        // saturate (W3C), then hueRotate (W3C).
+        let sat = [
+            [
+                0.2126 + 0.7874 * s,
+                0.7152 - 0.7152 * s,
+                0.0722 - 0.0722 * s,
+            ],
+            [
+                0.2126 - 0.2126 * s,
+                0.7152 + 0.2848 * s,
+                0.0722 - 0.0722 * s,
+            ],
+            [
+                0.2126 - 0.2126 * s,
+                0.7152 - 0.7152 * s,
+                0.0722 + 0.9278 * s,
+            ],
+        ];
+        let (sn, cs) = h.to_radians().sin_cos();
+        let hue = [
+            [
+                0.213 + cs * 0.787 - sn * 0.213,
+                0.715 - cs * 0.715 - sn * 0.715,
+                0.072 - cs * 0.072 + sn * 0.928,
+            ],
+            [
+                0.213 - cs * 0.213 + sn * 0.143,
+                0.715 + cs * 0.285 + sn * 0.140,
+                0.072 - cs * 0.072 - sn * 0.283,
+            ],
+            [
+                0.213 - cs * 0.213 - sn * 0.787,
+                0.715 - cs * 0.715 + sn * 0.715,
+                0.072 + cs * 0.928 + sn * 0.072,
+            ],
+        ];
+        let mulv = |m: &[[f64; 3]; 3], v: [f64; 3]| {
+            [0, 1, 2].map(|i| m[i][0] * v[0] + m[i][1] * v[1] + m[i][2] * v[2])
+        };
+        c = mulv(&hue, mulv(&sat, c)).map(|v| v.clamp(0.0, 1.0));
+        c = c.map(|v| v.powf(1.0 / g));
+        [c[0], c[1], c[2], a]
+    }
+}
+
+#[test]
+fn adjust_matches_float64_reference() {
+    let cases = [
+        (0.05, 1.1, 1.2, 0.0, 1.0, 0.0),
+        (-0.2, 0.7, 0.0, 0.0, 1.0, 0.0),
+        (0.0, 1.0, 1.0, 120.0, 1.0, 0.0),
+        (0.0, 1.0, 1.0, 0.0, 2.2, 0.0),
+        (0.0, 1.0, 1.0, 0.0, 1.0, 1.5),
+        (0.1, 1.3, 1.5, -45.0, 0.8, -0.7),
+    ];
+    for (b, k, s, h, g, e) in cases {
+        let o = op(
+            json!({"op": "adjust", "brightness": b, "contrast": k, "saturation": s, "hue": h, "gamma": g, "exposure": e}),
+        );
+        let reference = reference_adjust(b, k, s, h, g, e);
+        each_size(|img, _| {
+            assert_close(
+                "adjust",
+                &apply(&o, img),
+                &reference_point(img, &reference),
+                1,
+                0.05,
+            )
+        });
+    }
+    // Known values: +0.5 brightness lifts mid-grey 128 to 255; contrast 0 gives 128.
+    let grey = RgbaImage::from_pixel(1, 1, Rgba([128, 128, 128, 255]));
+    assert_eq!(
+        apply(&op(json!({"op": "adjust", "brightness": 0.5})), &grey)
+            .get_pixel(0, 0)
+            .0,
+        [255, 255, 255, 255]
+    );
+    let px = RgbaImage::from_pixel(1, 1, Rgba([10, 200, 90, 255]));
+    assert_eq!(
+        apply(&op(json!({"op": "adjust", "contrast": 0.0})), &px)
+            .get_pixel(0, 0)
+            .0,
+        [128, 128, 128, 255]
+    );
+    // One stop of exposure doubles linear light: sRGB 100 (linear 0.1274) -> 0.2549 -> sRGB 0.5419 = 138.2.
+    let p = RgbaImage::from_pixel(1, 1, Rgba([100, 100, 100, 255]));
+    assert_eq!(
+        apply(&op(json!({"op": "adjust", "exposure": 1.0})), &p)
+            .get_pixel(0, 0)
+            .0,
+        [138, 138, 138, 255]
+    );
+}
+
+#[test]
+fn crop_copies_the_rectangle() {
+    each_size(|img, (w, h)| {
+        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+        let (x0, y0) = (w - cw, h / 3);
+        let ch = ch.min(h - y0);
+        let got = apply(
+            &op(json!({"op": "crop", "x": x0, "y": y0, "width": cw, "height": ch})),
+            img,
+        );
+        assert_eq!(got.dimensions(), (cw, ch));
+        for (x, y, p) in got.enumerate_pixels() {
+            assert_eq!(p, img.get_pixel(x0 + x, y0 + y));
+        }
+    });
+}
+
+#[test]
+fn flips_mirror_exactly() {
+    each_size(|img, (w, h)| {
+        let hz = apply(&op(json!({"op": "flip", "axis": "horizontal"})), img);
+        let vt = apply(&op(json!({"op": "flip", "axis": "vertical"})), img);
+        for (x, y, p) in img.enumerate_pixels() {
+            assert_eq!(hz.get_pixel(w - 1 - x, y), p);
+            assert_eq!(vt.get_pixel(x, h - 1 - y), p);
+        }
+    });
+}
+
+#[test]
+fn exact_rotations_map_pixels() {
+    each_size(|img, (w, h)| {
+        let r90 = apply(&op(json!({"op": "rotate", "degrees": 90})), img);
+        let r180 = apply(&op(json!({"op": "rotate", "degrees": 180})), img);
+        let r270 = apply(&op(json!({"op": "rotate", "degrees": -90})), img);
+        assert_eq!(r90.dimensions(), (h, w));
+        assert_eq!(r270.dimensions(), (h, w));
+        for (x, y, p) in img.enumerate_pixels() {
+            assert_eq!(r90.get_pixel(h - 1 - y, x), p, "90");
+            assert_eq!(r180.get_pixel(w - 1 - x, h - 1 - y), p, "180");
+            assert_eq!(r270.get_pixel(y, w - 1 - x), p, "270");
+        }
+    });
+}
+
+/// Reference any-angle rotation: inverse mapping, bilinear in premultiplied
+/// alpha, background outside, in float64.
+fn reference_rotate(img: &RgbaImage, deg: f64, bg: [u8; 4], out: (u32, u32)) -> RgbaImage {
+    let (s, c) = deg.to_radians().sin_cos();
+    let (w, h) = (f64::from(img.width()), f64::from(img.height()));
+    let tap = |x: i64, y: i64| -> [f64; 4] {
+        if x < 0 || y < 0 || x >= w as i64 || y >= h as i64 {
+            bg.map(f)
+        } else {
+            img.get_pixel(x as u32, y as u32).0.map(f)
+        }
+    };
+    RgbaImage::from_fn(out.0, out.1, |x, y| {
+        let dx = f64::from(x) + 0.5 - f64::from(out.0) / 2.0;
+        let dy = f64::from(y) + 0.5 - f64::from(out.1) / 2.0;
+        let sx = dx * c + dy * s + w / 2.0 - 0.5;
+        let sy = -dx * s + dy * c + h / 2.0 - 0.5;
+        let (x0, y0) = (sx.floor(), sy.floor());
+        let (fx, fy) = (sx - x0, sy - y0);
+        let mut acc = [0.0; 4];
+        for (tx, ty, wt) in [
+            (x0, y0, (1.0 - fx) * (1.0 - fy)),
+            (x0 + 1.0, y0, fx * (1.0 - fy)),
+            (x0, y0 + 1.0, (1.0 - fx) * fy),
+            (x0 + 1.0, y0 + 1.0, fx * fy),
+        ] {
+            let p = tap(tx as i64, ty as i64);
+            for ch in 0..3 {
+                acc[ch] += wt * p[3] * p[ch];
+            }
+            acc[3] += wt * p[3];
+        }
+        let a = acc[3];
+        let rgb = if a > 0.0 {
+            [acc[0] / a, acc[1] / a, acc[2] / a]
+        } else {
+            [0.0; 3]
+        };
+        Rgba([q(rgb[0]), q(rgb[1]), q(rgb[2]), q(a)])
+    })
+}
+
+#[test]
+fn any_angle_rotation_matches_reference() {
+    for (deg, bg) in [
+        (30.0, [255, 255, 255, 255]),
+        (-17.5, [0, 0, 0, 0]),
+        (135.0, [10, 20, 30, 255]),
+    ] {
+        let hex = format!("#{:02x}{:02x}{:02x}{:02x}", bg[0], bg[1], bg[2], bg[3]);
+        let o = op(json!({"op": "rotate", "degrees": deg, "background": hex}));
+        each_size(|img, _| {
+            let got = apply(&o, img);
+            let want = reference_rotate(img, deg, bg, got.dimensions());
+            assert_close("rotate", &got, &want, 2, 0.05);
+        });
+    }
+    // The canvas holds the whole rotated image: 100x50 at 30 degrees.
+    let got = apply(
+        &op(json!({"op": "rotate", "degrees": 30, "background": "#000"})),
+        &test_image(100, 50, 1, false),
+    );
+    assert_eq!(got.dimensions(), (112, 94));
+}
+
+#[test]
+fn auto_orient_applies_each_exif_orientation() {
+    let o = op(json!({"op": "auto_orient"}));
+    each_size(|img, (w, h)| {
+        for orientation in 1..=8u8 {
+            let got = apply_ctx(&o, img, orientation, &OpContext::default());
+            let swapped = orientation >= 5;
+            assert_eq!(
+                got.dimensions(),
+                if swapped { (h, w) } else { (w, h) },
+                "orientation {orientation}"
+            );
+            for (x, y, p) in got.enumerate_pixels() {
+                let (sx, sy) = match orientation {
+                    1 => (x, y),
+                    2 => (w - 1 - x, y),
+                    3 => (w - 1 - x, h - 1 - y),
+                    4 => (x, h - 1 - y),
+                    5 => (y, x),
+                    6 => (y, h - 1 - x),
+                    7 => (w - 1 - y, h - 1 - x),
+                    _ => (w - 1 - y, x),
+                };
+                assert_eq!(
+                    p,
+                    img.get_pixel(sx, sy),
+                    "orientation {orientation} at ({x}, {y})"
+                );
+            }
+        }
+    });
+}
+
+#[test]
+fn pad_places_image_on_colour() {
+    each_size(|img, (w, h)| {
+        let got = apply(
+            &op(
+                json!({"op": "pad", "top": 2, "right": 3, "bottom": 0, "left": 1, "color": "#ff000080"}),
+            ),
+            img,
+        );
+        assert_eq!(got.dimensions(), (w + 4, h + 2));
+        for (x, y, p) in got.enumerate_pixels() {
+            let inside = x >= 1 && x < 1 + w && y >= 2;
+            let want = if inside {
+                *img.get_pixel(x - 1, y - 2)
+            } else {
+                Rgba([255, 0, 0, 128])
+            };
+            assert_eq!(*p, want, "({x}, {y})");
+        }
+    });
+}
+
+#[test]
+fn resize_equals_a_direct_fast_image_resize_call() {
+    use fast_image_resize::{
+        images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
+    };
+    let filters = [
+        ("nearest", ResizeAlg::Nearest),
+        ("bilinear", ResizeAlg::Convolution(FilterType::Bilinear)),
+        ("bicubic", ResizeAlg::Convolution(FilterType::CatmullRom)),
+        ("mitchell", ResizeAlg::Convolution(FilterType::Mitchell)),
+        ("lanczos3", ResizeAlg::Convolution(FilterType::Lanczos3)),
+    ];
+    each_size(|img, (w, h)| {
+        for (name, alg) in filters {
+            for (tw, th) in [(w.div_ceil(3), h.div_ceil(2)), (w * 2 + 1, h + 3)] {
+                let got = apply(
+                    &op(
+                        json!({"op": "resize", "width": tw, "height": th, "fit": "fill", "filter": name}),
+                    ),
+                    img,
+                );
+                let src =
+                    fast_image_resize::images::ImageRef::new(w, h, img.as_raw(), PixelType::U8x4)
+                        .unwrap();
+                let mut dst = Image::new(tw, th, PixelType::U8x4);
+                Resizer::new()
+                    .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
+                    .unwrap();
+                assert_eq!(got.as_raw(), dst.buffer(), "{name} {w}x{h} -> {tw}x{th}");
+            }
+        }
+    });
+}
+
+#[test]
+fn resize_fits_give_the_documented_sizes() {
+    let img = test_image(400, 300, 3, false);
+    let size = |v: serde_json::Value| apply(&op(v), &img).dimensions();
+    assert_eq!(size(json!({"op": "resize", "width": 200})), (200, 150));
+    assert_eq!(size(json!({"op": "resize", "height": 30})), (40, 30));
+    assert_eq!(
+        size(json!({"op": "resize", "width": 100, "height": 100})),
+        (100, 75)
+    );
+    assert_eq!(
+        size(json!({"op": "resize", "width": 100, "height": 100, "fit": "cover"})),
+        (100, 100)
+    );
+    assert_eq!(
+        size(json!({"op": "resize", "width": 100, "height": 100, "fit": "fill"})),
+        (100, 100)
+    );
+    let contain = apply(
+        &op(
+            json!({"op": "resize", "width": 100, "height": 100, "fit": "contain", "background": "#00ff00"}),
+        ),
+        &img,
+    );
+    assert_eq!(contain.dimensions(), (100, 100));
+    // Letterbox bands of 12 rows above and 13 below hold the background.
+    assert_eq!(contain.get_pixel(50, 0).0, [0, 255, 0, 255]);
+    assert_eq!(contain.get_pixel(50, 99).0, [0, 255, 0, 255]);
+    // A constant image stays constant whatever the filter.
+    let flat = RgbaImage::from_pixel(37, 23, Rgba([40, 90, 200, 255]));
+    for filter in ["nearest", "bilinear", "bicubic", "mitchell", "lanczos3"] {
+        let out = apply(
+            &op(json!({"op": "resize", "width": 11, "filter": filter})),
+            &flat,
+        );
+        assert!(out.pixels().all(|p| p.0 == [40, 90, 200, 255]), "{filter}");
+    }
+}
+
+/// Float64 Gaussian blur, clamp-to-edge, no intermediate rounding.
+fn reference_blur(img: &RgbaImage, sigma: f64) -> Vec<[f64; 4]> {
+    let r = (3.0 * sigma).ceil() as i64;
+    let k: Vec<f64> = (-r..=r)
+        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f64 = k.iter().sum();
+    let k: Vec<f64> = k.iter().map(|v| v / sum).collect();
+    let (w, h) = (img.width() as i64, img.height() as i64);
+    let px = |x: i64, y: i64| {
+        img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32)
+            .0
+            .map(f64::from)
+    };
+    let mut tmp = vec![[0.0; 4]; (w * h) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0; 4];
+            for (t, kv) in k.iter().enumerate() {
+                let p = px(x + t as i64 - r, y);
+                for c in 0..4 {
+                    acc[c] += kv * p[c];
+                }
+            }
+            tmp[(y * w + x) as usize] = acc;
+        }
+    }
+    let mut out = vec![[0.0; 4]; (w * h) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            let mut acc = [0.0; 4];
+            for (t, kv) in k.iter().enumerate() {
+                let sy = (y + t as i64 - r).clamp(0, h - 1);
+                let p = tmp[(sy * w + x) as usize];
+                for c in 0..4 {
+                    acc[c] += kv * p[c];
+                }
+            }
+            out[(y * w + x) as usize] = acc;
+        }
+    }
+    out
+}
+
+fn to_image(w: u32, h: u32, v: &[[f64; 4]]) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, y| {
+        Rgba(v[(y * w + x) as usize].map(|c| (c.clamp(0.0, 255.0) + 0.5).floor() as u8))
+    })
+}
+
+#[test]
+fn blur_matches_float64_gaussian() {
+    for sigma in [0.5, 1.5, 5.0] {
+        let o = op(json!({"op": "blur", "sigma": sigma}));
+        for (i, &(w, h)) in EDGE_SIZES.iter().enumerate() {
+            let img = test_image(w, h, i as u32, false);
+            let want = to_image(w, h, &reference_blur(&img, sigma));
+            assert_close("blur", &apply(&o, &img), &want, 1, 0.3);
+        }
+    }
+}
+
+#[test]
+fn blur_does_not_bleed_colour_from_transparent_pixels() {
+    // Left half transparent red, right half opaque blue: premultiplied
+    // filtering keeps red out of the blue.
+    let img = RgbaImage::from_fn(40, 10, |x, _| {
+        if x < 20 {
+            Rgba([255, 0, 0, 0])
+        } else {
+            Rgba([0, 0, 255, 255])
+        }
+    });
+    let got = apply(&op(json!({"op": "blur", "sigma": 3.0})), &img);
+    for p in got.pixels().filter(|p| p[3] > 0) {
+        assert!(p[0] <= 1, "red bled into {p:?}");
+    }
+}
+
+#[test]
+fn sharpen_matches_float64_unsharp_mask() {
+    for (sigma, amount, threshold) in [(1.0, 0.6, 0.0), (2.0, 1.5, 0.0), (1.0, 1.0, 0.05)] {
+        let o =
+            op(json!({"op": "sharpen", "sigma": sigma, "amount": amount, "threshold": threshold}));
+        for (i, &(w, h)) in EDGE_SIZES.iter().enumerate() {
+            let img = test_image(w, h, i as u32 + 7, false);
+            let blurred = reference_blur(&img, sigma);
+            let want = RgbaImage::from_fn(w, h, |x, y| {
+                let o = img.get_pixel(x, y).0;
+                let b = blurred[(y * w + x) as usize];
+                let mut p = o;
+                for c in 0..3 {
+                    let d = f64::from(o[c]) - b[c].clamp(0.0, 255.0);
+                    if d.abs() >= threshold * 255.0 {
+                        p[c] =
+                            ((f64::from(o[c]) + amount * d).clamp(0.0, 255.0) + 0.5).floor() as u8;
+                    }
+                }
+                Rgba(p)
+            });
+            // The threshold compares against a blur rounded to 8 bits, so
+            // pixels right at the threshold may go either way.
+            let (max_tol, mean_tol) = if threshold > 0.0 {
+                (40, 0.5)
+            } else {
+                ((amount + 1.0).ceil() as u8, 0.5)
+            };
+            assert_close("sharpen", &apply(&o, &img), &want, max_tol, mean_tol);
+        }
+    }
+    // Threshold 1 leaves every pixel as it was; amount 0 too.
+    let img = test_image(33, 17, 5, true);
+    assert_eq!(
+        apply(&op(json!({"op": "sharpen", "threshold": 1.0})), &img),
+        img
+    );
+    assert_eq!(
+        apply(&op(json!({"op": "sharpen", "amount": 0.0})), &img),
+        img
+    );
+}
+
+fn reference_composite(mode: &str, s: [f64; 4], b: [f64; 4]) -> [f64; 4] {
+    let (sa, ba) = (s[3], b[3]);
+    let ao = sa + ba * (1.0 - sa);
+    if ao == 0.0 {
+        return [0.0; 4];
+    }
+    let mut out = [0.0, 0.0, 0.0, ao];
+    for c in 0..3 {
+        let m = match mode {
+            "normal" => s[c],
+            "multiply" => s[c] * b[c],
+            _ => s[c] + b[c] - s[c] * b[c],
+        };
+        out[c] = (sa * (1.0 - ba) * s[c] + sa * ba * m + (1.0 - sa) * ba * b[c]) / ao;
+    }
+    out
+}
+
+#[test]
+fn overlay_matches_w3c_compositing() {
+    for mode in ["normal", "multiply", "screen"] {
+        for &(w, h) in EDGE_SIZES {
+            let base = test_image(w, h, 11, true);
+            let top = test_image(w.div_ceil(2), h.div_ceil(2), 12, true);
+            let mut ctx = OpContext::default();
+            ctx.overlays = HashMap::from([("logo.png".to_string(), Arc::new(top.clone()))]);
+            let (x0, y0) = (w as i64 / 3, -1);
+            let o = op(
+                json!({"op": "overlay", "source": "logo.png", "x": x0, "y": y0, "opacity": 0.7, "blend": mode}),
+            );
+            let got = apply_ctx(&o, &base, 1, &ctx);
+            let want = RgbaImage::from_fn(w, h, |x, y| {
+                let b = base.get_pixel(x, y).0;
+                let (tx, ty) = (x as i64 - x0, y as i64 - y0);
+                if tx < 0 || ty < 0 || tx >= top.width() as i64 || ty >= top.height() as i64 {
+                    return Rgba(b);
+                }
+                let mut s = top.get_pixel(tx as u32, ty as u32).0.map(f);
+                s[3] *= 0.7;
+                Rgba(reference_composite(mode, s, b.map(f)).map(q))
+            });
+            assert_close(mode, &got, &want, 1, 0.02);
+        }
+    }
+}
+
+#[test]
+fn overlay_gravity_places_opaque_overlay_exactly() {
+    let base = RgbaImage::from_pixel(10, 8, Rgba([0, 0, 0, 255]));
+    let top = RgbaImage::from_pixel(4, 2, Rgba([200, 100, 50, 255]));
+    let mut ctx = OpContext::default();
+    ctx.overlays.insert("w.png".into(), Arc::new(top));
+    for (gravity, (x0, y0)) in [
+        ("north_west", (0, 0)),
+        ("south_east", (6, 6)),
+        ("center", (3, 3)),
+        ("east", (6, 3)),
+    ] {
+        let got = apply_ctx(
+            &op(json!({"op": "overlay", "source": "w.png", "gravity": gravity})),
+            &base,
+            1,
+            &ctx,
+        );
+        for (x, y, p) in got.enumerate_pixels() {
+            let inside = x >= x0 && x < x0 + 4 && y >= y0 && y < y0 + 2;
+            assert_eq!(
+                p.0,
+                if inside {
+                    [200, 100, 50, 255]
+                } else {
+                    [0, 0, 0, 255]
+                },
+                "{gravity} ({x}, {y})"
+            );
+        }
+    }
+}
