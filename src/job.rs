@@ -293,8 +293,15 @@ fn validate_ops(specs: &[OpSpec], path: &str, cfg: &WorkerConfig) -> Result<Vec<
 impl Job {
     /// Parse and validate a job message.
     pub fn parse(body: &[u8], cfg: &WorkerConfig) -> Result<Job, JobError> {
-        let v: Value = serde_json::from_slice(body)
-            .map_err(|e| JobError::invalid_job(format!("not JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(body).map_err(|e| {
+            // JSON has no NaN or infinity; a number too large for f64 is how
+            // a non-finite parameter arrives.
+            if e.to_string().starts_with("number out of range") {
+                JobError::invalid_param(format!("a number is out of range: {e}"))
+            } else {
+                JobError::invalid_job(format!("not JSON: {e}"))
+            }
+        })?;
         if !v.is_object() {
             return Err(JobError::invalid_job("a job must be a JSON object"));
         }

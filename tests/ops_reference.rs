@@ -626,8 +626,10 @@ fn overlay_matches_w3c_compositing() {
         for &(w, h) in EDGE_SIZES {
             let base = test_image(w, h, 11, true);
             let top = test_image(w.div_ceil(2), h.div_ceil(2), 12, true);
-            let mut ctx = OpContext::default();
-            ctx.overlays = HashMap::from([("logo.png".to_string(), Arc::new(top.clone()))]);
+            let ctx = OpContext {
+                overlays: HashMap::from([("logo.png".to_string(), Arc::new(top.clone()))]),
+                ..Default::default()
+            };
             let (x0, y0) = (w as i64 / 3, -1);
             let o = op(
                 json!({"op": "overlay", "source": "logo.png", "x": x0, "y": y0, "opacity": 0.7, "blend": mode}),

@@ -64,6 +64,29 @@ fn format_name(f: ImageFormat) -> &'static str {
     f.extensions_str().first().copied().unwrap_or("image")
 }
 
+/// Whether a JPEG reaches its end-of-image marker. Entropy-coded data never
+/// holds `FF D9` (a data `FF` is stuffed as `FF 00`), so a complete file has
+/// one after its first start-of-scan; decoders fill a truncated file with grey
+/// instead of failing, so this is checked up front.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2;
+    while i + 4 <= b.len() {
+        if b[i] != 0xFF {
+            return false;
+        }
+        let marker = b[i + 1];
+        if marker == 0xFF {
+            i += 1;
+            continue;
+        }
+        if marker == 0xDA {
+            return b[i..].windows(2).any(|w| w == [0xFF, 0xD9]);
+        }
+        i += 2 + usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
+    }
+    false
+}
+
 /// Map a decoder error to the contract's codes.
 fn map_err(format: ImageFormat, e: ImageError) -> JobError {
     match e {
@@ -104,6 +127,11 @@ impl<'a> SourceImage<'a> {
             .ok_or_else(|| {
                 JobError::unsupported_format("source is not JPEG, PNG, WebP, GIF or TIFF")
             })?;
+        if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+            return Err(JobError::decode_failed(
+                "source is not a valid JPEG: truncated (no end-of-image marker)",
+            ));
+        }
         let mut il = image::Limits::default();
         il.max_image_width = Some(lim.max_side);
         il.max_image_height = Some(lim.max_side);

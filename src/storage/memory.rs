@@ -92,12 +92,9 @@ impl Storage for MemoryStorage {
         Ok(map
             .range(prefix.clone()..)
             .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter_map(|(k, _)| {
-                k[prefix.len()..]
-                    .split_once('/')
-                    .is_none()
-                    .then(|| k[prefix.len()..].to_string())
-            })
+            .map(|(k, _)| &k[prefix.len()..])
+            .filter(|name| !name.contains('/'))
+            .map(str::to_string)
             .collect())
     }
 

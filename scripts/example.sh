@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Run the example job (examples/edit.json) on the embedded default: a local
+# folder as storage (examples/storage), no broker, the GPU if one is usable
+# and the CPU otherwise. Extra arguments go to `imgworker run`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/fetch-photos.sh
+mkdir -p examples/storage/demo/ladybird
+cp photos/LadyBird.jpg examples/storage/demo/ladybird/original.jpg
+cargo run --quiet -- run examples/edit.json --storage examples/storage "$@"
+echo "versions and manifests written to examples/storage/demo/ladybird/:" >&2
+ls -l examples/storage/demo/ladybird >&2

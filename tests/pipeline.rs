@@ -1,0 +1,383 @@
+//! Whole jobs through the engine: renditions, manifests and lineage,
+//! rollback on storage failure, idempotent redelivery, purge, overlays,
+//! orientation and metadata.
+
+mod common;
+
+use common::{cfg, decode, jpeg_bytes, memory_engine, png_bytes, run, test_image, with_exif};
+use image::ImageFormat;
+use imgworker::config::WorkerConfig;
+use imgworker::manifest::Manifest;
+use imgworker::result::Status;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const IMAGE: &str = "users/42/images/7";
+
+fn edit(id: &str, source: &str, ops: Value, outputs: Value) -> Value {
+    json!({"schema": 1, "id": id, "type": "edit", "image": IMAGE, "source": source, "ops": ops, "outputs": outputs})
+}
+
+fn key(object: &str) -> String {
+    format!("{IMAGE}/{object}")
+}
+
+#[test]
+fn renditions_decode_once_and_give_each_output_its_size_and_format() {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(
+        &key("original.jpg"),
+        jpeg_bytes(&test_image(800, 600, 1, false), 92),
+    );
+    let job = edit(
+        "renditions",
+        "original.jpg",
+        json!([{"op": "crop", "x": 0, "y": 0, "width": 640, "height": 480}, {"op": "adjust", "contrast": 1.1}]),
+        json!([
+            {"version": "v2", "format": "jpeg", "quality": 88},
+            {"version": "v2-thumb", "format": "webp", "quality": 80,
+             "ops": [{"op": "resize", "width": 256, "height": 256, "fit": "cover"}]},
+            {"version": "v2-small", "format": "png", "ops": [{"op": "resize", "width": 100}, {"op": "grayscale"}]},
+            {"version": "v2-lossless", "format": "webp", "lossless": true, "ops": [{"op": "resize", "width": 64}]},
+            {"version": "v2-avif", "format": "avif", "quality": 50, "ops": [{"op": "resize", "width": 48}]}
+        ]),
+    );
+    let out = run(&engine, &job);
+    let r = out.result;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    assert_eq!(out.stats.source_decodes, 1);
+    assert_eq!(r.backend.as_deref(), Some("cpu"));
+    let expect = [
+        ("v2.jpg", ImageFormat::Jpeg, (640, 480)),
+        ("v2-thumb.webp", ImageFormat::WebP, (256, 256)),
+        ("v2-small.png", ImageFormat::Png, (100, 75)),
+        ("v2-lossless.webp", ImageFormat::WebP, (64, 48)),
+        ("v2-avif.avif", ImageFormat::Avif, (48, 36)),
+    ];
+    assert_eq!(r.outputs.len(), expect.len());
+    for ((object, format, dims), o) in expect.iter().zip(&r.outputs) {
+        assert_eq!(&o.object, object);
+        assert_eq!((o.width, o.height), *dims);
+        let bytes = storage.object(&key(object)).unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), *format, "{object}");
+        if *format != ImageFormat::Avif {
+            assert_eq!(decode(&bytes).dimensions(), *dims, "{object}");
+        }
+    }
+    // The grayscale rendition is grey; the lossless WebP is exact.
+    let small = decode(&storage.object(&key("v2-small.png")).unwrap());
+    assert!(small.pixels().all(|p| p[0] == p[1] && p[1] == p[2]));
+    let t = r.timings_ms.unwrap();
+    assert!(t.total >= t.decode && t.total > 0.0);
+}
+
+#[test]
+fn manifests_record_lineage_and_match_the_stored_objects() {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(
+        &key("original.png"),
+        png_bytes(&test_image(120, 80, 2, false)),
+    );
+    let steps = [
+        (
+            "j1",
+            "original.png",
+            "v2",
+            json!([{"op": "crop", "x": 10, "y": 10, "width": 100, "height": 60}]),
+        ),
+        (
+            "j2",
+            "v2.png",
+            "v3",
+            json!([{"op": "rotate", "degrees": 90}]),
+        ),
+        ("j3", "v3.png", "v4", json!([{"op": "blur", "sigma": 1.0}])),
+    ];
+    for (id, source, version, ops) in &steps {
+        let r = run(
+            &engine,
+            &edit(
+                id,
+                source,
+                ops.clone(),
+                json!([{"version": version, "format": "png"}]),
+            ),
+        )
+        .result;
+        assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    }
+    let m: Manifest = serde_json::from_slice(&storage.object(&key("v4.json")).unwrap()).unwrap();
+    assert_eq!(
+        (m.image.as_str(), m.version.as_str(), m.object.as_str()),
+        (IMAGE, "v4", "v4.png")
+    );
+    assert_eq!(m.parent, "v3.png");
+    assert_eq!(m.job_id, "j3");
+    assert_eq!((m.width, m.height), (60, 100));
+    let stored = storage.object(&key("v4.png")).unwrap();
+    assert_eq!(m.bytes, stored.len() as u64);
+    assert_eq!(m.sha256, hex::encode(Sha256::digest(&stored)));
+    let chain = m.recipe.lineage();
+    let parents: Vec<&str> = chain.iter().map(|r| r.parent.as_str()).collect();
+    assert_eq!(parents, ["original.png", "v2.png", "v3.png"]);
+    let ops: Vec<&str> = chain.iter().map(|r| r.ops[0].name()).collect();
+    assert_eq!(ops, ["crop", "rotate", "blur"]);
+    assert!(time::OffsetDateTime::parse(
+        &m.created_at,
+        &time::format_description::well_known::Rfc3339
+    )
+    .is_ok());
+    // The result reports the same facts as the manifest.
+    let r = run(
+        &engine,
+        &edit(
+            "j3",
+            "v3.png",
+            steps[2].3.clone(),
+            json!([{"version": "v4", "format": "png"}]),
+        ),
+    )
+    .result;
+    assert_eq!(r.outputs[0].sha256, m.sha256);
+}
+
+#[test]
+fn a_redelivered_job_rewrites_identical_objects() {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(
+        &key("original.jpg"),
+        jpeg_bytes(&test_image(200, 150, 3, false), 90),
+    );
+    let job = edit(
+        "again",
+        "original.jpg",
+        json!([{"op": "sharpen"}]),
+        json!([
+            {"version": "v2", "format": "jpeg"}, {"version": "t", "format": "webp", "ops": [{"op": "resize", "width": 50}]}
+        ]),
+    );
+    assert_eq!(run(&engine, &job).result.status, Status::Succeeded);
+    let first: Vec<(String, Vec<u8>)> = storage
+        .keys()
+        .into_iter()
+        .map(|k| (k.clone(), storage.object(&k).unwrap()))
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(run(&engine, &job).result.status, Status::Succeeded);
+    let second: Vec<(String, Vec<u8>)> = storage
+        .keys()
+        .into_iter()
+        .map(|k| (k.clone(), storage.object(&k).unwrap()))
+        .collect();
+    assert_eq!(first, second, "redelivery changed or added objects");
+    assert_eq!(first.len(), 5);
+}
+
+#[test]
+fn a_storage_failure_part_way_rolls_back_every_write() {
+    for writes_before_failure in [0, 1, 2, 3] {
+        let (engine, storage) = memory_engine(cfg());
+        storage.insert(
+            &key("original.png"),
+            png_bytes(&test_image(50, 40, 4, false)),
+        );
+        storage.fail_writes_after(writes_before_failure);
+        let job = edit(
+            "fails",
+            "original.png",
+            json!([]),
+            json!([
+                {"version": "v2", "format": "png"}, {"version": "v3", "format": "jpeg"}
+            ]),
+        );
+        let r = run(&engine, &job).result;
+        assert_eq!(r.error.unwrap().code.as_str(), "storage_unavailable");
+        assert_eq!(
+            storage.keys(),
+            vec![key("original.png")],
+            "after {writes_before_failure} writes"
+        );
+    }
+}
+
+#[test]
+fn purge_removes_exactly_the_image_objects() {
+    let (engine, storage) = memory_engine(cfg());
+    for k in [
+        "u/1/original.jpg",
+        "u/1/v2.jpg",
+        "u/1/v2.json",
+        "u/10/original.jpg",
+        "u/1/x/original.jpg",
+        "u/original.jpg",
+    ] {
+        storage.insert(k, vec![1, 2, 3]);
+    }
+    let r = run(
+        &engine,
+        &json!({"schema": 1, "id": "p1", "type": "purge", "image": "u/1"}),
+    )
+    .result;
+    assert_eq!(r.status, Status::Succeeded);
+    assert_eq!(r.removed, Some(3));
+    assert_eq!(
+        storage.keys(),
+        ["u/1/x/original.jpg", "u/10/original.jpg", "u/original.jpg"]
+    );
+    assert_eq!(r.routing_key(), "purge.succeeded");
+    // Purging again finds nothing; purge with edit fields is refused.
+    assert_eq!(
+        run(
+            &engine,
+            &json!({"schema": 1, "id": "p2", "type": "purge", "image": "u/1"})
+        )
+        .result
+        .removed,
+        Some(0)
+    );
+    let bad =
+        json!({"schema": 1, "id": "p3", "type": "purge", "image": "u/1", "source": "original.jpg"});
+    assert_eq!(
+        run(&engine, &bad).result.error.unwrap().code.as_str(),
+        "invalid_job"
+    );
+}
+
+#[test]
+fn overlays_read_from_the_image_or_an_allowed_watermark_prefix() {
+    let logo = png_bytes(&image::RgbaImage::from_pixel(
+        8,
+        8,
+        image::Rgba([255, 0, 0, 255]),
+    ));
+    let cfg = WorkerConfig {
+        watermark_prefixes: vec!["watermarks/".into()],
+        ..cfg()
+    };
+    let (engine, storage) = memory_engine(cfg);
+    storage.insert(
+        &key("original.png"),
+        png_bytes(&image::RgbaImage::from_pixel(
+            32,
+            32,
+            image::Rgba([0, 0, 255, 255]),
+        )),
+    );
+    storage.insert(&key("logo.png"), logo.clone());
+    storage.insert("watermarks/acme/logo.png", logo);
+    for source in ["logo.png", "watermarks/acme/logo.png"] {
+        let job = edit(
+            "ov",
+            "original.png",
+            json!([{"op": "overlay", "source": source, "gravity": "north_west"}]),
+            json!([{"version": "v2", "format": "png"}]),
+        );
+        let out = run(&engine, &job);
+        assert_eq!(
+            out.result.status,
+            Status::Succeeded,
+            "{source}: {:?}",
+            out.result.error
+        );
+        assert_eq!(out.stats.overlay_decodes, 1);
+        let img = decode(&storage.object(&key("v2.png")).unwrap());
+        assert_eq!(img.get_pixel(0, 0).0, [255, 0, 0, 255]);
+        assert_eq!(img.get_pixel(31, 31).0, [0, 0, 255, 255]);
+    }
+    let job = edit(
+        "ov",
+        "original.png",
+        json!([{"op": "overlay", "source": "secrets/acme/logo.png"}]),
+        json!([{"version": "v2", "format": "png"}]),
+    );
+    assert_eq!(
+        run(&engine, &job).result.error.unwrap().code.as_str(),
+        "forbidden_key"
+    );
+}
+
+#[test]
+fn auto_orient_honours_exif_and_outputs_carry_no_metadata() {
+    let secret = "SENTINEL-41b7-gps-and-comment";
+    let src = test_image(40, 20, 5, false);
+    let jpeg = with_exif(&jpeg_bytes(&src, 95), 6, Some(secret));
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(&key("original.jpg"), jpeg);
+    let outputs = json!([{"version": "a", "format": "jpeg"}, {"version": "b", "format": "png"}, {"version": "c", "format": "webp"}]);
+    let r = run(
+        &engine,
+        &edit("o", "original.jpg", json!([{"op": "auto_orient"}]), outputs),
+    )
+    .result;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    // Orientation 6 is a 90 degree clockwise turn: 40x20 becomes 20x40.
+    assert_eq!((r.outputs[0].width, r.outputs[0].height), (20, 40));
+    for object in ["a.jpg", "b.png", "c.webp", "a.json"] {
+        let bytes = storage.object(&key(object)).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{object} carries EXIF text"
+        );
+        assert!(
+            !bytes.windows(4).any(|w| w == b"Exif"),
+            "{object} carries an EXIF block"
+        );
+    }
+    // The rotated pixels match a rotation of the decoded source.
+    let png = decode(&storage.object(&key("b.png")).unwrap());
+    let reference = image::imageops::rotate90(&decode(&jpeg_bytes(&src, 95)));
+    let (max, _) = common::diff(&png, &reference);
+    assert!(max <= 2, "max diff {max}");
+    // Without auto_orient the stored orientation is kept as is.
+    let r = run(
+        &engine,
+        &edit(
+            "o2",
+            "original.jpg",
+            json!([]),
+            json!([{"version": "d", "format": "png"}]),
+        ),
+    )
+    .result;
+    assert_eq!((r.outputs[0].width, r.outputs[0].height), (40, 20));
+}
+
+#[test]
+fn alpha_is_flattened_for_jpeg_and_kept_for_png() {
+    let (engine, storage) = memory_engine(cfg());
+    let src = image::RgbaImage::from_pixel(4, 4, image::Rgba([200, 100, 50, 128]));
+    storage.insert(&key("original.png"), png_bytes(&src));
+    let out = json!([{"version": "j", "format": "jpeg", "quality": 100}, {"version": "p", "format": "png"}]);
+    assert_eq!(
+        run(&engine, &edit("a", "original.png", json!([]), out))
+            .result
+            .status,
+        Status::Succeeded
+    );
+    assert_eq!(decode(&storage.object(&key("p.png")).unwrap()), src);
+    let j = decode(&storage.object(&key("j.jpg")).unwrap());
+    let p = j.get_pixel(1, 1).0;
+    // Flattened onto black: 200 * 128/255 = 100, 100 -> 50, 50 -> 25.
+    assert!(
+        p[0].abs_diff(100) <= 2 && p[1].abs_diff(50) <= 2 && p[2].abs_diff(25) <= 2,
+        "{p:?}"
+    );
+}
+
+#[test]
+fn failed_result_keeps_the_job_identity() {
+    let (engine, _) = memory_engine(cfg());
+    let r = run(
+        &engine,
+        &edit(
+            "id-9",
+            "original.png",
+            json!([]),
+            json!([{"version": "v2", "format": "png"}]),
+        ),
+    )
+    .result;
+    assert_eq!((r.id.as_str(), r.image.as_deref()), ("id-9", Some(IMAGE)));
+    assert_eq!(r.routing_key(), "edit.failed");
+    assert_eq!(r.worker, "test");
+}
