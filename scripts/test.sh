@@ -12,8 +12,9 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Debian packages the build and the tests need.
-apt_packages=(pkg-config)
+# Debian packages the build and the tests need: the GPU tests run on Mesa's
+# lavapipe (a software Vulkan driver) where no GPU is present.
+apt_packages=(pkg-config libvulkan1 mesa-vulkan-drivers)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,6 +25,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Mesa's device_select layer prints Wayland errors on a headless machine;
+# imgworker picks its adapter itself (the binary sets this too).
+export NODEVICE_SELECT=1
+
+log "Vulkan adapters"
+cargo run --quiet -- devices
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -11,7 +11,8 @@
 //!   [`result`]: the result message; [`manifest`]: version manifests.
 //! - [`ops`]: one module per op (parameters, validation, planning, CPU code).
 //! - [`codec`]: decoding with limits checked from the header, and encoding.
-//! - [`backend`]: where pixels are processed; [`pipeline`]: one job end to end.
+//! - [`backend`]: where pixels are processed: [`gpu`] (wgpu compute shaders,
+//!   `shaders/*.wgsl`) or the CPU code of the ops; [`pipeline`]: one job end to end.
 //! - [`storage`]: the storage trait and its backends; [`keys`]: key validation.
 //! - [`config`]: limits and settings; [`error`]: the stable error codes.
 
@@ -19,6 +20,7 @@ pub mod backend;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod gpu;
 pub mod job;
 pub mod keys;
 pub mod manifest;

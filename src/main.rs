@@ -44,6 +44,12 @@ enum Command {
     },
     /// Print the JSON Schemas of the job, result and manifest documents.
     Schema,
+    /// List every GPU adapter and say which backend `auto` would pick, and why.
+    Devices {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Settings shared by the commands that run jobs.
@@ -169,7 +175,60 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// `imgworker devices`: every adapter with its key limits, and `auto`'s choice.
+fn devices(json: bool) -> Result<()> {
+    let instance = imgworker::gpu::instance();
+    let reports: Vec<_> = imgworker::gpu::adapters(&instance)
+        .iter()
+        .map(imgworker::gpu::report)
+        .collect();
+    let decision = imgworker::backend::auto_decision(&reports);
+    if json {
+        let doc = serde_json::json!({ "adapters": reports, "auto": decision });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    if reports.is_empty() {
+        println!("no Vulkan adapter found (install a GPU driver, or Mesa's software driver: apt-get install mesa-vulkan-drivers libvulkan1)");
+    }
+    for (i, a) in reports.iter().enumerate() {
+        println!("adapter {i}: {}", a.name);
+        println!("  backend:       {}", a.backend);
+        println!(
+            "  device type:   {}{}",
+            a.device_type,
+            if a.software { " (software)" } else { "" }
+        );
+        println!("  driver:        {} {}", a.driver, a.driver_info);
+        println!(
+            "  max storage binding: {} MiB, max buffer: {} MiB, max workgroups per dimension: {}",
+            a.max_storage_buffer_binding_size >> 20,
+            a.max_buffer_size >> 20,
+            a.max_compute_workgroups_per_dimension
+        );
+    }
+    println!(
+        "auto: {}{} ({})",
+        decision.backend,
+        decision
+            .adapter
+            .as_deref()
+            .map(|a| format!(" on {a}"))
+            .unwrap_or_default(),
+        decision.reason
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
+    // Mesa's implicit `device_select` Vulkan layer connects to a Wayland
+    // display while adapters are enumerated and, on a headless machine,
+    // prints an error to stderr that would break JSON log lines. imgworker
+    // picks its adapter itself, so the layer is disabled (its own switch).
+    if std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the process is still single-threaded here.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match real_main(cli) {
@@ -189,6 +248,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 "{}",
                 serde_json::to_string_pretty(&imgworker::schema::all())?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Devices { json } => {
+            devices(json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { job, opts } => {

@@ -10,7 +10,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use image::RgbaImage;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tracing::{info, info_span, warn, Instrument};
@@ -37,6 +36,10 @@ pub struct JobStats {
     pub overlay_decodes: u32,
     /// Objects written (versions and manifests).
     pub objects_written: u32,
+    /// Where the pixels were processed (`gpu` or `cpu`), once they were.
+    pub backend: Option<&'static str>,
+    /// GPU work counters, when the GPU did the job.
+    pub gpu: Option<crate::gpu::GpuStats>,
 }
 
 /// The result of a job and what it took.
@@ -59,6 +62,8 @@ pub struct Engine {
 /// An encoded output waiting to be stored.
 struct Rendered {
     bytes: Vec<u8>,
+    /// SHA-256 of `bytes`, hex.
+    sha256: String,
     width: u32,
     height: u32,
 }
@@ -264,7 +269,7 @@ impl Engine {
         let backend = self.backend.clone();
         let edit_owned = edit.clone();
         let span = tracing::Span::current();
-        let (rendered, decodes, t_decode, t_ops, t_encode) =
+        let (rendered, decodes, t_decode, t_ops, t_encode, used, gpu) =
             tokio::task::spawn_blocking(move || {
                 let _enter = span.enter();
                 render_all(
@@ -279,6 +284,8 @@ impl Engine {
             .await
             .map_err(|e| JobError::internal(format!("pixel task failed: {e}")))??;
         stats.source_decodes += decodes.0;
+        stats.backend = Some(used);
+        stats.gpu = gpu;
         stats.overlay_decodes += decodes.1;
         timings.decode = t_decode;
         timings.ops = t_ops;
@@ -297,11 +304,10 @@ impl Engine {
         let store = async {
             for (out, r) in edit.outputs.iter().zip(&rendered) {
                 let key = job.image.key(&out.object);
-                let sha256 = sha256_hex(&r.bytes);
                 self.write(job, &key, &r.bytes).await?;
                 written.push(key);
                 let manifest = self
-                    .manifest(job, edit, out, r, &sha256, parent_recipe.clone())
+                    .manifest(job, edit, out, r, used, parent_recipe.clone())
                     .await?;
                 let mkey = job.image.key(&out.object.manifest());
                 let body = serde_json::to_vec_pretty(&manifest)
@@ -315,7 +321,7 @@ impl Engine {
                     width: r.width,
                     height: r.height,
                     bytes: r.bytes.len() as u64,
-                    sha256,
+                    sha256: r.sha256.clone(),
                 });
             }
             Ok::<(), JobError>(())
@@ -333,7 +339,7 @@ impl Engine {
         timings.total = ms(started);
         Ok(ResultMessage {
             outputs,
-            backend: Some(self.backend.name().to_string()),
+            backend: Some(used.to_string()),
             timings_ms: Some(timings),
             ..self.success(job)
         })
@@ -345,7 +351,7 @@ impl Engine {
         edit: &Edit,
         out: &Output,
         r: &Rendered,
-        sha256: &str,
+        backend: &str,
         parent_recipe: Option<Recipe>,
     ) -> Result<Manifest, JobError> {
         // A redelivered job keeps the first write's timestamp, so it rewrites
@@ -356,7 +362,7 @@ impl Engine {
             Err(_) => None,
         };
         let created_at = previous
-            .filter(|m| m.job_id == job.id && m.sha256 == sha256)
+            .filter(|m| m.job_id == job.id && m.sha256 == r.sha256)
             .map(|m| m.created_at)
             .unwrap_or_else(now_rfc3339);
         Ok(Manifest {
@@ -375,10 +381,10 @@ impl Engine {
             width: r.width,
             height: r.height,
             bytes: r.bytes.len() as u64,
-            sha256: sha256.to_string(),
+            sha256: r.sha256.clone(),
             created_at,
             job_id: job.id.clone(),
-            backend: self.backend.name().to_string(),
+            backend: backend.to_string(),
             encryption: None,
         })
     }
@@ -390,7 +396,15 @@ fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-type Rendering = (Vec<Rendered>, (u32, u32), f64, f64, f64);
+type Rendering = (
+    Vec<Rendered>,
+    (u32, u32),
+    f64,
+    f64,
+    f64,
+    &'static str,
+    Option<crate::gpu::GpuStats>,
+);
 
 /// Plan every output from the headers, then decode once, run and encode.
 fn render_all(
@@ -455,7 +469,7 @@ fn render_all(
     let t_decode = ms(t);
 
     let t = Instant::now();
-    let frames: Vec<RgbaImage> = backend.render(
+    let done = backend.render(
         Frame {
             img: decoded.img,
             orientation,
@@ -463,6 +477,7 @@ fn render_all(
         edit,
         &ctx,
     )?;
+    let frames = done.images;
     let t_ops = ms(t);
 
     let t = Instant::now();
@@ -472,8 +487,17 @@ fn render_all(
         .zip(&edit.outputs)
         .map(|(img, out)| {
             let _span = tracing::debug_span!("encode", version = %out.version, format = out.encoding.format.ext()).entered();
-            Ok(Rendered { bytes: codec::encode(&img, &out.encoding, icc)?, width: img.width(), height: img.height() })
+            let bytes = codec::encode(&img, &out.encoding, icc)?;
+            Ok(Rendered { sha256: sha256_hex(&bytes), bytes, width: img.width(), height: img.height() })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
-    Ok((rendered, decodes, t_decode, t_ops, ms(t)))
+    Ok((
+        rendered,
+        decodes,
+        t_decode,
+        t_ops,
+        ms(t),
+        done.backend,
+        done.gpu,
+    ))
 }

@@ -237,3 +237,104 @@ fn shipped_example_config_parses() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn devices_lists_adapters_and_explains_auto() {
+    let out = imgworker(&["devices", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let adapters = doc["adapters"].as_array().unwrap();
+    assert!(
+        !adapters.is_empty(),
+        "no Vulkan adapter: run scripts/test.sh, or apt-get install mesa-vulkan-drivers libvulkan1"
+    );
+    for a in adapters {
+        assert_eq!(a["backend"], "Vulkan");
+        assert!(a["max_storage_buffer_binding_size"].as_u64().unwrap() >= 1 << 27);
+    }
+    let any_hardware = adapters.iter().any(|a| a["software"] == false);
+    let expected = if any_hardware { "gpu" } else { "cpu" };
+    assert_eq!(doc["auto"]["backend"], expected, "{doc}");
+    assert!(!doc["auto"]["reason"].as_str().unwrap().is_empty());
+
+    let text = imgworker(&["devices"]);
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(
+        text.contains(adapters[0]["name"].as_str().unwrap()),
+        "{text}"
+    );
+    assert!(text.contains(&format!("auto: {expected}")), "{text}");
+}
+
+#[test]
+fn run_on_the_gpu_backend_matches_the_cpu_backend() {
+    let dir = seeded();
+    let mut results = Vec::new();
+    for backend in ["gpu", "cpu", "auto"] {
+        let store = dir.path().join("store");
+        let j = json!({"schema": 1, "id": format!("cli-{backend}"), "type": "edit", "image": "a/b",
+            "source": "original.png",
+            "ops": [{"op": "rotate", "degrees": 90}, {"op": "grayscale"}],
+            "outputs": [{"version": backend, "format": "png"}]});
+        let path = write_job(dir.path(), &j);
+        let out = imgworker(&[
+            "run",
+            &path,
+            "--storage",
+            store.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result = last_line(&out);
+        let png = std::fs::read(store.join(format!("a/b/{backend}.png"))).unwrap();
+        results.push((
+            result["backend"].as_str().unwrap().to_string(),
+            image::load_from_memory(&png).unwrap().to_rgba8(),
+        ));
+    }
+    assert_eq!(results[0].0, "gpu", "--backend gpu must run on the GPU");
+    assert_eq!(results[1].0, "cpu");
+    let (max, _) = common::diff(&results[0].1, &results[1].1);
+    assert!(max <= 2, "GPU and CPU outputs differ by {max} levels");
+    let devices: Value = serde_json::from_slice(&imgworker(&["devices", "--json"]).stdout).unwrap();
+    assert_eq!(
+        results[2].0, devices["auto"]["backend"],
+        "auto ran where `devices` said it would"
+    );
+}
+
+#[test]
+fn gpu_backend_without_an_adapter_is_a_start_up_error() {
+    // An ICD list naming no driver leaves the Vulkan loader with no adapter.
+    let dir = seeded();
+    let path = write_job(dir.path(), &job(json!([{"version": "v", "format": "png"}])));
+    let store = dir.path().join("store");
+    let out = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args([
+            "run",
+            &path,
+            "--storage",
+            store.to_str().unwrap(),
+            "--backend",
+            "gpu",
+        ])
+        .env("VK_ICD_FILENAMES", "/nonexistent.json")
+        .env("VK_DRIVER_FILES", "/nonexistent.json")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no usable GPU backend"), "{stderr}");
+    assert!(out.stdout.is_empty(), "no job may run");
+    assert!(!store.join("a/b/v.png").exists());
+}

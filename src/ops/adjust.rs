@@ -173,6 +173,18 @@ impl Operation for Adjust {
 }
 
 impl PointOp for Adjust {
+    fn stage(&self) -> [u32; 16] {
+        let mut v = vec![
+            self.exposure_gain.unwrap_or(0.0),
+            self.brightness,
+            self.contrast,
+            if self.matrix.is_some() { 1.0 } else { 0.0 },
+        ];
+        v.extend(self.matrix.unwrap_or_default().iter().flatten());
+        v.push(self.inv_gamma.unwrap_or(0.0));
+        super::point::stage(1, &v)
+    }
+
     fn apply(&self, px: [f32; 4]) -> [f32; 4] {
         let a = px[3];
         let mut c = [px[0], px[1], px[2]];

@@ -3,8 +3,8 @@
 //! Kernel: `w(i) = exp(-i^2 / 2 sigma^2)` for `|i| <= ceil(3 sigma)`, normalised
 //! to sum 1. The horizontal pass writes 8-bit values (rounded), the vertical
 //! pass reads them; the GPU kernel keeps the same intermediate so both paths
-//! round at the same place. Images with any transparency are filtered in
-//! premultiplied alpha so transparent pixels do not bleed their colour.
+//! round at the same place. Filtering is in premultiplied alpha, so
+//! transparent pixels do not bleed their colour.
 
 use image::RgbaImage;
 use rayon::prelude::*;
@@ -76,10 +76,15 @@ fn q255(v: f32) -> u8 {
 }
 
 /// Blur `src` with a separable, normalised kernel.
+///
+/// Every pixel is premultiplied by its alpha on the way in. On the way out,
+/// a pixel whose blurred alpha rounds to 255 is opaque and kept as is, one
+/// whose alpha rounds to 0 is transparent black, and others are divided by
+/// their alpha. The rule is per pixel, so the GPU kernel applies it without
+/// knowing anything about the rest of the image.
 pub fn gaussian_blur(src: &RgbaImage, kernel: &[f32]) -> RgbaImage {
     let (w, h) = (src.width() as usize, src.height() as usize);
     let r = kernel.len() / 2;
-    let premultiply = src.pixels().any(|p| p.0[3] != 255);
     let mut tmp = vec![0u8; w * h * 4];
     // Horizontal: each row padded by clamping, then convolved.
     tmp.par_chunks_mut(w * 4)
@@ -90,7 +95,7 @@ pub fn gaussian_blur(src: &RgbaImage, kernel: &[f32]) -> RgbaImage {
                 for (i, px) in padded.chunks_exact_mut(4).enumerate() {
                     let sx = i.saturating_sub(r).min(w - 1) * 4;
                     let a = f32::from(row[sx + 3]);
-                    let k = if premultiply { a / 255.0 } else { 1.0 };
+                    let k = a / 255.0;
                     px.copy_from_slice(&[
                         f32::from(row[sx]) * k,
                         f32::from(row[sx + 1]) * k,
@@ -129,22 +134,25 @@ pub fn gaussian_blur(src: &RgbaImage, kernel: &[f32]) -> RgbaImage {
                     }
                 }
                 for (px, a) in o.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
-                    let alpha = q255(a[3]);
-                    if premultiply {
-                        let inv = if alpha == 0 { 0.0 } else { 255.0 / a[3] };
-                        px.copy_from_slice(&[
-                            q255(a[0] * inv),
-                            q255(a[1] * inv),
-                            q255(a[2] * inv),
-                            alpha,
-                        ]);
-                    } else {
-                        px.copy_from_slice(&[q255(a[0]), q255(a[1]), q255(a[2]), alpha]);
-                    }
+                    px.copy_from_slice(&unpremultiply([a[0], a[1], a[2], a[3]]));
                 }
             },
         );
     out
+}
+
+/// Turn a blurred premultiplied pixel (channels in `0..=255`) back into
+/// straight alpha, as described on [`gaussian_blur`].
+#[inline]
+pub fn unpremultiply(a: [f32; 4]) -> [u8; 4] {
+    match q255(a[3]) {
+        255 => [q255(a[0]), q255(a[1]), q255(a[2]), 255],
+        0 => [0; 4],
+        alpha => {
+            let inv = 255.0 / a[3];
+            [q255(a[0] * inv), q255(a[1] * inv), q255(a[2] * inv), alpha]
+        }
+    }
 }
 
 #[cfg(test)]

@@ -32,6 +32,10 @@ impl Operation for Grayscale {
 }
 
 impl PointOp for Grayscale {
+    fn stage(&self) -> [u32; 16] {
+        super::point::stage(2, &[])
+    }
+
     fn apply(&self, [r, g, b, a]: [f32; 4]) -> [f32; 4] {
         let l = luma(r, g, b);
         [l, l, l, a]

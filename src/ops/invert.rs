@@ -32,6 +32,10 @@ impl Operation for Invert {
 }
 
 impl PointOp for Invert {
+    fn stage(&self) -> [u32; 16] {
+        super::point::stage(3, &[])
+    }
+
     fn apply(&self, [r, g, b, a]: [f32; 4]) -> [f32; 4] {
         [1.0 - r, 1.0 - g, 1.0 - b, a]
     }

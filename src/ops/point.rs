@@ -12,6 +12,20 @@ use rayon::prelude::*;
 pub trait PointOp: Send + Sync {
     /// Map one pixel; channels in `0..=1`, the result is clamped by the caller.
     fn apply(&self, px: [f32; 4]) -> [f32; 4];
+
+    /// The same op as a stage record for `shaders/point.wgsl`: word 0 is the
+    /// kind, words 1..=15 the op's `f32` values (see its shader file).
+    fn stage(&self) -> [u32; 16];
+}
+
+/// Build a stage record from a kind and up to 15 values.
+pub fn stage(kind: u32, values: &[f32]) -> [u32; 16] {
+    let mut s = [0u32; 16];
+    s[0] = kind;
+    for (slot, v) in s[1..].iter_mut().zip(values) {
+        *slot = v.to_bits();
+    }
+    s
 }
 
 /// Quantise a channel in `0..=1` to `0..=255`, rounding half up (as the shaders do).

@@ -247,6 +247,161 @@ pub fn resize_rgba(
         .ok_or_else(|| internal(&"buffer size"))
 }
 
+/// One convolution pass of fast_image_resize's 8-bit path, as the GPU
+/// kernels in `shaders/resize.wgsl` read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvPass {
+    /// Fixed-point precision in bits.
+    pub precision: u32,
+    /// Coefficients per output line (the record stride is `window + 2`).
+    pub window: u32,
+    /// Per output line: start, size, then `window` i16 coefficients as i32.
+    pub records: Vec<u32>,
+}
+
+/// The filter function and its support, as fast_image_resize defines them.
+fn filter_fn(filter: Filter) -> (fn(f64) -> f64, f64) {
+    use std::f64::consts::PI;
+    fn bilinear(x: f64) -> f64 {
+        let x = x.abs();
+        if x < 1.0 {
+            1.0 - x
+        } else {
+            0.0
+        }
+    }
+    fn catmull_rom(x: f64) -> f64 {
+        const A: f64 = -0.5;
+        let x = x.abs();
+        if x < 1.0 {
+            ((A + 2.) * x - (A + 3.)) * x * x + 1.
+        } else if x < 2.0 {
+            (((x - 5.) * x + 8.) * x - 4.) * A
+        } else {
+            0.0
+        }
+    }
+    fn mitchell(x: f64) -> f64 {
+        let x = x.abs();
+        if x < 1.0 {
+            (7. * x / 6. - 2.) * x * x + 16. / 18.
+        } else if x < 2.0 {
+            ((2. - 7. * x / 18.) * x - 10. / 3.) * x + 16. / 9.
+        } else {
+            0.0
+        }
+    }
+    fn sinc(x: f64) -> f64 {
+        if x == 0.0 {
+            1.0
+        } else {
+            (x * PI).sin() / (x * PI)
+        }
+    }
+    fn lanczos3(x: f64) -> f64 {
+        if (-3.0..3.0).contains(&x) {
+            sinc(x) * sinc(x / 3.)
+        } else {
+            0.0
+        }
+    }
+    match filter {
+        Filter::Bilinear => (bilinear, 1.0),
+        Filter::Bicubic => (catmull_rom, 2.0),
+        Filter::Mitchell => (mitchell, 2.0),
+        Filter::Lanczos3 | Filter::Nearest => (lanczos3, 3.0),
+    }
+}
+
+/// fast_image_resize's `precompute_coefficients` and `Normalizer16`, for one
+/// axis: `in_size` source pixels, the crop `in0..in1`, `out_size` outputs.
+pub fn conv_pass(in_size: u32, in0: f64, in1: f64, out_size: u32, filter: Filter) -> ConvPass {
+    let (f, support) = filter_fn(filter);
+    let scale = (in1 - in0) / f64::from(out_size);
+    let filter_scale = scale.max(1.0);
+    let radius = support * filter_scale;
+    let window = radius.ceil() as usize * 2 + 1;
+    let recip = 1.0 / filter_scale;
+    let mut coeffs: Vec<f64> = Vec::with_capacity(window * out_size as usize);
+    let mut bounds = Vec::with_capacity(out_size as usize);
+    for out_x in 0..out_size {
+        let in_center = in0 + (f64::from(out_x) + 0.5) * scale;
+        let x_min = (in_center - radius).floor().max(0.) as u32;
+        let x_max = (in_center + radius).ceil().min(f64::from(in_size)) as u32;
+        let cur = coeffs.len();
+        let center = in_center - 0.5;
+        let (mut start, mut end) = (x_min, x_max);
+        let mut ww = 0.0;
+        for x in x_min..x_max {
+            let w = f((f64::from(x) - center) * recip);
+            if x == start && w == 0. {
+                start += 1;
+            } else {
+                coeffs.push(w);
+                ww += w;
+            }
+        }
+        for &c in coeffs.iter().rev() {
+            if end <= start || c != 0. {
+                break;
+            }
+            end -= 1;
+        }
+        if ww != 0.0 {
+            coeffs[cur..].iter_mut().for_each(|w| *w /= ww);
+        }
+        coeffs.resize(cur + window, 0.);
+        bounds.push((start, end - start));
+    }
+    // Normalizer16: the largest precision whose scaled maximum fits in i16.
+    let max_weight = coeffs.iter().copied().fold(f64::MIN, f64::max).max(0.0);
+    let mut precision = 0u32;
+    for p in 0..22u32 {
+        precision = p;
+        if (max_weight * f64::from(1u32 << (p + 1))).round() as i32 >= 1 << 15 {
+            break;
+        }
+    }
+    let fixed = f64::from(1u32 << precision);
+    let mut records = Vec::with_capacity((window + 2) * out_size as usize);
+    for (chunk, &(start, size)) in coeffs.chunks_exact(window).zip(&bounds) {
+        records.push(start);
+        records.push(size);
+        for (i, &c) in chunk.iter().enumerate() {
+            let v = if i < size as usize {
+                (c * fixed).round() as i16
+            } else {
+                0
+            };
+            records.push(i32::from(v) as u32);
+        }
+    }
+    ConvPass {
+        precision,
+        window: window as u32,
+        records,
+    }
+}
+
+/// fast_image_resize's nearest-neighbour index tables: the source column of
+/// each output column, then the source row of each output row.
+pub fn nearest_tables(src: Dims, src_box: [f64; 4], dst: Dims) -> Vec<u32> {
+    let [left, top, bw, bh] = src_box;
+    let x_scale = bw / f64::from(dst.width);
+    let y_scale = bh / f64::from(dst.height);
+    let x_start = left + x_scale * 0.5;
+    let mut out: Vec<u32> = (0..dst.width)
+        .map(|x| ((x_start + x_scale * f64::from(x)) as u32).min(src.width - 1))
+        .collect();
+    // Rows advance by repeated addition, as fast_image_resize steps them.
+    let mut y = top + y_scale * 0.5;
+    for _ in 0..dst.height {
+        out.push((y as u32).min(src.height - 1));
+        y += y_scale;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

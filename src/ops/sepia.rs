@@ -60,6 +60,10 @@ impl Operation for Sepia {
 }
 
 impl PointOp for Sepia {
+    fn stage(&self) -> [u32; 16] {
+        super::point::stage(4, self.matrix.as_flattened())
+    }
+
     fn apply(&self, px: [f32; 4]) -> [f32; 4] {
         mat3(&self.matrix, px)
     }

@@ -1,0 +1,152 @@
+//! The device, its queue and every compute pipeline, built once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use super::shaders::{module_source, ENTRY_POINTS, MODULES};
+use super::GpuError;
+
+/// A device with all pipelines compiled, shared by every job.
+#[derive(Debug)]
+pub struct GpuContext {
+    /// What the adapter says of itself.
+    pub info: wgpu::AdapterInfo,
+    /// The device.
+    pub device: wgpu::Device,
+    /// Its queue.
+    pub queue: wgpu::Queue,
+    /// The limits the device was created with (the adapter's own).
+    pub limits: wgpu::Limits,
+    /// The bind group layout shared by every kernel.
+    pub layout: wgpu::BindGroupLayout,
+    /// A tiny buffer bound where a kernel has no auxiliary data.
+    pub dummy: wgpu::Buffer,
+    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    lost: Arc<AtomicBool>,
+}
+
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+impl GpuContext {
+    /// Create the device with the adapter's own limits (wgpu's defaults cap
+    /// buffers at 256 MiB) and build every pipeline.
+    pub fn new(adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("imgworker"),
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| GpuError::Init(e.to_string()))?;
+        let lost = Arc::new(AtomicBool::new(false));
+        let flag = lost.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            tracing::warn!(?reason, message = %msg, "GPU device lost");
+            flag.store(true, Ordering::SeqCst);
+        });
+        let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("imgworker kernels"),
+            entries: &[
+                storage(0, true),
+                storage(1, false),
+                wgpu::BindGroupLayoutEntry {
+                    binding: 2,
+                    visibility: wgpu::ShaderStages::COMPUTE,
+                    ty: wgpu::BindingType::Buffer {
+                        ty: wgpu::BufferBindingType::Uniform,
+                        has_dynamic_offset: false,
+                        min_binding_size: None,
+                    },
+                    count: None,
+                },
+                storage(3, true),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("imgworker kernels"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let modules: HashMap<&str, wgpu::ShaderModule> = MODULES
+            .iter()
+            .map(|(name, _)| {
+                let src = module_source(name).expect("module listed");
+                let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(src.into()),
+                });
+                (*name, m)
+            })
+            .collect();
+        let pipelines = ENTRY_POINTS
+            .iter()
+            .map(|(entry, module)| {
+                let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pipeline_layout),
+                    module: &modules[module],
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                });
+                (*entry, p)
+            })
+            .collect();
+        let dummy = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("imgworker dummy"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::Shader(e.to_string()));
+        }
+        Ok(Self {
+            info: adapter.get_info(),
+            device,
+            queue,
+            limits,
+            layout,
+            dummy,
+            pipelines,
+            lost,
+        })
+    }
+
+    /// The pipeline of an entry point.
+    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
+        &self.pipelines[entry]
+    }
+
+    /// Whether the device reported itself lost.
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Flag the device as lost, as its loss callback does (test hook).
+    pub fn mark_lost(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Largest storage binding, hence the largest image a kernel can see.
+    pub fn max_binding(&self) -> u64 {
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+    }
+}

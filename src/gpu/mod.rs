@@ -1,0 +1,316 @@
+//! The wgpu backend: every op as a compute shader, the chain kept on the GPU.
+//!
+//! One device per worker, created at start-up with the adapter's own limits.
+//! Every pipeline is built once ([`context`]). Buffers are reused across
+//! jobs ([`pool`]). A job's chain is recorded and submitted at once
+//! ([`kernels`]). Any failure (validation, out of memory, a lost device, an
+//! image larger than a storage binding) is returned as a [`GpuError`], and
+//! the caller redoes the job on the CPU. A lost device is recreated before
+//! the next job.
+
+pub mod context;
+pub mod kernels;
+pub mod pool;
+pub mod shaders;
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use image::RgbaImage;
+
+use crate::job::Edit;
+use crate::ops::{Frame, Op, OpContext};
+use context::GpuContext;
+use kernels::{GpuImage, Recorder};
+use pool::BufferPool;
+
+/// GPU failures; each one sends the job back to the CPU path.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum GpuError {
+    /// No adapter, or the device could not be created.
+    #[error("GPU initialisation failed: {0}")]
+    Init(String),
+    /// A shader failed to compile or validate.
+    #[error("shader error: {0}")]
+    Shader(String),
+    /// Validation, out of memory, or a lost device during a job.
+    #[error("GPU device error: {0}")]
+    Device(String),
+    /// An image larger than one storage binding allows.
+    #[error("an image of {bytes} bytes exceeds the largest GPU storage binding ({max} bytes)")]
+    TooLarge {
+        /// Bytes needed.
+        bytes: u64,
+        /// The binding limit.
+        max: u64,
+    },
+    /// An op could not be planned on the GPU.
+    #[error("GPU planning failed: {0}")]
+    Plan(String),
+}
+
+/// Work counted for one job on the GPU.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GpuStats {
+    /// Host-to-device image uploads (the source; overlays are counted apart).
+    pub uploads: u32,
+    /// Overlay images uploaded.
+    pub overlay_uploads: u32,
+    /// Device-to-host downloads (one per output).
+    pub downloads: u32,
+    /// Compute dispatches.
+    pub dispatches: u32,
+}
+
+/// A description of one adapter, for `imgworker devices`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterReport {
+    /// Adapter name.
+    pub name: String,
+    /// Graphics API backend.
+    pub backend: String,
+    /// Discrete, integrated, virtual, CPU (software) or other.
+    pub device_type: String,
+    /// Driver name.
+    pub driver: String,
+    /// Driver version and details.
+    pub driver_info: String,
+    /// Largest storage buffer binding, bytes.
+    pub max_storage_buffer_binding_size: u64,
+    /// Largest buffer, bytes.
+    pub max_buffer_size: u64,
+    /// Largest compute workgroup count per dimension.
+    pub max_compute_workgroups_per_dimension: u32,
+    /// Whether it is a software rasteriser (lavapipe, llvmpipe).
+    pub software: bool,
+}
+
+/// A Vulkan instance without debug layers.
+pub fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor {
+        backends: wgpu::Backends::VULKAN,
+        flags: wgpu::InstanceFlags::empty(),
+        ..wgpu::InstanceDescriptor::new_without_display_handle()
+    })
+}
+
+/// Every adapter the instance finds, best first (discrete, integrated,
+/// virtual, other, software).
+pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let mut list = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
+    let rank = |a: &wgpu::Adapter| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    list.sort_by_key(rank);
+    list
+}
+
+/// Describe an adapter.
+pub fn report(a: &wgpu::Adapter) -> AdapterReport {
+    let info = a.get_info();
+    let limits = a.limits();
+    AdapterReport {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
+        max_buffer_size: limits.max_buffer_size,
+        max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        software: info.device_type == wgpu::DeviceType::Cpu,
+    }
+}
+
+struct State {
+    ctx: Arc<GpuContext>,
+    pool: BufferPool,
+}
+
+/// The GPU backend, shared by every job of a worker.
+pub struct GpuBackend {
+    instance: wgpu::Instance,
+    adapter_name: String,
+    state: Mutex<State>,
+    faults: AtomicU32,
+    fallbacks: AtomicU64,
+    recreated: AtomicU64,
+}
+
+impl std::fmt::Debug for GpuBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuBackend")
+            .field("adapter", &self.adapter_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GpuBackend {
+    /// Create the device on `adapter`, building every pipeline.
+    pub fn new(instance: wgpu::Instance, adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
+        let ctx = GpuContext::new(adapter)?;
+        tracing::info!(adapter = %ctx.info.name, device_type = ?ctx.info.device_type, "GPU backend ready");
+        Ok(Self {
+            instance,
+            adapter_name: ctx.info.name.clone(),
+            state: Mutex::new(State {
+                ctx: Arc::new(ctx),
+                pool: BufferPool::default(),
+            }),
+            faults: AtomicU32::new(0),
+            fallbacks: AtomicU64::new(0),
+            recreated: AtomicU64::new(0),
+        })
+    }
+
+    /// The adapter's name.
+    pub fn adapter_name(&self) -> &str {
+        &self.adapter_name
+    }
+
+    /// Largest image (bytes) one storage binding holds on this device;
+    /// larger images are processed on the CPU.
+    pub fn max_binding(&self) -> u64 {
+        self.state.lock().map(|s| s.ctx.max_binding()).unwrap_or(0)
+    }
+
+    /// Test hook: make the next `n` jobs hit a real device validation error.
+    pub fn inject_faults(&self, n: u32) {
+        self.faults.store(n, Ordering::SeqCst);
+    }
+
+    /// Test hook: behave as if the device had just been lost; the next job
+    /// recreates it.
+    pub fn simulate_device_loss(&self) {
+        if let Ok(s) = self.state.lock() {
+            s.ctx.mark_lost();
+        }
+    }
+
+    /// Jobs redone on the CPU after a GPU failure, since start-up.
+    pub fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::SeqCst)
+    }
+
+    /// Count one fallback (called by the backend dispatcher).
+    pub fn note_fallback(&self) {
+        self.fallbacks.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Devices recreated after a loss, since start-up.
+    pub fn recreated(&self) -> u64 {
+        self.recreated.load(Ordering::SeqCst)
+    }
+
+    /// Bytes held idle in the buffer pool.
+    pub fn pool_idle_bytes(&self) -> u64 {
+        self.state.lock().map(|s| s.pool.idle_bytes()).unwrap_or(0)
+    }
+
+    fn recreate(&self, state: &mut State) -> Result<(), GpuError> {
+        let adapter = adapters(&self.instance)
+            .into_iter()
+            .find(|a| a.get_info().name == self.adapter_name)
+            .ok_or_else(|| GpuError::Init(format!("adapter {} is gone", self.adapter_name)))?;
+        state.ctx = Arc::new(GpuContext::new(&adapter)?);
+        state.pool = BufferPool::default();
+        self.recreated.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(adapter = %self.adapter_name, "GPU device recreated after a loss");
+        Ok(())
+    }
+
+    /// Run the shared ops once and each output's trailing ops, all on the
+    /// GPU: one upload of the source, one download per output.
+    pub fn render(
+        &self,
+        src: &Frame,
+        edit: &Edit,
+        inputs: &OpContext,
+    ) -> Result<(Vec<RgbaImage>, GpuStats), GpuError> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| GpuError::Device("GPU state poisoned".into()))?;
+        if state.ctx.is_lost() {
+            self.recreate(&mut state)?;
+        }
+        let ctx = state.ctx.clone();
+        let fault = self
+            .faults
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let mut rec = Recorder::new(&ctx, &mut state.pool, fault);
+        let recorded = (|| {
+            let mut overlays = Vec::new();
+            for (name, img) in &inputs.overlays {
+                overlays.push((name.clone(), rec.upload(img, 1)?));
+                rec.stats.overlay_uploads += 1;
+                rec.stats.uploads -= 1;
+            }
+            let source = rec.upload(&src.img, src.orientation)?;
+            let shared = run_chain(&mut rec, source, &edit.ops, &overlays)?;
+            for out in &edit.outputs {
+                let img = run_chain(&mut rec, shared.clone(), &out.ops, &overlays)?;
+                rec.download(&img)?;
+            }
+            Ok::<(), GpuError>(())
+        })();
+        let finished = match recorded {
+            Ok(()) => rec.finish(),
+            Err(e) => {
+                drop(rec);
+                Err(e)
+            }
+        };
+        let oom = pollster::block_on(oom.pop());
+        let validation = pollster::block_on(validation.pop());
+        if let Some(e) = oom.or(validation) {
+            return Err(GpuError::Device(e.to_string()));
+        }
+        if ctx.is_lost() {
+            return Err(GpuError::Device(
+                "the device was lost during the job".into(),
+            ));
+        }
+        let (images, stats, buffers) = finished?;
+        state.pool.give_back(buffers);
+        Ok((images, stats))
+    }
+}
+
+/// Record a chain, fusing runs of per-pixel ops into one dispatch.
+fn run_chain(
+    rec: &mut Recorder<'_>,
+    mut img: GpuImage,
+    ops: &[Op],
+    overlays: &[(String, GpuImage)],
+) -> Result<GpuImage, GpuError> {
+    // Plan the chain first: an op that does not fit its input (the pipeline
+    // checks this before decoding) must fail here, not read out of bounds.
+    let mut shape = crate::ops::Shape {
+        dims: crate::ops::Dims::new(img.width, img.height),
+        orientation: img.orientation,
+    };
+    for op in ops {
+        shape = op.plan(shape).map_err(|e| GpuError::Plan(e.to_string()))?;
+    }
+    let mut i = 0;
+    while i < ops.len() {
+        let run: Vec<&dyn crate::ops::PointOp> =
+            ops[i..].iter().map_while(|op| op.as_point()).collect();
+        if run.is_empty() {
+            img = rec.op(&ops[i], &img, overlays)?;
+            i += 1;
+        } else {
+            img = rec.point_run(&img, &run)?;
+            i += run.len();
+        }
+    }
+    Ok(img)
+}

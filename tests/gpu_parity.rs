@@ -1,0 +1,434 @@
+//! The GPU backend against the CPU backend: every op and long chains, on
+//! edge sizes (1x1, odd widths, 1-pixel rows and columns), with and without
+//! alpha; the chain's transfer accounting; the CPU fallback on a device
+//! error; buffer reuse between jobs; images too large for one binding.
+//!
+//! Runs on a real Vulkan device: a GPU when present, else Mesa's lavapipe.
+
+mod common;
+
+use std::sync::{Arc, OnceLock};
+
+use common::{diff, test_image, EDGE_SIZES};
+use image::RgbaImage;
+use imgworker::backend::{Backend, BackendChoice, Rendered};
+use imgworker::config::WorkerConfig;
+use imgworker::job::{Edit, Job, Task};
+use imgworker::ops::{Frame, OpContext, OP_NAMES};
+use serde_json::{json, Value};
+
+/// A GPU backend, or a failure that says how to get one.
+fn new_gpu() -> Backend {
+    match Backend::select(BackendChoice::Gpu) {
+        Ok(b) => b,
+        Err(e) => panic!(
+            "the GPU tests need a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
+             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
+        ),
+    }
+}
+
+/// One device shared by the tests of this file (creating one on lavapipe
+/// takes a while); tests that inject faults make their own.
+fn gpu() -> &'static Backend {
+    static GPU: OnceLock<Backend> = OnceLock::new();
+    GPU.get_or_init(new_gpu)
+}
+
+fn edit(ops: Value, outputs: Value) -> Edit {
+    let body = json!({
+        "schema": 1, "id": "parity", "type": "edit", "image": "t/parity",
+        "source": "original.png", "ops": ops, "outputs": outputs,
+    });
+    let job = Job::parse(body.to_string().as_bytes(), &WorkerConfig::new()).expect("valid job");
+    match job.task {
+        Task::Edit(e) => e,
+        Task::Purge => unreachable!(),
+    }
+}
+
+fn one_output(ops: Value) -> Edit {
+    edit(ops, json!([{"version": "v", "format": "png"}]))
+}
+
+fn render(b: &Backend, img: &RgbaImage, orientation: u8, e: &Edit, ctx: &OpContext) -> Rendered {
+    let frame = Frame {
+        img: img.clone(),
+        orientation,
+    };
+    b.render(frame, e, ctx).expect("render")
+}
+
+/// Render on both backends and compare every output.
+fn check(name: &str, img: &RgbaImage, orientation: u8, e: &Edit, ctx: &OpContext, tol: (u8, f64)) {
+    let g = render(gpu(), img, orientation, e, ctx);
+    assert_eq!(g.backend, "gpu", "{name}: the job fell back to the CPU");
+    let c = render(&Backend::Cpu, img, orientation, e, ctx);
+    assert_eq!(g.images.len(), c.images.len());
+    for (i, (gi, ci)) in g.images.iter().zip(&c.images).enumerate() {
+        assert_eq!(
+            gi.dimensions(),
+            ci.dimensions(),
+            "{name} output {i} on {}x{}: dimensions differ",
+            img.width(),
+            img.height()
+        );
+        let (max, mean) = diff(gi, ci);
+        assert!(
+            max <= tol.0 && mean <= tol.1,
+            "{name} output {i} on {}x{} (orientation {orientation}): GPU vs CPU max diff {max} \
+             (tolerance {}), mean {mean:.4} (tolerance {})",
+            img.width(),
+            img.height(),
+            tol.0,
+            tol.1
+        );
+    }
+}
+
+/// Sizes for parity: the edge sizes plus a larger odd one.
+fn sizes() -> Vec<(u32, u32)> {
+    let mut s = EDGE_SIZES.to_vec();
+    s.push((257, 131));
+    s
+}
+
+fn each_image(mut f: impl FnMut(&RgbaImage)) {
+    for (i, &(w, h)) in sizes().iter().enumerate() {
+        f(&test_image(w, h, i as u32 + 1, false));
+        f(&test_image(w, h, i as u32 + 50, true));
+    }
+}
+
+/// Point and geometric ops: at most 2 levels apart, mean well under one.
+const POINT: (u8, f64) = (2, 0.05);
+/// Geometric ops that only move pixels: exact.
+const EXACT: (u8, f64) = (0, 0.0);
+
+#[test]
+fn every_op_has_a_parity_case() {
+    let covered = [
+        "auto_orient",
+        "resize",
+        "crop",
+        "rotate",
+        "flip",
+        "adjust",
+        "grayscale",
+        "invert",
+        "sepia",
+        "blur",
+        "sharpen",
+        "pad",
+        "overlay",
+    ];
+    for name in OP_NAMES {
+        assert!(covered.contains(name), "op {name} has no GPU parity test");
+    }
+}
+
+#[test]
+fn point_ops_match_cpu() {
+    let cases = [
+        json!({"op": "grayscale"}),
+        json!({"op": "invert"}),
+        json!({"op": "sepia"}),
+        json!({"op": "sepia", "strength": 0.4}),
+        json!({"op": "adjust", "brightness": 0.2, "contrast": 1.3}),
+        json!({"op": "adjust", "saturation": 1.6, "hue": 40}),
+        json!({"op": "adjust", "saturation": 0.0}),
+        json!({"op": "adjust", "gamma": 2.2}),
+        json!({"op": "adjust", "gamma": 0.5, "exposure": 0.7}),
+        json!({"op": "adjust", "brightness": -0.3, "contrast": 0.6, "saturation": 1.2,
+               "hue": -75, "gamma": 1.4, "exposure": -0.5}),
+    ];
+    for case in cases {
+        let e = one_output(json!([case.clone()]));
+        each_image(|img| check(&case.to_string(), img, 1, &e, &OpContext::default(), POINT));
+    }
+}
+
+#[test]
+fn geometric_ops_match_cpu_exactly() {
+    let cases = [
+        json!({"op": "flip", "axis": "horizontal"}),
+        json!({"op": "flip", "axis": "vertical"}),
+        json!({"op": "rotate", "degrees": 90}),
+        json!({"op": "rotate", "degrees": 180}),
+        json!({"op": "rotate", "degrees": 270}),
+        json!({"op": "rotate", "degrees": 0}),
+        json!({"op": "pad", "top": 2, "right": 3, "bottom": 0, "left": 1, "color": "#ff000080"}),
+        json!({"op": "pad", "top": 0, "right": 0, "bottom": 5, "left": 0}),
+    ];
+    for case in cases {
+        let e = one_output(json!([case.clone()]));
+        each_image(|img| check(&case.to_string(), img, 1, &e, &OpContext::default(), EXACT));
+    }
+    each_image(|img| {
+        let (w, h) = img.dimensions();
+        let (x, y) = (w / 3, h / 4);
+        let c = json!({"op": "crop", "x": x, "y": y, "width": (w - x).max(1), "height": (h - y).div_ceil(2).max(1)});
+        check(
+            &c.to_string(),
+            img,
+            1,
+            &one_output(json!([c])),
+            &OpContext::default(),
+            EXACT,
+        );
+    });
+}
+
+#[test]
+fn auto_orient_matches_cpu_for_every_orientation() {
+    let e = one_output(json!([{"op": "auto_orient"}]));
+    each_image(|img| {
+        for orientation in 1..=8 {
+            check(
+                "auto_orient",
+                img,
+                orientation,
+                &e,
+                &OpContext::default(),
+                EXACT,
+            );
+        }
+    });
+}
+
+#[test]
+fn any_angle_rotation_matches_cpu() {
+    for deg in [10.0, 30.0, -45.0, 123.4] {
+        let c = json!({"op": "rotate", "degrees": deg, "background": "#20408080"});
+        let e = one_output(json!([c.clone()]));
+        each_image(|img| check(&c.to_string(), img, 1, &e, &OpContext::default(), POINT));
+    }
+}
+
+#[test]
+fn resize_matches_cpu_for_every_filter_and_fit() {
+    let filters = ["nearest", "bilinear", "bicubic", "mitchell", "lanczos3"];
+    for filter in filters {
+        let cases = [
+            json!({"op": "resize", "width": 11, "filter": filter}),
+            json!({"op": "resize", "width": 100, "height": 100, "fit": "fill", "filter": filter}),
+            json!({"op": "resize", "width": 40, "height": 40, "fit": "cover", "filter": filter}),
+            json!({"op": "resize", "width": 30, "height": 50, "fit": "contain", "filter": filter,
+                   "background": "#00ff0040"}),
+            json!({"op": "resize", "width": 3, "height": 200, "fit": "fill", "filter": filter}),
+            json!({"op": "resize", "width": 500, "height": 500, "fit": "inside", "filter": filter}),
+        ];
+        for case in cases {
+            let e = one_output(json!([case.clone()]));
+            // The GPU replicates fast_image_resize's fixed-point arithmetic.
+            each_image(|img| check(&case.to_string(), img, 1, &e, &OpContext::default(), EXACT));
+        }
+    }
+}
+
+#[test]
+fn blur_and_sharpen_match_cpu() {
+    let cases = [
+        json!({"op": "blur", "sigma": 0.8}),
+        json!({"op": "blur", "sigma": 3.0}),
+        json!({"op": "blur", "sigma": 12.0}),
+        json!({"op": "sharpen"}),
+        json!({"op": "sharpen", "sigma": 2.0, "amount": 1.5, "threshold": 0.05}),
+    ];
+    for case in cases {
+        let e = one_output(json!([case.clone()]));
+        each_image(|img| check(&case.to_string(), img, 1, &e, &OpContext::default(), POINT));
+    }
+}
+
+#[test]
+fn overlay_matches_cpu_for_every_blend_mode() {
+    let top = test_image(13, 9, 777, true);
+    let mut ctx = OpContext::default();
+    ctx.overlays.insert("logo.png".into(), Arc::new(top));
+    for blend in ["normal", "multiply", "screen"] {
+        let cases = [
+            json!({"op": "overlay", "source": "logo.png", "x": 2, "y": 1, "opacity": 0.7, "blend": blend}),
+            json!({"op": "overlay", "source": "logo.png", "x": -5, "y": -3, "blend": blend}),
+            json!({"op": "overlay", "source": "logo.png", "gravity": "south_east", "blend": blend}),
+            json!({"op": "overlay", "source": "logo.png", "gravity": "center", "opacity": 0.3, "blend": blend}),
+        ];
+        for case in cases {
+            let e = one_output(json!([case.clone()]));
+            each_image(|img| check(&case.to_string(), img, 1, &e, &ctx, POINT));
+        }
+    }
+}
+
+fn long_chain() -> Value {
+    json!([
+        {"op": "auto_orient"},
+        {"op": "crop", "x": 3, "y": 2, "width": 200, "height": 120},
+        {"op": "adjust", "brightness": 0.05, "contrast": 1.1, "saturation": 1.2},
+        {"op": "grayscale"},
+        {"op": "invert"},
+        {"op": "rotate", "degrees": 90},
+        {"op": "sharpen", "sigma": 1.0, "amount": 0.6},
+        {"op": "resize", "width": 80, "filter": "lanczos3"},
+    ])
+}
+
+#[test]
+fn long_chains_with_renditions_match_cpu() {
+    let mut ctx = OpContext::default();
+    ctx.overlays
+        .insert("logo.png".into(), Arc::new(test_image(20, 20, 9, true)));
+    let e = edit(
+        long_chain(),
+        json!([
+            {"version": "a", "format": "png"},
+            {"version": "b", "format": "png", "ops": [
+                {"op": "resize", "width": 32, "height": 32, "fit": "cover"},
+                {"op": "sepia"}, {"op": "blur", "sigma": 1.5}]},
+            {"version": "c", "format": "png", "ops": [
+                {"op": "pad", "top": 4, "right": 4, "bottom": 4, "left": 4, "color": "#fff"},
+                {"op": "overlay", "source": "logo.png", "gravity": "north_west", "blend": "screen"},
+                {"op": "rotate", "degrees": 15, "background": "#000"},
+                {"op": "flip", "axis": "vertical"}]},
+        ]),
+    );
+    for (seed, alpha) in [(1, false), (2, true)] {
+        let img = test_image(251, 237, seed, alpha);
+        for orientation in [1, 6] {
+            check("long chain", &img, orientation, &e, &ctx, POINT);
+        }
+    }
+}
+
+#[test]
+fn a_chain_of_eight_ops_and_three_outputs_uploads_once_and_downloads_thrice() {
+    let e = edit(
+        long_chain(),
+        json!([
+            {"version": "a", "format": "png"},
+            {"version": "b", "format": "png", "ops": [{"op": "resize", "width": 20}]},
+            {"version": "c", "format": "png", "ops": [{"op": "grayscale"}, {"op": "invert"}]},
+        ]),
+    );
+    let img = test_image(211, 137, 3, false);
+    let r = render(gpu(), &img, 1, &e, &OpContext::default());
+    assert_eq!(r.backend, "gpu");
+    let stats = r.gpu.expect("GPU stats");
+    assert_eq!(stats.uploads, 1, "{stats:?}");
+    assert_eq!(stats.downloads, 3, "{stats:?}");
+    assert_eq!(stats.overlay_uploads, 0, "{stats:?}");
+    // auto_orient (orientation 1) is free; adjust+grayscale+invert fuse into
+    // one pass; sharpen is three (two blur passes and the mask); resize is
+    // four (premultiply, vertical, horizontal, unpremultiply); output b's
+    // resize four more; output c's two point ops fuse into one.
+    // crop 1 + point 1 + rotate 1 + sharpen 3 + resize 4 = 10 shared.
+    assert_eq!(stats.dispatches, 10 + 4 + 1, "{stats:?}");
+}
+
+#[test]
+fn consecutive_point_ops_run_as_one_dispatch() {
+    let e = one_output(json!([
+        {"op": "adjust", "contrast": 1.2}, {"op": "grayscale"}, {"op": "invert"},
+        {"op": "sepia"}, {"op": "adjust", "gamma": 1.3},
+    ]));
+    let img = test_image(64, 48, 5, true);
+    let r = render(gpu(), &img, 1, &e, &OpContext::default());
+    assert_eq!(r.gpu.expect("GPU stats").dispatches, 1);
+    check("fused point ops", &img, 1, &e, &OpContext::default(), POINT);
+}
+
+#[test]
+fn a_device_error_redoes_the_job_on_the_cpu_with_identical_output() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let e = edit(
+        long_chain(),
+        json!([{"version": "a", "format": "png"}, {"version": "b", "format": "png",
+                 "ops": [{"op": "blur", "sigma": 2.0}]}]),
+    );
+    let img = test_image(211, 137, 4, true);
+    g.inject_faults(1);
+    let r = render(&backend, &img, 1, &e, &OpContext::default());
+    assert_eq!(r.backend, "cpu", "a faulted job must be redone on the CPU");
+    assert!(r.gpu.is_none());
+    assert_eq!(g.fallbacks(), 1);
+    let cpu = render(&Backend::Cpu, &img, 1, &e, &OpContext::default());
+    assert_eq!(
+        r.images, cpu.images,
+        "the fallback output differs from the CPU path"
+    );
+    // The next job runs on the GPU again.
+    let again = render(&backend, &img, 1, &e, &OpContext::default());
+    assert_eq!(again.backend, "gpu");
+    assert_eq!(g.fallbacks(), 1);
+}
+
+#[test]
+fn a_lost_device_is_recreated_for_the_next_job() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let e = one_output(json!([{"op": "blur", "sigma": 1.0}, {"op": "invert"}]));
+    let img = test_image(40, 30, 8, true);
+    let before = render(&backend, &img, 1, &e, &OpContext::default());
+    g.simulate_device_loss();
+    let after = render(&backend, &img, 1, &e, &OpContext::default());
+    assert_eq!(g.recreated(), 1);
+    assert_eq!(after.backend, "gpu", "the recreated device runs the job");
+    assert_eq!(before.images, after.images);
+}
+
+#[test]
+fn reused_buffers_never_leak_an_earlier_jobs_pixels() {
+    let backend = new_gpu();
+    // A large white job fills the pool with buffers full of 255s.
+    let white = RgbaImage::from_pixel(300, 200, image::Rgba([255, 255, 255, 255]));
+    let big = one_output(json!([{"op": "blur", "sigma": 2.0}, {"op": "resize", "width": 290}]));
+    let r = render(&backend, &white, 1, &big, &OpContext::default());
+    assert_eq!(r.backend, "gpu");
+    // Smaller jobs of every kind reuse them; every output must equal the CPU's.
+    let black = RgbaImage::from_pixel(37, 23, image::Rgba([0, 0, 0, 0]));
+    for ops in [
+        json!([{"op": "invert"}]),
+        json!([{"op": "crop", "x": 1, "y": 1, "width": 30, "height": 20}]),
+        json!([{"op": "pad", "top": 3, "right": 3, "bottom": 3, "left": 3, "color": "#00000000"}]),
+        json!([{"op": "resize", "width": 50, "height": 50, "fit": "contain", "background": "#00000000"}]),
+        json!([{"op": "rotate", "degrees": 33, "background": "#00000000"}]),
+        json!([{"op": "blur", "sigma": 1.0}]),
+    ] {
+        let e = one_output(ops.clone());
+        let g = render(&backend, &black, 1, &e, &OpContext::default());
+        let c = render(&Backend::Cpu, &black, 1, &e, &OpContext::default());
+        assert_eq!(g.backend, "gpu");
+        assert_eq!(
+            g.images, c.images,
+            "{ops}: stale pixels from an earlier job"
+        );
+    }
+}
+
+#[test]
+fn an_image_larger_than_a_storage_binding_falls_back_to_the_cpu() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    // Larger than lavapipe's 128 MiB binding; on a GPU with a larger binding
+    // the GPU runs it, and the outputs must still agree.
+    let img = RgbaImage::from_fn(6000, 6000, |x, y| {
+        image::Rgba([(x % 251) as u8, (y % 241) as u8, ((x + y) % 256) as u8, 255])
+    });
+    let e = one_output(
+        json!([{"op": "invert"}, {"op": "crop", "x": 5000, "y": 5000, "width": 1000, "height": 1000}]),
+    );
+    let r = render(&backend, &img, 1, &e, &OpContext::default());
+    if g.max_binding() < 6000 * 6000 * 4 {
+        assert_eq!(r.backend, "cpu");
+        assert_eq!(g.fallbacks(), 1);
+    }
+    let c = render(&Backend::Cpu, &img, 1, &e, &OpContext::default());
+    assert_eq!(r.images, c.images);
+}
