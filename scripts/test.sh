@@ -26,6 +26,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# RabbitMQ on 127.0.0.1:5672 (guest/guest) for the queue tests. The tests
+# make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP
+# port accepts connections, so wait for the port itself.
+port_open() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! port_open; then
+  if ! command -v rabbitmq-server >/dev/null 2>&1; then
+    log "installing rabbitmq-server"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq rabbitmq-server >/dev/null
+  fi
+  log "starting RabbitMQ"
+  rabbitmq-server -detached || true
+  for _ in $(seq 1 120); do port_open && break; sleep 1; done
+  port_open || { echo "RabbitMQ did not open 127.0.0.1:5672" >&2; exit 1; }
+fi
+
 # Mesa's device_select layer prints Wayland errors on a headless machine;
 # imgworker picks its adapter itself (the binary sets this too).
 export NODEVICE_SELECT=1

@@ -42,6 +42,39 @@ enum Command {
         #[command(flatten)]
         opts: WorkerOpts,
     },
+    /// Consume jobs from RabbitMQ until SIGTERM or SIGINT, then drain and exit 0.
+    Serve {
+        #[command(flatten)]
+        opts: WorkerOpts,
+        #[command(flatten)]
+        queue: QueueOpts,
+        /// Jobs processed at once (also the prefetch). Default 2.
+        #[arg(long, env = "IMGWORKER_CONCURRENCY")]
+        concurrency: Option<usize>,
+        /// Seconds a drain waits for jobs in flight.
+        #[arg(long, env = "IMGWORKER_GRACE_SECS", default_value_t = 30.0)]
+        grace_secs: f64,
+        /// Address of /metrics, /healthz and /readyz.
+        #[arg(long, env = "IMGWORKER_HTTP_ADDR", default_value = "0.0.0.0:9090")]
+        http_addr: std::net::SocketAddr,
+        /// First pause before a transient failure is retried, in milliseconds (doubles per attempt).
+        #[arg(long, env = "IMGWORKER_RETRY_BACKOFF_MS", default_value_t = 500)]
+        retry_backoff_ms: u64,
+    },
+    /// Publish jobs to RabbitMQ with publisher confirms; with --wait print their results.
+    Submit {
+        /// Job files (`-` for standard input).
+        #[arg(required = true)]
+        jobs: Vec<PathBuf>,
+        #[command(flatten)]
+        queue: QueueOpts,
+        /// Wait for each job's result and print it (one JSON line per job).
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits, in seconds.
+        #[arg(long, default_value_t = 300.0)]
+        timeout_secs: f64,
+    },
     /// Print the JSON Schemas of the job, result and manifest documents.
     Schema,
     /// List every GPU adapter and say which backend `auto` would pick, and why.
@@ -79,6 +112,69 @@ struct WorkerOpts {
     limits: LimitOpts,
 }
 
+/// Broker settings shared by `serve` and `submit`.
+#[derive(Args, Debug)]
+struct QueueOpts {
+    /// Broker URL, vhost in the path (`amqp://user:pass@host:5672/%2f`).
+    #[arg(long, env = "IMGWORKER_AMQP_URL")]
+    amqp_url: Option<String>,
+    /// Job signing keys, `key-id:secret[,...]`: `serve` requires a valid
+    /// signature, `submit` signs with the first key.
+    #[arg(long, env = "IMGWORKER_SIGNING_KEYS", hide_env_values = true)]
+    signing_keys: Option<String>,
+    /// The jobs queue.
+    #[arg(long, env = "IMGWORKER_JOBS_QUEUE", default_value = "imgworker.jobs")]
+    jobs_queue: String,
+    /// The dead-letter exchange.
+    #[arg(
+        long,
+        env = "IMGWORKER_DEAD_LETTER_EXCHANGE",
+        default_value = "imgworker.dlx"
+    )]
+    dead_letter_exchange: String,
+    /// The dead-letter queue.
+    #[arg(long, env = "IMGWORKER_DEAD_QUEUE", default_value = "imgworker.dead")]
+    dead_queue: String,
+    /// The results topic exchange.
+    #[arg(
+        long,
+        env = "IMGWORKER_RESULTS_EXCHANGE",
+        default_value = "imgworker.results"
+    )]
+    results_exchange: String,
+    /// Failed deliveries of one job before it is dead-lettered (the jobs
+    /// queue's x-delivery-limit; must match an existing queue).
+    #[arg(long, env = "IMGWORKER_DELIVERY_LIMIT", default_value_t = 5)]
+    delivery_limit: u32,
+}
+
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+impl QueueOpts {
+    fn url(&self, file: &FileConfig) -> String {
+        self.amqp_url
+            .clone()
+            .or_else(|| file.amqp_url.clone())
+            .unwrap_or_else(|| DEFAULT_AMQP_URL.into())
+    }
+
+    fn topology(&self) -> imgworker::queue::Topology {
+        imgworker::queue::Topology {
+            jobs_queue: self.jobs_queue.clone(),
+            dead_letter_exchange: self.dead_letter_exchange.clone(),
+            dead_queue: self.dead_queue.clone(),
+            results_exchange: self.results_exchange.clone(),
+            delivery_limit: self.delivery_limit,
+        }
+    }
+
+    fn signing(&self) -> Result<imgworker::queue::SigningKeys> {
+        Ok(imgworker::queue::SigningKeys::parse(
+            self.signing_keys.as_deref().unwrap_or(""),
+        )?)
+    }
+}
+
 /// Limit overrides; defaults are DESIGN.md's.
 #[derive(Args, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -113,6 +209,8 @@ struct FileConfig {
     allow_prefixes: Vec<String>,
     #[serde(default)]
     watermark_prefixes: Vec<String>,
+    amqp_url: Option<String>,
+    concurrency: Option<usize>,
     #[serde(default)]
     limits: LimitOpts,
 }
@@ -157,6 +255,61 @@ fn limits(flags: &LimitOpts, file: &LimitOpts) -> Result<Limits> {
         deadline: std::time::Duration::from_secs_f64(deadline),
         ..d
     })
+}
+
+/// The backend, storage and limits shared by `run` and `serve`.
+fn build_engine(opts: WorkerOpts, file: &FileConfig) -> Result<Engine> {
+    let backend_choice = match (opts.backend, &file.backend) {
+        (Some(b), _) => b,
+        (None, Some(s)) => {
+            BackendChoice::from_str(s, true).map_err(|e| anyhow::anyhow!("config backend: {e}"))?
+        }
+        (None, None) => BackendChoice::Auto,
+    };
+    let backend = Backend::select(backend_choice)?;
+    let url = opts
+        .storage
+        .or(file.storage.clone())
+        .unwrap_or_else(|| "imgworker-data".into());
+    let storage = imgworker::storage::open(&url)?;
+    let cfg = WorkerConfig {
+        limits: limits(&opts.limits, &file.limits)?,
+        allow_prefixes: if opts.allow_prefixes.is_empty() {
+            file.allow_prefixes.clone()
+        } else {
+            opts.allow_prefixes
+        },
+        watermark_prefixes: if opts.watermark_prefixes.is_empty() {
+            file.watermark_prefixes.clone()
+        } else {
+            opts.watermark_prefixes
+        },
+        ..WorkerConfig::new()
+    };
+    tracing::info!(storage = %storage.describe(), backend = backend.name(), "worker ready");
+    Ok(Engine::new(cfg, storage, backend))
+}
+
+fn read_job(path: &PathBuf) -> Result<Vec<u8>> {
+    if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut b)
+            .context("reading the job from stdin")?;
+        Ok(b)
+    } else {
+        std::fs::read(path).with_context(|| format!("reading job file {}", path.display()))
+    }
+}
+
+/// Resolves when SIGTERM or SIGINT arrives.
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: draining"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+    }
 }
 
 fn init_tracing(format: LogFormat) {
@@ -250,49 +403,93 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::Serve {
+            opts,
+            queue,
+            concurrency,
+            grace_secs,
+            http_addr,
+            retry_backoff_ms,
+        } => {
+            anyhow::ensure!(
+                grace_secs.is_finite() && grace_secs >= 0.0,
+                "--grace-secs must be a non-negative number"
+            );
+            anyhow::ensure!(
+                queue.delivery_limit >= 1,
+                "--delivery-limit must be at least 1"
+            );
+            let url = queue.url(&file);
+            let cfg = imgworker::queue::ServeConfig {
+                concurrency: concurrency.or(file.concurrency).unwrap_or(2),
+                grace: std::time::Duration::from_secs_f64(grace_secs),
+                signing: queue.signing()?,
+                topology: queue.topology(),
+                retry_backoff: std::time::Duration::from_millis(retry_backoff_ms),
+                ..imgworker::queue::ServeConfig::new(url)
+            };
+            let engine = build_engine(opts, &file)?;
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async move {
+                let metrics = std::sync::Arc::new(imgworker::metrics::Metrics::new());
+                let listener = tokio::net::TcpListener::bind(http_addr)
+                    .await
+                    .with_context(|| format!("binding the HTTP endpoints on {http_addr}"))?;
+                let router = imgworker::metrics::router(metrics.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!(error = %e, "HTTP endpoints stopped");
+                    }
+                });
+                tracing::info!(%http_addr, "metrics and health endpoints listening");
+                let (tx, rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    termination().await;
+                    let _ = tx.send(true);
+                });
+                imgworker::queue::serve(engine, cfg, metrics, rx).await?;
+                tracing::info!("stopped");
+                anyhow::Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Submit {
+            jobs,
+            queue,
+            wait,
+            timeout_secs,
+        } => {
+            anyhow::ensure!(
+                timeout_secs.is_finite() && timeout_secs > 0.0,
+                "--timeout-secs must be positive"
+            );
+            let bodies = jobs.iter().map(read_job).collect::<Result<Vec<_>>>()?;
+            let cfg = imgworker::queue::submit::SubmitConfig {
+                amqp_url: queue.url(&file),
+                topology: queue.topology(),
+                signing: queue.signing()?,
+                wait: wait.then(|| std::time::Duration::from_secs_f64(timeout_secs)),
+            };
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            let results = runtime.block_on(imgworker::queue::submit::submit(&cfg, &bodies))?;
+            let mut all_ok = true;
+            for r in &results {
+                all_ok &= r.status == Status::Succeeded;
+                println!("{}", serde_json::to_string(r)?);
+            }
+            Ok(if all_ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Devices { json } => {
             devices(json)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Run { job, opts } => {
-            let body = if job.as_os_str() == "-" {
-                let mut b = Vec::new();
-                std::io::stdin()
-                    .read_to_end(&mut b)
-                    .context("reading the job from stdin")?;
-                b
-            } else {
-                std::fs::read(&job)
-                    .with_context(|| format!("reading job file {}", job.display()))?
-            };
-            let backend_choice = match (opts.backend, &file.backend) {
-                (Some(b), _) => b,
-                (None, Some(s)) => BackendChoice::from_str(s, true)
-                    .map_err(|e| anyhow::anyhow!("config backend: {e}"))?,
-                (None, None) => BackendChoice::Auto,
-            };
-            let backend = Backend::select(backend_choice)?;
-            let url = opts
-                .storage
-                .or(file.storage)
-                .unwrap_or_else(|| "imgworker-data".into());
-            let storage = imgworker::storage::open(&url)?;
-            let cfg = WorkerConfig {
-                limits: limits(&opts.limits, &file.limits)?,
-                allow_prefixes: if opts.allow_prefixes.is_empty() {
-                    file.allow_prefixes
-                } else {
-                    opts.allow_prefixes
-                },
-                watermark_prefixes: if opts.watermark_prefixes.is_empty() {
-                    file.watermark_prefixes
-                } else {
-                    opts.watermark_prefixes
-                },
-                ..WorkerConfig::new()
-            };
-            tracing::info!(storage = %storage.describe(), backend = backend.name(), "running one job");
-            let engine = Engine::new(cfg, storage, backend);
+            let body = read_job(&job)?;
+            let engine = build_engine(opts, &file)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let outcome = runtime.block_on(engine.run(&body, 1));
             println!("{}", serde_json::to_string(&outcome.result)?);

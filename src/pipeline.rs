@@ -86,7 +86,12 @@ impl Engine {
         }
     }
 
-    /// The configuration.
+    /// `gpu` or `cpu`: the configured backend.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The worker configuration.
     pub fn config(&self) -> &WorkerConfig {
         &self.cfg
     }

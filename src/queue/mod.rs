@@ -1,0 +1,39 @@
+//! RabbitMQ: the worker loop (`imgworker serve`), job submission
+//! (`imgworker submit`), the topology and job signatures.
+//!
+//! Delivery is at least once: a job is acked only after its outputs and
+//! manifests are stored and its result is confirmed by the broker, so a
+//! crash at any point leads to a redelivery, and a redelivered job writes
+//! the same objects.
+
+pub mod publish;
+pub mod signing;
+pub mod submit;
+pub mod topology;
+pub mod worker;
+
+pub use signing::SigningKeys;
+pub use topology::Topology;
+pub use worker::{serve, ServeConfig};
+
+/// Header on dead-lettered messages holding the error code.
+pub const ERROR_HEADER: &str = "x-imgworker-error";
+/// Header on dead-lettered messages holding the number of attempts.
+pub const ATTEMPTS_HEADER: &str = "x-imgworker-attempts";
+
+/// Failures of the queue layer (the broker, not a job).
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The broker refused or dropped something.
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    /// The broker did not confirm a publish.
+    #[error("the broker did not confirm a publish (nack)")]
+    Nacked,
+    /// A setting is invalid.
+    #[error("{0}")]
+    Config(String),
+    /// Waiting for results timed out.
+    #[error("timed out waiting for {0} result(s)")]
+    Timeout(usize),
+}

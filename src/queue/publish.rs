@@ -1,0 +1,112 @@
+//! Confirmed publishing: results, dead letters and jobs.
+
+use lapin::options::BasicPublishOptions;
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel};
+
+use super::{QueueError, ATTEMPTS_HEADER, ERROR_HEADER};
+use crate::result::ResultMessage;
+
+/// Persistent delivery mode.
+pub const PERSISTENT: u8 = 2;
+
+/// Publish and wait for the broker's confirm (the channel must be in
+/// confirm mode).
+pub async fn confirmed(
+    ch: &Channel,
+    exchange: &str,
+    routing_key: &str,
+    body: &[u8],
+    props: BasicProperties,
+) -> Result<(), QueueError> {
+    let confirm = ch
+        .basic_publish(
+            exchange.into(),
+            routing_key.into(),
+            BasicPublishOptions::default(),
+            body,
+            props,
+        )
+        .await?
+        .await?;
+    if confirm.is_nack() {
+        return Err(QueueError::Nacked);
+    }
+    Ok(())
+}
+
+/// Publish a result to the results exchange (`{type}.{status}`) and, when
+/// the job asked for one, to its `reply_to` queue with its `correlation_id`.
+pub async fn result(
+    ch: &Channel,
+    results_exchange: &str,
+    result: &ResultMessage,
+    reply_to: Option<&ShortString>,
+    correlation_id: Option<&ShortString>,
+) -> Result<(), QueueError> {
+    let body = serde_json::to_vec(result).map_err(|e| QueueError::Config(e.to_string()))?;
+    let key = format!("{}.{}", result.kind.as_str(), result.status.as_str());
+    let mut props = BasicProperties::default()
+        .with_content_type("application/json".into())
+        .with_delivery_mode(PERSISTENT)
+        .with_type(key.as_str().into());
+    if !result.id.is_empty() {
+        props = props.with_message_id(result.id.as_str().into());
+    }
+    if let Some(c) = correlation_id {
+        props = props.with_correlation_id(c.clone());
+    }
+    confirmed(ch, results_exchange, &key, &body, props.clone()).await?;
+    if let Some(reply_to) = reply_to.filter(|r| !r.as_str().is_empty()) {
+        confirmed(ch, "", reply_to.as_str(), &body, props).await?;
+    }
+    Ok(())
+}
+
+/// Re-publish a job to the dead-letter exchange with the error code in a
+/// header (a reject cannot add headers). The original properties and
+/// headers are kept.
+pub async fn dead_letter(
+    ch: &Channel,
+    dlx: &str,
+    body: &[u8],
+    props: &BasicProperties,
+    code: &str,
+    attempts: u32,
+) -> Result<(), QueueError> {
+    let mut headers = props.headers().clone().unwrap_or_default();
+    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(code.into()));
+    headers.insert(
+        ATTEMPTS_HEADER.into(),
+        AMQPValue::LongLongInt(i64::from(attempts)),
+    );
+    let props = props
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(PERSISTENT);
+    confirmed(ch, dlx, "", body, props).await
+}
+
+/// A header's value as a string, when it is one.
+pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    let v = headers?.inner().get(name)?;
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+        _ => None,
+    }
+}
+
+/// A header's value as an integer, when it is one.
+pub fn header_int(headers: Option<&FieldTable>, name: &str) -> Option<i64> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongLongInt(v) => Some(*v),
+        AMQPValue::LongInt(v) => Some(i64::from(*v)),
+        AMQPValue::LongUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortUInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortInt(v) => Some(i64::from(*v)),
+        AMQPValue::ShortShortUInt(v) => Some(i64::from(*v)),
+        _ => None,
+    }
+}

@@ -1,0 +1,109 @@
+//! The broker topology, declared idempotently at start-up.
+//!
+//! - `imgworker.jobs`: a durable quorum queue with an explicit
+//!   `x-delivery-limit` (RabbitMQ 3.10 has no default), dead-lettering to
+//! - `imgworker.dlx`: a fanout exchange feeding the queue `imgworker.dead`;
+//! - `imgworker.results`: a topic exchange; results are routed by
+//!   `{type}.{status}` (for example `edit.succeeded`, `purge.failed`).
+//!
+//! The same topology ships as RabbitMQ definitions in
+//! `deploy/rabbitmq/definitions.json`.
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, ExchangeKind};
+
+/// Names and limits of the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Topology {
+    /// The jobs queue.
+    pub jobs_queue: String,
+    /// The dead-letter exchange.
+    pub dead_letter_exchange: String,
+    /// The queue bound to the dead-letter exchange.
+    pub dead_queue: String,
+    /// The topic exchange results are published to.
+    pub results_exchange: String,
+    /// Deliveries of one message before the broker dead-letters it.
+    pub delivery_limit: u32,
+}
+
+impl Default for Topology {
+    fn default() -> Self {
+        Self {
+            jobs_queue: "imgworker.jobs".into(),
+            dead_letter_exchange: "imgworker.dlx".into(),
+            dead_queue: "imgworker.dead".into(),
+            results_exchange: "imgworker.results".into(),
+            delivery_limit: 5,
+        }
+    }
+}
+
+impl Topology {
+    /// The jobs queue's arguments.
+    pub fn jobs_arguments(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
+        );
+        args
+    }
+
+    /// Declare everything (a no-op when it already exists as declared).
+    pub async fn declare(&self, ch: &Channel) -> Result<(), lapin::Error> {
+        let durable = ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            self.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.results_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        let mut dead_args = FieldTable::default();
+        dead_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
+        ch.queue_declare(
+            self.dead_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            dead_args,
+        )
+        .await?;
+        ch.queue_bind(
+            self.dead_queue.as_str().into(),
+            self.dead_letter_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_declare(
+            self.jobs_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            self.jobs_arguments(),
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,925 @@
+//! `imgworker serve` and `submit` against a real RabbitMQ on loopback, each
+//! test in a fresh vhost: throughput without loss, a SIGKILLed worker, a
+//! broker restart, poison and bad jobs, drain on SIGTERM, signatures, and
+//! the HTTP endpoints.
+//!
+//! The tests run one at a time (a broker restart would disturb the others).
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{png_bytes, test_image};
+use futures_lite::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::{json, Value};
+
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const BROKER: &str = "127.0.0.1:5672";
+const HOW_TO_START: &str = "start RabbitMQ with scripts/test.sh, or `apt-get install rabbitmq-server && rabbitmq-server -detached`";
+
+fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl is not available ({e}); {HOW_TO_START}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn wait_for_port(timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect(BROKER).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A fresh vhost; its AMQP URL.
+fn vhost(name: &str) -> String {
+    assert!(
+        wait_for_port(Duration::from_secs(5)),
+        "RabbitMQ is not reachable on {BROKER}: {HOW_TO_START}"
+    );
+    let vh = format!("imgworker-test-{name}");
+    let _ = Command::new("rabbitmqctl")
+        .args(["delete_vhost", "-q", &vh])
+        .output();
+    rabbitmqctl(&["add_vhost", "-q", &vh]);
+    rabbitmqctl(&[
+        "set_permissions",
+        "-q",
+        "-p",
+        &vh,
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    format!("amqp://guest:guest@{BROKER}/{vh}")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `imgworker serve`.
+struct Worker {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    fn start(url: &str, store: &Path, extra: &[&str]) -> Worker {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+            .args([
+                "serve",
+                "--amqp-url",
+                url,
+                "--backend",
+                "cpu",
+                "--http-addr",
+                &addr,
+            ])
+            .arg("--storage")
+            .arg(store)
+            .args(extra)
+            .env("IMGWORKER_LOG", "info,lapin=off")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Worker { child, port, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path).unwrap_or((0, String::new()))
+    }
+
+    fn wait_ready(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if self.get("/readyz").0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the worker never became ready; its log:\n{}", self.log());
+    }
+
+    fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// A metric's value (first series whose line starts with `prefix`).
+    fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+async fn connect(url: &str) -> Connection {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}; {HOW_TO_START}"))
+}
+
+/// Declare the topology (as the worker will) and a durable queue catching
+/// every result.
+async fn prepare(url: &str, delivery_limit: u32) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let topo = imgworker::queue::Topology {
+        delivery_limit,
+        ..Default::default()
+    };
+    topo.declare(&ch).await.unwrap();
+    ch.queue_declare(
+        "test.results".into(),
+        QueueDeclareOptions::durable(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "test.results".into(),
+        "imgworker.results".into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    conn.close(200, "ok".into()).await.unwrap();
+}
+
+/// Publish raw job bodies with confirms; `sign` with (key id, secret).
+async fn publish(url: &str, bodies: &[Vec<u8>], headers: Option<FieldTable>) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    for b in bodies {
+        let mut props = BasicProperties::default().with_delivery_mode(2);
+        if let Some(h) = &headers {
+            props = props.with_headers(h.clone());
+        }
+        imgworker::queue::publish::confirmed(&ch, "", "imgworker.jobs", b, props)
+            .await
+            .unwrap();
+    }
+    conn.close(200, "ok".into()).await.unwrap();
+}
+
+/// Ready messages in a queue (None while the broker cannot be reached).
+async fn depth(url: &str, queue: &str) -> Option<u64> {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()?;
+    let _ = conn.close(200, "ok".into()).await;
+    Some(u64::from(q.message_count()))
+}
+
+/// Wait until `queue` holds at least `n` ready messages.
+async fn wait_depth(url: &str, queue: &str, n: u64, timeout: Duration, w: Option<&Worker>) -> u64 {
+    let end = Instant::now() + timeout;
+    loop {
+        let d = depth(url, queue).await.unwrap_or(0);
+        if d >= n {
+            return d;
+        }
+        if Instant::now() > end {
+            panic!(
+                "{queue} holds {d} messages, expected {n}; worker log:\n{}",
+                w.map(Worker::log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message of a queue: (headers, body).
+async fn drain_queue(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+        out.push((headers, m.delivery.data.clone()));
+    }
+    conn.close(200, "ok".into()).await.unwrap();
+    out
+}
+
+async fn results(url: &str) -> Vec<Value> {
+    drain_queue(url, "test.results")
+        .await
+        .into_iter()
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+fn header(h: &FieldTable, name: &str) -> Option<String> {
+    imgworker::queue::publish::header_str(Some(h), name)
+}
+
+/// A store with one small source image at `t/img/original.png`.
+fn store_with_source(size: (u32, u32)) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("t/img")).unwrap();
+    std::fs::write(
+        store.join("t/img/original.png"),
+        png_bytes(&test_image(size.0, size.1, 1, false)),
+    )
+    .unwrap();
+    (dir, store)
+}
+
+fn job(id: &str, version: &str, ops: Value) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schema": 1, "id": id, "type": "edit", "image": "t/img", "source": "original.png",
+        "ops": ops, "outputs": [{"version": version, "format": "png"}],
+    }))
+    .unwrap()
+}
+
+/// Objects under the image folder other than the source.
+fn objects(store: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store.join("t/img"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "original.png")
+        .collect();
+    v.sort();
+    v
+}
+
+/// Every version `v{i}` for i < n exists once with a manifest whose sha256
+/// matches the bytes, and nothing else is there.
+fn assert_versions(store: &Path, n: usize) {
+    let mut want: Vec<String> = (0..n)
+        .flat_map(|i| [format!("v{i}.json"), format!("v{i}.png")])
+        .collect();
+    want.sort();
+    assert_eq!(
+        objects(store),
+        want,
+        "exactly one copy of every version, nothing partial"
+    );
+    for i in 0..n {
+        let bytes = std::fs::read(store.join(format!("t/img/v{i}.png"))).unwrap();
+        image::load_from_memory(&bytes).expect("a complete image");
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(store.join(format!("t/img/v{i}.json"))).unwrap())
+                .unwrap();
+        use sha2::Digest;
+        assert_eq!(m["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    }
+}
+
+fn distinct_succeeded(results: &[Value]) -> std::collections::BTreeSet<String> {
+    results
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_jobs_through_one_worker() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("throughput");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((64, 48));
+    let bodies: Vec<Vec<u8>> = (0..200)
+        .map(|i| {
+            job(
+                &format!("j{i}"),
+                &format!("v{i}"),
+                json!([{"op": "rotate", "degrees": 90}, {"op": "invert"}]),
+            )
+        })
+        .collect();
+    publish(&url, &bodies, None).await;
+    let w = Worker::start(&url, &store, &["--concurrency", "4"]);
+    wait_depth(
+        &url,
+        "test.results",
+        200,
+        Duration::from_secs(180),
+        Some(&w),
+    )
+    .await;
+    wait_depth_zero(&url, "imgworker.jobs", &w).await;
+    let res = results(&url).await;
+    assert_eq!(res.len(), 200, "one result per job");
+    assert_eq!(distinct_succeeded(&res).len(), 200);
+    assert_versions(&store, 200);
+    assert_eq!(w.metric("imgworker_jobs_total{status=\"succeeded\""), 200.0);
+}
+
+async fn wait_depth_zero(url: &str, queue: &str, w: &Worker) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while depth(url, queue).await != Some(0) {
+        assert!(
+            Instant::now() < end,
+            "{queue} never emptied; log:\n{}",
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("sigkill");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((320, 240));
+    let n = 80;
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            job(
+                &format!("k{i}"),
+                &format!("v{i}"),
+                json!([{"op": "blur", "sigma": 2.0}, {"op": "sharpen"}]),
+            )
+        })
+        .collect();
+    publish(&url, &bodies, None).await;
+    let mut w = Worker::start(&url, &store, &["--concurrency", "3"]);
+    wait_depth(&url, "test.results", 10, Duration::from_secs(120), Some(&w)).await;
+    w.signal(libc::SIGKILL);
+    w.wait_exit(Duration::from_secs(10));
+    let done_before = depth(&url, "test.results").await.unwrap();
+    assert!(
+        done_before < n as u64,
+        "the kill must land mid-batch ({done_before} done)"
+    );
+    let w2 = Worker::start(&url, &store, &["--concurrency", "3"]);
+    let end = Instant::now() + Duration::from_secs(180);
+    let mut all = Vec::new();
+    loop {
+        all.extend(results(&url).await);
+        if distinct_succeeded(&all).len() == n {
+            break;
+        }
+        assert!(
+            Instant::now() < end,
+            "jobs lost after a SIGKILL; log:\n{}",
+            w2.log()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_depth_zero(&url, "imgworker.jobs", &w2).await;
+    assert_versions(&store, n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_recovers_from_a_broker_restart() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("restart");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((320, 240));
+    let n = 60;
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            job(
+                &format!("r{i}"),
+                &format!("v{i}"),
+                json!([{"op": "blur", "sigma": 2.0}]),
+            )
+        })
+        .collect();
+    publish(&url, &bodies, None).await;
+    let mut w = Worker::start(&url, &store, &["--concurrency", "3"]);
+    wait_depth(&url, "test.results", 5, Duration::from_secs(120), Some(&w)).await;
+    rabbitmqctl(&["stop_app"]);
+    std::thread::sleep(Duration::from_secs(2));
+    rabbitmqctl(&["start_app"]);
+    assert!(
+        wait_for_port(Duration::from_secs(60)),
+        "the broker did not come back"
+    );
+    let end = Instant::now() + Duration::from_secs(180);
+    let mut all = Vec::new();
+    loop {
+        if let Ok(conn) = Connection::connect(&url, ConnectionProperties::default()).await {
+            let _ = conn.close(200, "ok".into()).await;
+            all.extend(results(&url).await);
+        }
+        if distinct_succeeded(&all).len() == n {
+            break;
+        }
+        assert!(
+            w.wait_exit(Duration::ZERO).is_none(),
+            "the worker died; log:\n{}",
+            w.log()
+        );
+        assert!(
+            Instant::now() < end,
+            "jobs unfinished after a broker restart; log:\n{}",
+            w.log()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    wait_depth_zero(&url, "imgworker.jobs", &w).await;
+    assert_versions(&store, n);
+    assert!(
+        w.metric("imgworker_broker_reconnects_total") >= 1.0,
+        "{}",
+        w.log()
+    );
+    assert_eq!(w.get("/readyz").0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_and_bad_jobs_end_in_the_dead_letter_queue() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("dead");
+    prepare(&url, 2).await;
+    let (_dir, store) = store_with_source((16, 16));
+    // An image folder whose parent is a file: every read fails with an I/O
+    // error, a transient storage failure.
+    std::fs::write(store.join("p"), b"not a folder").unwrap();
+    let poison = serde_json::to_vec(&json!({
+        "schema": 1, "id": "poison", "type": "edit", "image": "p/q", "source": "original.png",
+        "outputs": [{"version": "v", "format": "png"}]}))
+    .unwrap();
+    let bodies = vec![
+        poison,
+        b"{not json".to_vec(),
+        job("bad-op", "v0", json!([{"op": "explode"}])),
+        serde_json::to_vec(
+            &json!({"schema": 1, "id": "missing", "type": "edit", "image": "t/none",
+            "source": "original.png", "outputs": [{"version": "v", "format": "png"}]}),
+        )
+        .unwrap(),
+        job("bad-param", "v0", json!([{"op": "blur", "sigma": -1}])),
+    ];
+    publish(&url, &bodies, None).await;
+    let w = Worker::start(
+        &url,
+        &store,
+        &["--delivery-limit", "2", "--retry-backoff-ms", "50"],
+    );
+    wait_depth(&url, "imgworker.dead", 5, Duration::from_secs(60), Some(&w)).await;
+    let dead = drain_queue(&url, "imgworker.dead").await;
+    let mut codes: Vec<(String, String, String)> = dead
+        .iter()
+        .map(|(h, body)| {
+            let id = serde_json::from_slice::<Value>(body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(String::from))
+                .unwrap_or_default();
+            (
+                id,
+                header(h, "x-imgworker-error").expect("error header"),
+                imgworker::queue::publish::header_int(Some(h), "x-imgworker-attempts")
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    codes.sort();
+    assert_eq!(
+        codes,
+        vec![
+            ("".into(), "invalid_job".into(), "1".into()),
+            ("bad-op".into(), "unsupported_op".into(), "1".into()),
+            ("bad-param".into(), "invalid_param".into(), "1".into()),
+            ("missing".into(), "source_not_found".into(), "1".into()),
+            ("poison".into(), "storage_unavailable".into(), "3".into()),
+        ],
+        "log:\n{}",
+        w.log()
+    );
+    // Dead letters carry the job, never image data or messages.
+    for (h, _) in &dead {
+        assert!(h.inner().keys().all(|k| k.as_str().starts_with("x-")));
+    }
+    let res = results(&url).await;
+    assert_eq!(res.len(), 5, "a failed result for each: {res:?}");
+    assert!(res.iter().all(|r| r["status"] == "failed"));
+    assert_eq!(depth(&url, "imgworker.jobs").await, Some(0));
+    assert_eq!(w.metric("imgworker_retries_total"), 2.0);
+    assert!(
+        objects(&store).is_empty(),
+        "nothing written for failed jobs"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_the_jobs_in_flight_and_exits_0() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("drain");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((900, 700));
+    let n = 6;
+    let bodies: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            job(
+                &format!("d{i}"),
+                &format!("v{i}"),
+                json!([{"op": "blur", "sigma": 12.0}, {"op": "sharpen", "sigma": 4.0}]),
+            )
+        })
+        .collect();
+    publish(&url, &bodies, None).await;
+    let mut w = Worker::start(&url, &store, &["--concurrency", "2", "--grace-secs", "120"]);
+    let end = Instant::now() + Duration::from_secs(60);
+    while w.metric("imgworker_jobs_in_flight") < 1.0 {
+        assert!(Instant::now() < end, "no job started; log:\n{}", w.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let started_before = depth(&url, "test.results").await.unwrap_or(0);
+    w.signal(libc::SIGTERM);
+    let code = w.wait_exit(Duration::from_secs(150));
+    assert_eq!(code, Some(0), "log:\n{}", w.log());
+    let res = results(&url).await;
+    let done = distinct_succeeded(&res).len();
+    assert!(
+        done as u64 > started_before,
+        "the job in flight at SIGTERM was finished ({done} done, {started_before} before)"
+    );
+    assert!(
+        done < n,
+        "the worker stopped taking jobs ({done} of {n} done)"
+    );
+    // Every finished job was acked; the rest wait in the queue.
+    assert_eq!(
+        depth(&url, "imgworker.jobs").await,
+        Some((n - done) as u64),
+        "log:\n{}",
+        w.log()
+    );
+    let mut names = objects(&store);
+    names.retain(|n| n.ends_with(".png"));
+    assert_eq!(names.len(), done);
+    assert!(
+        w.log().contains("every job in flight finished"),
+        "{}",
+        w.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_correctly_signed_jobs_run() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("signed");
+    prepare(&url, 5).await;
+    let (dir, store) = store_with_source((16, 16));
+    let w = Worker::start(
+        &url,
+        &store,
+        &["--signing-keys", "k1:first-secret,k2:second-secret"],
+    );
+    w.wait_ready();
+    // Unsigned.
+    publish(&url, &[job("unsigned", "v0", json!([]))], None).await;
+    // Tampered: signed, then the body changed.
+    let keys = imgworker::queue::SigningKeys::parse("k2:second-secret").unwrap();
+    let original = job("tampered", "v0", json!([]));
+    let sig = keys.sign("k2", &original).unwrap();
+    let mut h = FieldTable::default();
+    h.insert(
+        "x-imgworker-key-id".into(),
+        lapin::types::AMQPValue::LongString("k2".into()),
+    );
+    h.insert(
+        "x-imgworker-signature".into(),
+        lapin::types::AMQPValue::LongString(sig.as_str().into()),
+    );
+    publish(&url, &[job("tampered", "v1", json!([]))], Some(h)).await;
+    // Signed by `submit` (first key), waiting for the result over reply_to.
+    let path = dir.path().join("signed.json");
+    std::fs::write(&path, job("signed", "v2", json!([{"op": "invert"}]))).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args([
+            "submit",
+            "--amqp-url",
+            &url,
+            "--signing-keys",
+            "k2:second-secret",
+            "--wait",
+            "--timeout-secs",
+            "60",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(printed["id"], "signed");
+    assert_eq!(printed["status"], "succeeded");
+    wait_depth(&url, "imgworker.dead", 2, Duration::from_secs(30), Some(&w)).await;
+    let dead = drain_queue(&url, "imgworker.dead").await;
+    for (h, _) in &dead {
+        assert_eq!(
+            header(h, "x-imgworker-error").as_deref(),
+            Some("invalid_signature")
+        );
+    }
+    assert_eq!(
+        objects(&store),
+        vec!["v2.json".to_string(), "v2.png".to_string()]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_health_endpoints_answer() {
+    let _serial = SERIAL.lock().await;
+    // A worker that cannot reach its broker is alive but not ready.
+    let (_d, store) = store_with_source((16, 16));
+    let closed = format!("amqp://guest:guest@127.0.0.1:{}/%2f", free_port());
+    let lonely = Worker::start(&closed, &store, &[]);
+    let end = Instant::now() + Duration::from_secs(20);
+    while lonely.get("/healthz").0 != 200 {
+        assert!(Instant::now() < end, "no /healthz; log:\n{}", lonely.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lonely.get("/readyz").0, 503);
+    drop(lonely);
+
+    let url = vhost("metrics");
+    prepare(&url, 5).await;
+    let w = Worker::start(&url, &store, &[]);
+    w.wait_ready();
+    publish(
+        &url,
+        &[
+            job("ok", "v0", json!([{"op": "invert"}])),
+            job(
+                "bad",
+                "v1",
+                json!([{"op": "crop", "x": 0, "y": 0, "width": 999, "height": 1}]),
+            ),
+        ],
+        None,
+    )
+    .await;
+    wait_depth(&url, "test.results", 2, Duration::from_secs(30), Some(&w)).await;
+    let (status, body) = w.get("/metrics");
+    assert_eq!(status, 200);
+    for needle in [
+        "imgworker_jobs_total{status=\"succeeded\",code=\"\",backend=\"cpu\"} 1",
+        "imgworker_jobs_total{status=\"failed\",code=\"invalid_param\",backend=\"\"} 1",
+        "imgworker_stage_duration_seconds_count{stage=\"decode\"} 1",
+        "imgworker_jobs_in_flight 0",
+        "imgworker_dead_lettered_total 1",
+        "imgworker_gpu_fallbacks_total 0",
+        "imgworker_broker_reconnects_total 0",
+    ] {
+        assert!(body.contains(needle), "missing `{needle}` in:\n{body}");
+    }
+    assert_eq!(w.get("/healthz").0, 200);
+    assert_eq!(w.get("/readyz").0, 200);
+    // No keys, ids or content in metric labels.
+    assert!(!body.contains("t/img") && !body.contains("\"ok\""));
+}
+
+/// `consume` is used by results-over-reply_to in `submit`; here it checks
+/// the reply carries the correlation id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_go_to_reply_to_with_the_correlation_id() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("reply");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((16, 16));
+    let w = Worker::start(&url, &store, &[]);
+    w.wait_ready();
+    let conn = connect(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.queue_declare(
+        "test.reply".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            "test.reply".into(),
+            "t".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let props = BasicProperties::default()
+        .with_reply_to("test.reply".into())
+        .with_correlation_id("corr-42".into());
+    imgworker::queue::publish::confirmed(
+        &ch,
+        "",
+        "imgworker.jobs",
+        &job("rpc", "v0", json!([])),
+        props,
+    )
+    .await
+    .unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+        .await
+        .expect("a reply")
+        .unwrap()
+        .unwrap();
+    d.acker.ack(BasicAckOptions::default()).await.unwrap();
+    assert_eq!(
+        d.properties.correlation_id().as_ref().unwrap().as_str(),
+        "corr-42"
+    );
+    let r: Value = serde_json::from_slice(&d.data).unwrap();
+    assert_eq!(
+        (r["id"].as_str(), r["status"].as_str()),
+        (Some("rpc"), Some("succeeded"))
+    );
+    // And on the topic exchange under `edit.succeeded`.
+    let topic = results(&url).await;
+    assert_eq!(topic.len(), 1);
+    conn.close(200, "ok".into()).await.unwrap();
+}
+
+/// The shipped definitions declare exactly what the worker declares, so a
+/// broker loaded from them accepts the worker's declarations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_definitions_match_the_declared_topology() {
+    let _serial = SERIAL.lock().await;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rabbitmq/definitions.json");
+    let defs: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let topo = imgworker::queue::Topology::default();
+    let queue = |name: &str| {
+        defs["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == name)
+            .unwrap_or_else(|| panic!("queue {name} missing"))
+            .clone()
+    };
+    let jobs = queue(&topo.jobs_queue);
+    assert_eq!(jobs["durable"], true);
+    assert_eq!(jobs["arguments"]["x-queue-type"], "quorum");
+    assert_eq!(jobs["arguments"]["x-delivery-limit"], topo.delivery_limit);
+    assert_eq!(
+        jobs["arguments"]["x-dead-letter-exchange"],
+        topo.dead_letter_exchange.as_str()
+    );
+    assert_eq!(
+        queue(&topo.dead_queue)["arguments"]["x-queue-type"],
+        "quorum"
+    );
+    let exchange = |name: &str| {
+        defs["exchanges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap()["type"]
+            .clone()
+    };
+    assert_eq!(exchange(&topo.dead_letter_exchange), "fanout");
+    assert_eq!(exchange(&topo.results_exchange), "topic");
+    let b = &defs["bindings"][0];
+    assert_eq!(
+        (b["source"].as_str(), b["destination"].as_str()),
+        (Some("imgworker.dlx"), Some("imgworker.dead"))
+    );
+
+    // Importing them into a vhost and declaring again is accepted (the
+    // arguments agree), twice (idempotent).
+    let url = vhost("definitions");
+    let vh = url.rsplit('/').next().unwrap().to_string();
+    let mut defs = defs.clone();
+    for list in ["exchanges", "queues", "bindings"] {
+        for item in defs[list].as_array_mut().unwrap() {
+            item["vhost"] = json!(vh);
+        }
+    }
+    defs["vhosts"] = json!([{"name": vh}]);
+    let mut import = Command::new("rabbitmqctl")
+        .args(["import_definitions", "--format", "json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    import
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(&defs).unwrap())
+        .unwrap();
+    let out = import.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let conn = connect(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    topo.declare(&ch)
+        .await
+        .expect("the worker's declarations agree with the definitions");
+    topo.declare(&ch).await.expect("declaring twice is a no-op");
+    conn.close(200, "ok".into()).await.unwrap();
+}
