@@ -923,3 +923,32 @@ async fn shipped_definitions_match_the_declared_topology() {
     topo.declare(&ch).await.expect("declaring twice is a no-op");
     conn.close(200, "ok".into()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_cancelled_by_the_server_resubscribes() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("cancel");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((16, 16));
+    let w = Worker::start(&url, &store, &[]);
+    w.wait_ready();
+    // Deleting the queue cancels its consumers server-side.
+    let conn = connect(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_delete("imgworker.jobs".into(), Default::default())
+        .await
+        .unwrap();
+    conn.close(200, "ok".into()).await.unwrap();
+    let end = Instant::now() + Duration::from_secs(30);
+    while w.metric("imgworker_broker_reconnects_total") < 1.0 || w.get("/readyz").0 != 200 {
+        assert!(Instant::now() < end, "no resubscription; log:\n{}", w.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The worker re-declared the queue and consumes from it again.
+    publish(&url, &[job("after-cancel", "v0", json!([]))], None).await;
+    wait_depth(&url, "test.results", 1, Duration::from_secs(30), Some(&w)).await;
+    assert_eq!(
+        objects(&store),
+        vec!["v0.json".to_string(), "v0.png".to_string()]
+    );
+}
