@@ -43,6 +43,26 @@ if ! port_open; then
   port_open || { echo "RabbitMQ did not open 127.0.0.1:5672" >&2; exit 1; }
 fi
 
+# An S3-protocol server on 127.0.0.1:9000 for the storage tests: moto's
+# server, installed from PyPI into a virtualenv under target/ (ignored by git).
+s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
+if ! s3_open; then
+  venv=target/s3-venv
+  if [ ! -x "$venv/bin/moto_server" ]; then
+    log "installing moto (S3 test server) into $venv"
+    python3 -m venv "$venv" 2>/dev/null || {
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+      python3 -m venv "$venv"
+    }
+    "$venv/bin/pip" install -q "moto[server]==5.*"
+  fi
+  log "starting moto_server on 127.0.0.1:9000"
+  nohup "$venv/bin/moto_server" -H 127.0.0.1 -p 9000 >/dev/null 2>&1 &
+  for _ in $(seq 1 60); do s3_open && break; sleep 0.5; done
+  s3_open || { echo "the S3 test server did not open 127.0.0.1:9000" >&2; exit 1; }
+fi
+
 # Mesa's device_select layer prints Wayland errors on a headless machine;
 # imgworker picks its adapter itself (the binary sets this too).
 export NODEVICE_SELECT=1

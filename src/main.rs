@@ -108,6 +108,10 @@ struct WorkerOpts {
         value_delimiter = ','
     )]
     watermark_prefixes: Vec<String>,
+    /// Encryption at rest: `k1:BASE64[,k0:BASE64]`, 32-byte keys; the first
+    /// seals, all open.
+    #[arg(long, env = "IMGWORKER_ENCRYPTION_KEYS", hide_env_values = true)]
+    encryption_keys: Option<String>,
     #[command(flatten)]
     limits: LimitOpts,
 }
@@ -271,7 +275,11 @@ fn build_engine(opts: WorkerOpts, file: &FileConfig) -> Result<Engine> {
         .storage
         .or(file.storage.clone())
         .unwrap_or_else(|| "imgworker-data".into());
-    let storage = imgworker::storage::open(&url)?;
+    let mut storage = imgworker::storage::open(&url)?;
+    if let Some(keys) = opts.encryption_keys.as_deref().filter(|k| !k.is_empty()) {
+        let ring = imgworker::storage::Keyring::parse(keys)?;
+        storage = std::sync::Arc::new(imgworker::storage::SealedStorage::new(storage, ring));
+    }
     let cfg = WorkerConfig {
         limits: limits(&opts.limits, &file.limits)?,
         allow_prefixes: if opts.allow_prefixes.is_empty() {

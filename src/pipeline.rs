@@ -172,8 +172,22 @@ impl Engine {
         }
     }
 
-    async fn read(&self, job: &Job, key: &str, max: u64) -> Result<Vec<u8>, StorageError> {
-        let res = self.storage.get(key, max).await;
+    /// Read an object, giving up at the job's deadline (a slow store must
+    /// not hold a job past it).
+    async fn read(
+        &self,
+        job: &Job,
+        key: &str,
+        max: u64,
+        deadline: Instant,
+    ) -> Result<Vec<u8>, StorageError> {
+        let res = tokio::time::timeout_at(deadline.into(), self.storage.get(key, max))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StorageError::Unavailable(format!(
+                    "reading {key} did not finish before the job's deadline"
+                )))
+            });
         let bytes = res.as_ref().map_or(0, Vec::len);
         let outcome = res.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into());
         info!(target: "audit", job_id = %job.id, action = "read", key, bytes, outcome = %outcome);
@@ -215,9 +229,14 @@ impl Engine {
     }
 
     /// The parent's recipe, when the source is a version with a manifest.
-    async fn parent_recipe(&self, job: &Job, edit: &Edit) -> Result<Option<Recipe>, JobError> {
+    async fn parent_recipe(
+        &self,
+        job: &Job,
+        edit: &Edit,
+        deadline: Instant,
+    ) -> Result<Option<Recipe>, JobError> {
         let key = job.image.key(&edit.source.manifest());
-        match self.read(job, &key, MAX_MANIFEST_BYTES).await {
+        match self.read(job, &key, MAX_MANIFEST_BYTES, deadline).await {
             Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
                 Ok(m) if m.object == edit.source.as_str() => Ok(Some(m.recipe)),
                 _ => {
@@ -244,7 +263,12 @@ impl Engine {
         // Fetch.
         let t = Instant::now();
         let source = self
-            .read(job, &job.image.key(&edit.source), lim.max_source_bytes)
+            .read(
+                job,
+                &job.image.key(&edit.source),
+                lim.max_source_bytes,
+                deadline,
+            )
             .await
             .map_err(|e| match e {
                 StorageError::NotFound(_) => {
@@ -252,21 +276,26 @@ impl Engine {
                 }
                 other => other.into(),
             })?;
+        if crate::storage::sealed::is_sealed(&source) {
+            return Err(JobError::decode_failed(format!(
+                "{} is sealed (encrypted at rest) and no encryption keys are configured",
+                edit.source.as_str()
+            )));
+        }
         let mut overlay_bytes = Vec::with_capacity(edit.overlays.len());
         for o in &edit.overlays {
-            let bytes =
-                self.read(job, &o.key, lim.max_source_bytes)
-                    .await
-                    .map_err(|e| match e {
-                        StorageError::NotFound(_) => JobError::source_not_found(format!(
-                            "overlay {} does not exist",
-                            o.source
-                        )),
-                        other => other.into(),
-                    })?;
+            let bytes = self
+                .read(job, &o.key, lim.max_source_bytes, deadline)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound(_) => {
+                        JobError::source_not_found(format!("overlay {} does not exist", o.source))
+                    }
+                    other => other.into(),
+                })?;
             overlay_bytes.push((o.source.clone(), bytes));
         }
-        let parent_recipe = self.parent_recipe(job, edit).await?;
+        let parent_recipe = self.parent_recipe(job, edit, deadline).await?;
         timings.fetch = ms(t);
 
         // Plan, decode, run, encode: pixel work off the async runtime.
@@ -390,7 +419,10 @@ impl Engine {
             created_at,
             job_id: job.id.clone(),
             backend: backend.to_string(),
-            encryption: None,
+            encryption: self
+                .storage
+                .sealing_key_id()
+                .map(|id| serde_json::json!({"algorithm": "AES-256-GCM", "key_id": id})),
         })
     }
 }

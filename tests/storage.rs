@@ -1,9 +1,13 @@
 //! The same storage behaviour suite on every backend: round trips, atomic
 //! replacement, folder listing, size limits, and keys that must be refused.
 
+mod common;
+
 use std::sync::Arc;
 
-use imgworker::storage::{LocalStorage, MemoryStorage, Storage, StorageError};
+use imgworker::storage::{
+    Keyring, LocalStorage, MemoryStorage, SealedStorage, Storage, StorageError,
+};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -76,6 +80,28 @@ async fn behaviour(s: Arc<dyn Storage>) {
             "{name}: get {bad:?}"
         );
     }
+}
+
+#[test]
+fn s3_backend() {
+    let s = common::s3_storage("storage-suite", "tenant/a");
+    rt().block_on(behaviour(s.clone()));
+    // The prefix confines it: another prefix of the same bucket sees nothing.
+    let other = Arc::new(common::s3_at(
+        &format!("http://{}", common::S3_ADDR),
+        "storage-suite",
+        "tenant/b",
+    ));
+    assert!(rt().block_on(other.list("img")).unwrap().is_empty());
+}
+
+#[test]
+fn sealed_backend() {
+    let keys = Keyring::parse("k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
+    rt().block_on(behaviour(Arc::new(SealedStorage::new(
+        Arc::new(MemoryStorage::new()),
+        keys,
+    ))));
 }
 
 #[test]

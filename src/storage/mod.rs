@@ -6,6 +6,8 @@
 
 pub mod local;
 pub mod memory;
+pub mod s3;
+pub mod sealed;
 
 use std::sync::Arc;
 
@@ -15,6 +17,8 @@ use crate::error::JobError;
 
 pub use local::LocalStorage;
 pub use memory::MemoryStorage;
+pub use s3::{S3Options, S3Storage};
+pub use sealed::{Keyring, SealedStorage};
 
 /// Storage failures.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -38,6 +42,10 @@ pub enum StorageError {
     /// The store failed or cannot be reached.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// A sealed object that cannot be opened: its key is not configured,
+    /// or it was altered.
+    #[error("sealed object cannot be opened: {0}")]
+    Sealed(String),
 }
 
 impl From<StorageError> for JobError {
@@ -47,6 +55,7 @@ impl From<StorageError> for JobError {
             StorageError::TooLarge { .. } => JobError::limit_exceeded(e.to_string()),
             StorageError::Forbidden(_) => JobError::forbidden_key(e.to_string()),
             StorageError::Unavailable(_) => JobError::storage_unavailable(e.to_string()),
+            StorageError::Sealed(_) => JobError::decode_failed(e.to_string()),
         }
     }
 }
@@ -69,10 +78,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 
     /// A short description for logs (never credentials).
     fn describe(&self) -> String;
+
+    /// The id of the key versions are sealed with, when encryption at rest
+    /// is on (recorded in manifests).
+    fn sealing_key_id(&self) -> Option<String> {
+        None
+    }
 }
 
-/// Open storage from a URL: `file:///path`, a plain path, or `memory://`.
+/// Open storage from a URL: `s3://bucket/prefix`, `file:///path`, a plain
+/// path, or `memory://`.
 pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(S3Storage::open(url, &S3Options::default())?));
+    }
     if url == "memory://" || url == "memory:" {
         return Ok(Arc::new(MemoryStorage::new()));
     }

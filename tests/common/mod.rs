@@ -179,3 +179,41 @@ pub const EDGE_SIZES: &[(u32, u32)] = &[
     (1, 300),
     (128, 96),
 ];
+
+/// The S3-protocol test server (moto), started by scripts/test.sh.
+pub const S3_ADDR: &str = "127.0.0.1:9000";
+
+/// Create `bucket` on the test S3 server and open `s3://bucket/prefix` on it.
+pub fn s3_storage(bucket: &str, prefix: &str) -> Arc<imgworker::storage::S3Storage> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(S3_ADDR).unwrap_or_else(|e| {
+        panic!(
+            "the S3 test server is not reachable on {S3_ADDR} ({e}): run scripts/test.sh, which \
+             installs moto in target/s3-venv and starts `moto_server -H 127.0.0.1 -p 9000`"
+        )
+    });
+    write!(
+        conn,
+        "PUT /{bucket} HTTP/1.1\r\nHost: {S3_ADDR}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    let _ = conn.read_to_string(&mut reply);
+    assert!(
+        reply.starts_with("HTTP/1.1 200") || reply.contains("BucketAlreadyOwnedByYou"),
+        "creating bucket {bucket}: {reply}"
+    );
+    Arc::new(s3_at(&format!("http://{S3_ADDR}"), bucket, prefix))
+}
+
+/// `s3://bucket/prefix` at an endpoint, with test credentials.
+pub fn s3_at(endpoint: &str, bucket: &str, prefix: &str) -> imgworker::storage::S3Storage {
+    let opts = imgworker::storage::S3Options {
+        endpoint: Some(endpoint.into()),
+        allow_http: true,
+        credentials: Some(("test".into(), "test".into())),
+        region: Some("us-east-1".into()),
+        timeout: Some(std::time::Duration::from_secs(5)),
+    };
+    imgworker::storage::S3Storage::open(&format!("s3://{bucket}/{prefix}"), &opts).unwrap()
+}

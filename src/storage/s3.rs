@@ -1,0 +1,191 @@
+//! S3-compatible object storage through `object_store`.
+//!
+//! `s3://bucket/prefix`, configured by the standard AWS environment
+//! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+//! `AWS_REGION`, `AWS_ALLOW_HTTP` for a plain-HTTP endpoint, and the
+//! server-side encryption settings `AWS_SERVER_SIDE_ENCRYPTION`,
+//! `AWS_SSE_KMS_KEY_ID`, passed through to every PUT). HTTPS by default.
+//!
+//! Every object is written with one PUT (never a multipart upload), so a
+//! failed write leaves nothing behind; S3 makes a PUT visible atomically.
+//! Requests are bounded by a timeout and a retry budget, so that a job does
+//! not outlive its deadline waiting for a store that is down.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path;
+use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+
+use super::{check_key, Storage, StorageError};
+
+/// Settings beyond the environment (tests pass the endpoint explicitly).
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    /// Endpoint URL (otherwise `AWS_ENDPOINT_URL` or AWS itself).
+    pub endpoint: Option<String>,
+    /// Allow `http://` endpoints (otherwise `AWS_ALLOW_HTTP`).
+    pub allow_http: bool,
+    /// Access key id and secret (otherwise the environment).
+    pub credentials: Option<(String, String)>,
+    /// Region (otherwise `AWS_REGION`, else `us-east-1`).
+    pub region: Option<String>,
+    /// Per-request timeout (default 10 s).
+    pub timeout: Option<Duration>,
+}
+
+/// An S3 bucket, optionally under a prefix.
+#[derive(Debug)]
+pub struct S3Storage {
+    store: AmazonS3,
+    bucket: String,
+    prefix: String,
+}
+
+fn unavailable(e: object_store::Error) -> StorageError {
+    StorageError::Unavailable(e.to_string())
+}
+
+impl S3Storage {
+    /// Open `s3://bucket[/prefix]` with the AWS environment and `opts`.
+    pub fn open(url: &str, opts: &S3Options) -> Result<Self, StorageError> {
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| StorageError::Unavailable(format!("not an s3:// URL: {url}")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(StorageError::Unavailable(
+                "s3:// URL without a bucket".into(),
+            ));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            check_key(&prefix)?;
+        }
+        let timeout = opts.timeout.unwrap_or(Duration::from_secs(10));
+        let mut client = ClientOptions::new()
+            .with_timeout(timeout)
+            .with_connect_timeout(Duration::from_secs(3));
+        // These options replace those `from_env` read, so AWS_ALLOW_HTTP is
+        // honoured here.
+        let env_http = std::env::var("AWS_ALLOW_HTTP")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        if opts.allow_http || env_http {
+            client = client.with_allow_http(true);
+        }
+        let retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: timeout,
+            ..Default::default()
+        };
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_client_options(client)
+            .with_retry(retry);
+        if std::env::var_os("AWS_REGION").is_none() && opts.region.is_none() {
+            b = b.with_region("us-east-1");
+        }
+        if let Some(r) = &opts.region {
+            b = b.with_region(r);
+        }
+        if let Some(e) = &opts.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some((id, secret)) = &opts.credentials {
+            b = b.with_access_key_id(id).with_secret_access_key(secret);
+        }
+        let store = b.build().map_err(unavailable)?;
+        Ok(Self {
+            store,
+            bucket: bucket.to_string(),
+            prefix,
+        })
+    }
+
+    fn path(&self, key: &str) -> Result<Path, StorageError> {
+        check_key(key)?;
+        let full = if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.prefix)
+        };
+        Path::parse(full).map_err(|e| StorageError::Forbidden(e.to_string()))
+    }
+}
+
+fn not_found_or(e: object_store::Error, key: &str) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound(key.to_string()),
+        e => unavailable(e),
+    }
+}
+
+#[async_trait]
+impl Storage for S3Storage {
+    async fn get(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, StorageError> {
+        let path = self.path(key)?;
+        let res = self
+            .store
+            .get(&path)
+            .await
+            .map_err(|e| not_found_or(e, key))?;
+        // The size comes with the response headers, before the body.
+        if res.meta.size > max_bytes {
+            return Err(StorageError::TooLarge {
+                key: key.to_string(),
+                size: res.meta.size,
+                max: max_bytes,
+            });
+        }
+        let bytes = res.bytes().await.map_err(|e| not_found_or(e, key))?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
+        let path = self.path(key)?;
+        self.store
+            .put(&path, PutPayload::from(data.to_vec()))
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StorageError> {
+        let path = self.path(key)?;
+        // S3 deletes are idempotent and do not say whether anything was there.
+        match self.store.head(&path).await {
+            Ok(_) => {}
+            Err(object_store::Error::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(unavailable(e)),
+        }
+        self.store.delete(&path).await.map_err(unavailable)?;
+        Ok(true)
+    }
+
+    async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
+        let path = self.path(dir)?;
+        // A delimiter listing of `dir/` sees only its direct children, so
+        // `u/1` never lists `u/10`.
+        let listing = self
+            .store
+            .list_with_delimiter(Some(&path))
+            .await
+            .map_err(unavailable)?;
+        let mut names: Vec<String> = listing
+            .objects
+            .into_iter()
+            .filter_map(|m| m.location.filename().map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
