@@ -273,17 +273,12 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             None => run_isolated(shared, &delivery.data, attempt, &ident).await,
         };
         let disposition = settle(shared, publisher, &delivery, &result, attempt).await;
-        let outcome = match disposition {
+        let unsettled = match disposition {
             Ok(Disposition::Ack) => {
                 shared.metrics.record(&result, fallback);
-                match delivery.acker.ack(BasicAckOptions::default()).await {
-                    Ok(true) => {
-                        debug!(status = result.status.as_str(), "acked");
-                        return;
-                    }
-                    Ok(false) => "the channel was closed before the ack".to_string(),
-                    Err(e) => e.to_string(),
-                }
+                let acked = delivery.acker.ack(BasicAckOptions::default()).await;
+                debug!(status = result.status.as_str(), "acked");
+                failure(acked, "ack")
             }
             Ok(Disposition::Retry) => {
                 shared.metrics.retries.inc();
@@ -292,34 +287,34 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
                     .saturating_mul(1 << attempt.saturating_sub(1).min(6))
                     .min(Duration::from_secs(30));
                 tokio::time::sleep(pause).await;
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                match delivery.acker.nack(requeue).await {
-                    Ok(true) => return,
-                    Ok(false) => "the channel was closed before the nack".to_string(),
-                    Err(e) => e.to_string(),
-                }
+                failure(delivery.acker.nack(REQUEUE).await, "nack")
             }
             Err(e) => {
                 // Not settled (the broker did not confirm): give the job back.
                 warn!(error = %e, "could not publish; the job goes back to the queue");
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..Default::default()
-                };
-                match delivery.acker.nack(requeue).await {
-                    Ok(true) => return,
-                    Ok(false) => "the channel was closed before the nack".to_string(),
-                    Err(e) => e.to_string(),
-                }
+                failure(delivery.acker.nack(REQUEUE).await, "nack")
             }
         };
+        let Some(outcome) = unsettled else { return };
         warn!(reason = %outcome, "delivery not settled; the broker will redeliver the job");
     }
     .instrument(span)
     .await
+}
+
+const REQUEUE: BasicNackOptions = BasicNackOptions {
+    multiple: false,
+    requeue: true,
+};
+
+/// Why an ack or nack did not take effect (lapin answers `Ok(false)` when
+/// the channel was closed or recovered), or `None` when it did.
+fn failure(res: Result<bool, lapin::Error>, what: &str) -> Option<String> {
+    match res {
+        Ok(true) => None,
+        Ok(false) => Some(format!("the channel was closed before the {what}")),
+        Err(e) => Some(e.to_string()),
+    }
 }
 
 /// Run the job in its own task, so that a panic is a failed attempt.
