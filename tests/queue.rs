@@ -336,6 +336,13 @@ fn job(id: &str, version: &str, ops: Value) -> Vec<u8> {
     .unwrap()
 }
 
+/// `n` jobs with ids `{prefix}{i}` writing versions `v{i}`, all with `ops`.
+fn batch(prefix: &str, n: usize, ops: Value) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| job(&format!("{prefix}{i}"), &format!("v{i}"), ops.clone()))
+        .collect()
+}
+
 /// Objects under the image folder other than the source.
 fn objects(store: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(store.join("t/img"))
@@ -384,15 +391,11 @@ async fn two_hundred_jobs_through_one_worker() {
     let url = vhost("throughput");
     prepare(&url, 5).await;
     let (_dir, store) = store_with_source((64, 48));
-    let bodies: Vec<Vec<u8>> = (0..200)
-        .map(|i| {
-            job(
-                &format!("j{i}"),
-                &format!("v{i}"),
-                json!([{"op": "rotate", "degrees": 90}, {"op": "invert"}]),
-            )
-        })
-        .collect();
+    let bodies = batch(
+        "j",
+        200,
+        json!([{"op": "rotate", "degrees": 90}, {"op": "invert"}]),
+    );
     publish(&url, &bodies, None).await;
     let w = Worker::start(&url, &store, &["--concurrency", "4"]);
     wait_depth(
@@ -430,15 +433,11 @@ async fn a_killed_worker_loses_nothing_and_duplicates_nothing() {
     prepare(&url, 5).await;
     let (_dir, store) = store_with_source((320, 240));
     let n = 80;
-    let bodies: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            job(
-                &format!("k{i}"),
-                &format!("v{i}"),
-                json!([{"op": "blur", "sigma": 2.0}, {"op": "sharpen"}]),
-            )
-        })
-        .collect();
+    let bodies = batch(
+        "k",
+        n,
+        json!([{"op": "blur", "sigma": 2.0}, {"op": "sharpen"}]),
+    );
     publish(&url, &bodies, None).await;
     let mut w = Worker::start(&url, &store, &["--concurrency", "3"]);
     wait_depth(&url, "test.results", 10, Duration::from_secs(120), Some(&w)).await;
@@ -475,15 +474,7 @@ async fn the_worker_recovers_from_a_broker_restart() {
     prepare(&url, 5).await;
     let (_dir, store) = store_with_source((320, 240));
     let n = 60;
-    let bodies: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            job(
-                &format!("r{i}"),
-                &format!("v{i}"),
-                json!([{"op": "blur", "sigma": 2.0}]),
-            )
-        })
-        .collect();
+    let bodies = batch("r", n, json!([{"op": "blur", "sigma": 2.0}]));
     publish(&url, &bodies, None).await;
     let mut w = Worker::start(&url, &store, &["--concurrency", "3"]);
     wait_depth(&url, "test.results", 5, Duration::from_secs(120), Some(&w)).await;
@@ -609,15 +600,11 @@ async fn sigterm_finishes_the_jobs_in_flight_and_exits_0() {
     prepare(&url, 5).await;
     let (_dir, store) = store_with_source((900, 700));
     let n = 6;
-    let bodies: Vec<Vec<u8>> = (0..n)
-        .map(|i| {
-            job(
-                &format!("d{i}"),
-                &format!("v{i}"),
-                json!([{"op": "blur", "sigma": 12.0}, {"op": "sharpen", "sigma": 4.0}]),
-            )
-        })
-        .collect();
+    let bodies = batch(
+        "d",
+        n,
+        json!([{"op": "blur", "sigma": 12.0}, {"op": "sharpen", "sigma": 4.0}]),
+    );
     publish(&url, &bodies, None).await;
     let mut w = Worker::start(&url, &store, &["--concurrency", "2", "--grace-secs", "120"]);
     let end = Instant::now() + Duration::from_secs(60);

@@ -360,27 +360,20 @@ async fn settle(
 ) -> Result<Disposition, QueueError> {
     let topo = &shared.cfg.topology;
     let props = &delivery.properties;
-    if result.status == Status::Succeeded {
-        publish::result(
-            publisher,
-            &topo.results_exchange,
-            result,
-            props.reply_to().as_ref(),
-            props.correlation_id().as_ref(),
-        )
-        .await?;
-        return Ok(Disposition::Ack);
+    // The error code of a failed job; `None` when it succeeded.
+    let failed = (result.status != Status::Succeeded).then(|| {
+        result
+            .error
+            .as_ref()
+            .map_or(ErrorCode::Internal, |e| e.code)
+    });
+    if let Some(code) = failed {
+        if code.is_transient() && attempt <= topo.delivery_limit {
+            warn!(code = code.as_str(), "transient failure; retrying later");
+            return Ok(Disposition::Retry);
+        }
+        warn!(code = code.as_str(), "job failed; dead-lettering it");
     }
-    let code = result
-        .error
-        .as_ref()
-        .map_or(ErrorCode::Internal, |e| e.code);
-    let last_attempt = attempt > topo.delivery_limit;
-    if code.is_transient() && !last_attempt {
-        warn!(code = code.as_str(), "transient failure; retrying later");
-        return Ok(Disposition::Retry);
-    }
-    warn!(code = code.as_str(), "job failed; dead-lettering it");
     publish::result(
         publisher,
         &topo.results_exchange,
@@ -389,6 +382,9 @@ async fn settle(
         props.correlation_id().as_ref(),
     )
     .await?;
+    let Some(code) = failed else {
+        return Ok(Disposition::Ack);
+    };
     publish::dead_letter(
         publisher,
         &topo.dead_letter_exchange,
