@@ -90,7 +90,8 @@ async fn run(jobs: usize, concurrency: usize) {
     let storage = Arc::new(MemoryStorage::new());
     storage.insert("bench/img/original.png", source_png());
     let engine = Engine::new(WorkerConfig::new(), storage, Backend::Cpu);
-    let mut cfg = ServeConfig::new(URL);
+    let broker = imgworker::queue::BrokerEndpoint::new(URL, &Default::default()).unwrap();
+    let mut cfg = ServeConfig::new(broker);
     cfg.topology = topo.clone();
     cfg.concurrency = concurrency;
     let (tx, rx) = tokio::sync::watch::channel(false);

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Fetch real photographs, reproducibly, from Debian's mate-backgrounds
-# package (GPL-2+, photos by Charles Barbin and others; see the package's
-# copyright file) into photos/. Nothing large is committed to the repository.
+# package (GPL-2+; see the package's copyright file, copied beside them) into
+# photos/. Nothing large is committed to the repository.
+#
+#   photos/*.jpg                     the nature photographs (2560x1600 and so on)
+#   photos/bench/3840x2160.jpg       camera photograph (Sony DSC-RX100M4) of a
+#   photos/bench/1920x1080.jpg       painting, "Elephants", at two sizes: the
+#                                    inputs of `imgworker bench`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=photos
-marker="$dest/.complete"
+# Bump the marker's name when the set of photos changes.
+marker="$dest/.complete-2"
 [ -f "$marker" ] && exit 0
 
 work=$(mktemp -d)
@@ -19,8 +25,11 @@ if ! (cd "$work" && apt-get download mate-backgrounds >/dev/null 2>&1); then
   }
 fi
 dpkg-deb -x "$work"/mate-backgrounds_*.deb "$work/x"
-mkdir -p "$dest"
-cp "$work"/x/usr/share/backgrounds/mate/nature/*.jpg "$dest/"
+src="$work/x/usr/share/backgrounds/mate"
+mkdir -p "$dest/bench"
+cp "$src"/nature/*.jpg "$dest/"
+cp "$src/abstract/Elephants_3840x2160.jpg" "$dest/bench/3840x2160.jpg"
+cp "$src/abstract/Elephants.jpg" "$dest/bench/1920x1080.jpg"
 cp "$work"/x/usr/share/doc/mate-backgrounds/copyright "$dest/COPYRIGHT"
 touch "$marker"
-echo "photos in $dest/: $(ls "$dest" | grep -c jpg) JPEGs" >&2
+echo "photos in $dest/: $(ls "$dest" | grep -c jpg) JPEGs, and the benchmark inputs in $dest/bench/" >&2

@@ -13,8 +13,11 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # Debian packages the build and the tests need: the GPU tests run on Mesa's
-# lavapipe (a software Vulkan driver) where no GPU is present.
-apt_packages=(pkg-config libvulkan1 mesa-vulkan-drivers)
+# lavapipe (a software Vulkan driver) where no GPU is present; the TLS tests
+# make certificates with openssl and create a bucket with curl; the privacy
+# tests watch the worker's file writes with strace; the benchmark test runs
+# libvips and ImageMagick beside imgworker.
+apt_packages=(pkg-config libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -43,25 +46,30 @@ if ! port_open; then
   port_open || { echo "RabbitMQ did not open 127.0.0.1:5672" >&2; exit 1; }
 fi
 
-# An S3-protocol server on 127.0.0.1:9000 for the storage tests: moto's
-# server, installed from PyPI into a virtualenv under target/ (ignored by git).
+# Python tools the tests run, in a virtualenv under target/ (ignored by git):
+# moto's S3 server (on 127.0.0.1:9000 for the storage tests, and over HTTPS
+# on a port of their own for the TLS tests) and kubernetes-validate (the
+# Kubernetes manifests' schema check).
+venv=target/test-venv
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
+  log "installing moto and kubernetes-validate into $venv"
+  python3 -m venv "$venv" 2>/dev/null || {
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  }
+  "$venv/bin/pip" install -q "moto[server]==5.*" "kubernetes-validate==1.*"
+fi
 s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then
-  venv=target/s3-venv
-  if [ ! -x "$venv/bin/moto_server" ]; then
-    log "installing moto (S3 test server) into $venv"
-    python3 -m venv "$venv" 2>/dev/null || {
-      export DEBIAN_FRONTEND=noninteractive
-      apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
-      python3 -m venv "$venv"
-    }
-    "$venv/bin/pip" install -q "moto[server]==5.*"
-  fi
   log "starting moto_server on 127.0.0.1:9000"
   nohup "$venv/bin/moto_server" -H 127.0.0.1 -p 9000 >/dev/null 2>&1 &
   for _ in $(seq 1 60); do s3_open && break; sleep 0.5; done
   s3_open || { echo "the S3 test server did not open 127.0.0.1:9000" >&2; exit 1; }
 fi
+
+# Real photographs for the benchmark test (Debian's mate-backgrounds).
+scripts/fetch-photos.sh
 
 # Mesa's device_select layer prints Wayland errors on a headless machine;
 # imgworker picks its adapter itself (the binary sets this too).

@@ -126,6 +126,23 @@ pub struct OutputSpec {
     /// Ops applied after the job's shared ops, for this output only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ops: Option<Vec<OpSpec>>,
+    /// What happens to the source's metadata (default `strip`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataPolicy>,
+}
+
+/// The source's metadata on an output. The ICC profile is carried over
+/// either way (colours depend on it); XMP and comments are never written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MetadataPolicy {
+    /// Drop EXIF (GPS included), XMP and comments.
+    #[default]
+    Strip,
+    /// Carry the source's EXIF block over, GPS included (jpeg, png, avif).
+    /// When the pixels were re-oriented by `auto_orient`, the orientation
+    /// tag is reset so viewers do not rotate them twice.
+    KeepExif,
 }
 
 /// How an output is encoded, after validation.
@@ -139,6 +156,9 @@ pub struct Encoding {
     /// WebP lossless.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub lossless: bool,
+    /// Carry the source's EXIF over (`metadata: keep_exif`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_exif: bool,
 }
 
 /// A validated output.
@@ -440,6 +460,14 @@ impl OutputSpec {
         if self.lossless.is_some() && self.format != Format::Webp {
             return Err(ParamError::new(&format!("{at}.lossless"), "only applies to webp").into());
         }
+        let keep_exif = self.metadata == Some(MetadataPolicy::KeepExif);
+        if keep_exif && self.format == Format::Webp {
+            return Err(ParamError::new(
+                &format!("{at}.metadata"),
+                "keep_exif applies to jpeg, png and avif, not webp",
+            )
+            .into());
+        }
         let specs = self.ops.clone().unwrap_or_default();
         let ops = validate_ops(&specs, &format!("{at}.ops"), cfg)?;
         Ok(Output {
@@ -449,6 +477,7 @@ impl OutputSpec {
                 format: self.format,
                 quality,
                 lossless: self.lossless.unwrap_or(false),
+                keep_exif,
             },
             ops,
             specs,

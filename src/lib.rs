@@ -17,6 +17,7 @@
 //! - [`config`]: limits and settings; [`error`]: the stable error codes.
 
 pub mod backend;
+pub mod bench;
 pub mod codec;
 pub mod config;
 pub mod error;
@@ -27,6 +28,7 @@ pub mod manifest;
 pub mod metrics;
 pub mod ops;
 pub mod pipeline;
+pub mod privacy;
 pub mod queue;
 pub mod result;
 pub mod schema;

@@ -13,6 +13,24 @@ use imgworker::config::{Limits, WorkerConfig};
 use imgworker::pipeline::Engine;
 use imgworker::result::Status;
 
+/// jemalloc is the allocator of the whole process: Rust's allocations and,
+/// through its unprefixed `malloc`/`free`, those of the C code linked in
+/// (libwebp), where every freed block is overwritten (`junk:free`, set
+/// below). Rust's allocations go through `ZeroizeAlloc` on top, which zeroes
+/// each block as it is freed and grows blocks by allocate-copy-free, so that
+/// no moved-from copy is left behind either. Source bytes, pixel buffers and
+/// encoded outputs leave nothing in the heap once a job drops them.
+#[global_allocator]
+static ALLOCATOR: secmem_alloc::zeroizing_alloc::ZeroizeAlloc<tikv_jemallocator::Jemalloc> =
+    secmem_alloc::zeroizing_alloc::ZeroizeAlloc::new(tikv_jemallocator::Jemalloc);
+
+/// jemalloc's compiled-in options (`MALLOC_CONF` can add to them): overwrite
+/// freed memory, and hand unused pages back to the kernel promptly.
+#[allow(non_upper_case_globals)]
+#[unsafe(no_mangle)]
+pub static malloc_conf: Option<&'static u8> =
+    Some(&b"junk:free,dirty_decay_ms:1000,muzzy_decay_ms:0\0"[0]);
+
 /// Stateless image edit worker: jobs in, versions and manifests out.
 #[derive(Parser, Debug)]
 #[command(name = "imgworker", version, about)]
@@ -23,6 +41,10 @@ struct Cli {
     /// Optional TOML configuration file (flags and environment take precedence).
     #[arg(long, global = true, env = "IMGWORKER_CONFIG")]
     config: Option<PathBuf>,
+    /// Refuse to start with a plain `amqp://` broker or a storage endpoint
+    /// reached over plain `http://`.
+    #[arg(long, global = true, env = "IMGWORKER_REQUIRE_TLS")]
+    require_tls: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -33,6 +55,8 @@ enum LogFormat {
     Json,
 }
 
+// Parsed once at start-up: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Process one job with no broker and print the result JSON (last line of stdout).
@@ -77,12 +101,76 @@ enum Command {
     },
     /// Print the JSON Schemas of the job, result and manifest documents.
     Schema,
+    /// Ask a running worker's /healthz (for container health checks, where
+    /// no curl is installed); exits 0 when it answers 200.
+    Health {
+        /// Address of the worker's HTTP endpoints.
+        #[arg(long, env = "IMGWORKER_HTTP_ADDR", default_value = "127.0.0.1:9090")]
+        http_addr: std::net::SocketAddr,
+    },
+    /// Time the standard job set on a real photo (scripts/fetch-photos.sh);
+    /// with --compare, libvips and ImageMagick run the same jobs, alternating.
+    Bench(BenchArgs),
     /// List every GPU adapter and say which backend `auto` would pick, and why.
     Devices {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Settings of `imgworker bench`.
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// The photo every job starts from (a JPEG).
+    #[arg(long, default_value = "photos/bench/3840x2160.jpg")]
+    input: PathBuf,
+    /// imgworker's backend.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    backend: BackendChoice,
+    /// Jobs run at once, per tool.
+    #[arg(long, default_value_t = 1)]
+    concurrency: usize,
+    /// Timed rounds (every job, every tool, once per round).
+    #[arg(long, default_value_t = 5)]
+    iterations: usize,
+    /// Untimed rounds first.
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+    /// Only these jobs (comma-separated): thumbnail-1920, thumbnail-256,
+    /// resize-half, blur-5, unsharp, colour, chain, jpeg-to-webp, jpeg-to-png.
+    #[arg(long, value_delimiter = ',')]
+    jobs: Vec<String>,
+    /// How imgworker runs: in one process, a process per job, or both.
+    #[arg(long, value_enum, default_value_t = BenchMode::Both)]
+    mode: BenchMode,
+    /// Run libvips and ImageMagick on the same jobs in the same run.
+    #[arg(long)]
+    compare: bool,
+    /// Where the JSON report goes.
+    #[arg(long, default_value = "bench-results/results.json")]
+    json: PathBuf,
+    /// Also draw the chart (SVG) here.
+    #[arg(long)]
+    chart: Option<PathBuf>,
+    /// No progress bar or progress lines.
+    #[arg(long)]
+    quiet: bool,
+    /// Keep every tool's last output of each job in this folder, to compare
+    /// them by eye.
+    #[arg(long)]
+    outputs: Option<PathBuf>,
+}
+
+/// How `imgworker bench` runs imgworker.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchMode {
+    /// One long-lived process (the worker's case).
+    InProcess,
+    /// `imgworker run` per job, start-up included (like the peers' CLIs).
+    Process,
+    /// Both.
+    Both,
 }
 
 /// Settings shared by the commands that run jobs.
@@ -119,9 +207,20 @@ struct WorkerOpts {
 /// Broker settings shared by `serve` and `submit`.
 #[derive(Args, Debug)]
 struct QueueOpts {
-    /// Broker URL, vhost in the path (`amqp://user:pass@host:5672/%2f`).
+    /// Broker URL, vhost in the path (`amqp://user:pass@host:5672/%2f`, or
+    /// `amqps://` for TLS).
     #[arg(long, env = "IMGWORKER_AMQP_URL")]
     amqp_url: Option<String>,
+    /// `amqps://`: extra CA certificates (PEM) to trust besides the system roots.
+    #[arg(long, env = "IMGWORKER_AMQP_CA_FILE")]
+    amqp_ca_file: Option<PathBuf>,
+    /// `amqps://`: client certificate chain (PEM), with --amqp-key-file.
+    #[arg(long, env = "IMGWORKER_AMQP_CERT_FILE")]
+    amqp_cert_file: Option<PathBuf>,
+    /// `amqps://`: client private key (PEM), with --amqp-cert-file.
+    #[arg(long, env = "IMGWORKER_AMQP_KEY_FILE")]
+    amqp_key_file: Option<PathBuf>,
+
     /// Job signing keys, `key-id:secret[,...]`: `serve` requires a valid
     /// signature, `submit` signs with the first key.
     #[arg(long, env = "IMGWORKER_SIGNING_KEYS", hide_env_values = true)]
@@ -160,6 +259,28 @@ impl QueueOpts {
             .clone()
             .or_else(|| file.amqp_url.clone())
             .unwrap_or_else(|| DEFAULT_AMQP_URL.into())
+    }
+
+    /// The broker endpoint, refused when TLS is required and the URL is plain.
+    fn broker(
+        &self,
+        file: &FileConfig,
+        require_tls: bool,
+    ) -> Result<imgworker::queue::BrokerEndpoint> {
+        let pick = |flag: &Option<PathBuf>, from_file: &Option<PathBuf>| {
+            flag.clone().or_else(|| from_file.clone())
+        };
+        let files = imgworker::queue::TlsFiles {
+            ca_file: pick(&self.amqp_ca_file, &file.amqp_ca_file),
+            cert_file: pick(&self.amqp_cert_file, &file.amqp_cert_file),
+            key_file: pick(&self.amqp_key_file, &file.amqp_key_file),
+        };
+        let broker = imgworker::queue::BrokerEndpoint::new(self.url(file), &files)?;
+        anyhow::ensure!(
+            broker.is_tls() || !require_tls,
+            "TLS is required (--require-tls) but the broker URL is plain amqp://; use amqps://"
+        );
+        Ok(broker)
     }
 
     fn topology(&self) -> imgworker::queue::Topology {
@@ -214,6 +335,10 @@ struct FileConfig {
     #[serde(default)]
     watermark_prefixes: Vec<String>,
     amqp_url: Option<String>,
+    amqp_ca_file: Option<PathBuf>,
+    amqp_cert_file: Option<PathBuf>,
+    amqp_key_file: Option<PathBuf>,
+    require_tls: Option<bool>,
     concurrency: Option<usize>,
     #[serde(default)]
     limits: LimitOpts,
@@ -261,8 +386,9 @@ fn limits(flags: &LimitOpts, file: &LimitOpts) -> Result<Limits> {
     })
 }
 
-/// The backend, storage and limits shared by `run` and `serve`.
-fn build_engine(opts: WorkerOpts, file: &FileConfig) -> Result<Engine> {
+/// The backend, storage and limits shared by `run` and `serve`; with
+/// `require_tls`, a storage endpoint reached over plain HTTP is refused.
+fn build_engine(opts: WorkerOpts, file: &FileConfig, require_tls: bool) -> Result<Engine> {
     let backend_choice = match (opts.backend, &file.backend) {
         (Some(b), _) => b,
         (None, Some(s)) => {
@@ -275,6 +401,11 @@ fn build_engine(opts: WorkerOpts, file: &FileConfig) -> Result<Engine> {
         .storage
         .or(file.storage.clone())
         .unwrap_or_else(|| "imgworker-data".into());
+    if require_tls {
+        if let Some(why) = imgworker::storage::plain_transport(&url) {
+            anyhow::bail!("TLS is required (--require-tls) but {why}");
+        }
+    }
     let mut storage = imgworker::storage::open(&url)?;
     if let Some(keys) = opts.encryption_keys.as_deref().filter(|k| !k.is_empty()) {
         let ring = imgworker::storage::Keyring::parse(keys)?;
@@ -320,11 +451,88 @@ async fn termination() {
     }
 }
 
-fn init_tracing(format: LogFormat) {
+/// `imgworker health`: GET /healthz on the worker's HTTP address. An
+/// unspecified bind address (0.0.0.0) is asked on loopback.
+fn health(addr: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let ask = || -> std::io::Result<String> {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+        s.set_read_timeout(Some(timeout))?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut reply = String::new();
+        s.read_to_string(&mut reply)?;
+        Ok(reply)
+    };
+    match ask() {
+        Ok(reply) if reply.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(reply) => {
+            eprintln!(
+                "imgworker: unhealthy: {}",
+                reply.lines().next().unwrap_or("no answer")
+            );
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("imgworker: no answer from {addr}: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn bench(args: BenchArgs) -> Result<ExitCode> {
+    use imgworker::bench::{self, jobs::StandardJob, Mode};
+    let jobs = args
+        .jobs
+        .iter()
+        .map(|n| {
+            StandardJob::by_name(n).ok_or_else(|| {
+                let names: Vec<String> = bench::jobs::ALL.iter().map(|j| j.name()).collect();
+                anyhow::anyhow!("unknown job {n:?}; the jobs are {}", names.join(", "))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let modes = match args.mode {
+        BenchMode::InProcess => vec![Mode::InProcess],
+        BenchMode::Process => vec![Mode::Process],
+        BenchMode::Both => vec![Mode::InProcess, Mode::Process],
+    };
+    let report = bench::run(bench::BenchOptions {
+        input: args.input,
+        backend: args.backend,
+        concurrency: args.concurrency,
+        iterations: args.iterations,
+        warmup: args.warmup,
+        jobs,
+        modes,
+        compare: args.compare,
+        binary: std::env::current_exe().context("locating the imgworker binary")?,
+        progress: !args.quiet,
+        outputs: args.outputs,
+    })?;
+    print!("{}", report.table());
+    if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("report: {}", args.json.display());
+    if let Some(chart) = &args.chart {
+        bench::chart::write_svg(&report, chart)?;
+        eprintln!("chart: {}", chart.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_tracing(format: LogFormat, default_level: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("IMGWORKER_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new(default_level));
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -382,6 +590,14 @@ fn devices(json: bool) -> Result<()> {
 }
 
 fn main() -> ExitCode {
+    // Before anything else (no thread, no file, no GPU yet): no core dumps,
+    // not dumpable, no driver caches on disk.
+    if let Err(e) = imgworker::privacy::harden() {
+        eprintln!("imgworker: {e}");
+        return ExitCode::from(2);
+    }
+    // SAFETY: the process is still single-threaded here.
+    unsafe { imgworker::privacy::disable_driver_disk_caches() };
     // Mesa's implicit `device_select` Vulkan layer connects to a Wayland
     // display while adapters are enumerated and, on a headless machine,
     // prints an error to stderr that would break JSON log lines. imgworker
@@ -391,7 +607,16 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // A benchmark's thousands of jobs would drown its progress in job logs.
+    let default_level = match cli.command {
+        Command::Bench(_) => "warn",
+        _ => "info",
+    };
+    init_tracing(cli.log_format, default_level);
+    tracing::debug!(
+        core_dumps_disabled = imgworker::privacy::core_dumps_disabled(),
+        "process hardened"
+    );
     match real_main(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -403,6 +628,7 @@ fn main() -> ExitCode {
 
 fn real_main(cli: Cli) -> Result<ExitCode> {
     let file = load_file(cli.config.as_ref())?;
+    let require_tls = cli.require_tls || file.require_tls.unwrap_or(false);
     match cli.command {
         Command::Schema => {
             println!(
@@ -427,16 +653,16 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 queue.delivery_limit >= 1,
                 "--delivery-limit must be at least 1"
             );
-            let url = queue.url(&file);
+            let broker = queue.broker(&file, require_tls)?;
             let cfg = imgworker::queue::ServeConfig {
                 concurrency: concurrency.or(file.concurrency).unwrap_or(2),
                 grace: std::time::Duration::from_secs_f64(grace_secs),
                 signing: queue.signing()?,
                 topology: queue.topology(),
                 retry_backoff: std::time::Duration::from_millis(retry_backoff_ms),
-                ..imgworker::queue::ServeConfig::new(url)
+                ..imgworker::queue::ServeConfig::new(broker)
             };
-            let engine = build_engine(opts, &file)?;
+            let engine = build_engine(opts, &file, require_tls)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async move {
                 let metrics = std::sync::Arc::new(imgworker::metrics::Metrics::new());
@@ -471,9 +697,10 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 timeout_secs.is_finite() && timeout_secs > 0.0,
                 "--timeout-secs must be positive"
             );
+            let broker = queue.broker(&file, require_tls)?;
             let bodies = jobs.iter().map(read_job).collect::<Result<Vec<_>>>()?;
             let cfg = imgworker::queue::submit::SubmitConfig {
-                amqp_url: queue.url(&file),
+                broker,
                 topology: queue.topology(),
                 signing: queue.signing()?,
                 wait: wait.then(|| std::time::Duration::from_secs_f64(timeout_secs)),
@@ -491,13 +718,15 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
                 ExitCode::from(1)
             })
         }
+        Command::Health { http_addr } => Ok(health(http_addr)),
         Command::Devices { json } => {
             devices(json)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Bench(args) => bench(args),
         Command::Run { job, opts } => {
             let body = read_job(&job)?;
-            let engine = build_engine(opts, &file)?;
+            let engine = build_engine(opts, &file, require_tls)?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             let outcome = runtime.block_on(engine.run(&body, 1));
             println!("{}", serde_json::to_string(&outcome.result)?);

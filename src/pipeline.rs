@@ -443,6 +443,21 @@ type Rendering = (
     Option<crate::gpu::GpuStats>,
 );
 
+/// The source's EXIF for one output: its orientation tag reset when
+/// `auto_orient` turned the pixels upright.
+fn exif_for(exif: &[u8], edit: &Edit, out: &crate::job::Output) -> Vec<u8> {
+    let mut exif = exif.to_vec();
+    let reoriented = edit
+        .ops
+        .iter()
+        .chain(&out.ops)
+        .any(|op| matches!(op, crate::ops::Op::AutoOrient(_)));
+    if reoriented {
+        let _ = image::metadata::Orientation::remove_from_exif_chunk(&mut exif);
+    }
+    exif
+}
+
 /// Plan every output from the headers, then decode once, run and encode.
 fn render_all(
     cfg: &WorkerConfig,
@@ -454,7 +469,13 @@ fn render_all(
 ) -> Result<Rendering, JobError> {
     let lim = &cfg.limits;
     let t = Instant::now();
-    let src = SourceImage::open(source, lim)?;
+    let mut src = SourceImage::open(source, lim)?;
+    // EXIF is read only when an output keeps it.
+    let exif = if edit.outputs.iter().any(|o| o.encoding.keep_exif) {
+        src.exif()
+    } else {
+        None
+    };
     let overlay_srcs = overlays
         .iter()
         .map(|(name, b)| Ok((name, SourceImage::open(b, lim)?)))
@@ -524,7 +545,8 @@ fn render_all(
         .zip(&edit.outputs)
         .map(|(img, out)| {
             let _span = tracing::debug_span!("encode", version = %out.version, format = out.encoding.format.ext()).entered();
-            let bytes = codec::encode(&img, &out.encoding, icc)?;
+            let exif = exif.as_ref().map(|e| exif_for(e, edit, out));
+            let bytes = codec::encode(&img, &out.encoding, icc, exif.as_deref())?;
             Ok(Rendered { sha256: sha256_hex(&bytes), bytes, width: img.width(), height: img.height() })
         })
         .collect::<Result<Vec<_>, JobError>>()?;

@@ -411,6 +411,35 @@ fn reused_buffers_never_leak_an_earlier_jobs_pixels() {
 }
 
 #[test]
+fn pooled_buffers_hold_no_pixels_once_a_job_ends() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let white = RgbaImage::from_pixel(300, 200, image::Rgba([255, 255, 255, 255]));
+    let overlay = RgbaImage::from_pixel(20, 20, image::Rgba([9, 9, 9, 255]));
+    let mut ctx = OpContext::default();
+    ctx.overlays
+        .insert("logo.png".into(), std::sync::Arc::new(overlay));
+    let e = edit(
+        json!([{"op": "blur", "sigma": 2.0}, {"op": "overlay", "source": "logo.png", "x": 3, "y": 3}]),
+        json!([{"version": "a", "format": "png"},
+               {"version": "b", "format": "png", "ops": [{"op": "resize", "width": 120}]}]),
+    );
+    let r = render(&backend, &white, 1, &e, &ctx);
+    assert_eq!(r.backend, "gpu");
+    assert!(r.images[0].as_raw().iter().any(|&b| b != 0));
+    // Buffers went back to the pool (uploads, intermediates, readbacks) ...
+    assert!(
+        g.pool_idle_bytes() >= 300 * 200 * 4 * 3,
+        "{}",
+        g.pool_idle_bytes()
+    );
+    // ... and every byte of them is zero.
+    assert_eq!(g.pooled_nonzero_bytes().unwrap(), 0);
+}
+
+#[test]
 fn an_image_larger_than_a_storage_binding_falls_back_to_the_cpu() {
     let backend = new_gpu();
     let Backend::Gpu(g) = &backend else {

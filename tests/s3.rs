@@ -43,6 +43,15 @@ fn manifest(s: &Arc<S3Storage>, key: &str) -> Value {
     serde_json::from_slice(&block(s.get(key, 1 << 20)).unwrap()).unwrap()
 }
 
+fn assert_succeeded(outcome: &imgworker::pipeline::Outcome) {
+    assert_eq!(
+        outcome.result.status.as_str(),
+        "succeeded",
+        "{:?}",
+        outcome.result.error
+    );
+}
+
 fn code(outcome: &imgworker::pipeline::Outcome) -> String {
     outcome
         .result
@@ -74,12 +83,7 @@ fn edit_re_edit_and_a_three_step_lineage() {
             &e,
             &edit(&format!("l{i}"), "u/7", source, version, json!([op])),
         );
-        assert_eq!(
-            out.result.status.as_str(),
-            "succeeded",
-            "{:?}",
-            out.result.error
-        );
+        assert_succeeded(&out);
     }
     let m = manifest(&s3, "u/7/v3.json");
     let mut chain = Vec::new();
@@ -127,12 +131,7 @@ fn encryption_at_rest() {
         &engine(sealed(&s3, K1)),
         &edit("s1", "e/1", "original.png", "v1", json!([{"op": "invert"}])),
     );
-    assert_eq!(
-        out.result.status.as_str(),
-        "succeeded",
-        "{:?}",
-        out.result.error
-    );
+    assert_succeeded(&out);
     let stored = block(s3.get("e/1/v1.png", 1 << 20)).unwrap();
     assert!(
         !stored.starts_with(b"\x89PNG"),
@@ -148,12 +147,7 @@ fn encryption_at_rest() {
         &engine(sealed(&s3, K1)),
         &edit("s2", "e/1", "v1.png", "v2", json!([{"op": "invert"}])),
     );
-    assert_eq!(
-        out.result.status.as_str(),
-        "succeeded",
-        "{:?}",
-        out.result.error
-    );
+    assert_succeeded(&out);
     let back = block(sealed(&s3, K1).get("e/1/v2.png", 1 << 20)).unwrap();
     assert_eq!(
         common::decode(&back),
@@ -205,12 +199,7 @@ fn encryption_at_rest() {
         &engine(rotated.clone()),
         &edit("s6", "e/1", "v1.png", "v3", json!([])),
     );
-    assert_eq!(
-        out.result.status.as_str(),
-        "succeeded",
-        "{:?}",
-        out.result.error
-    );
+    assert_succeeded(&out);
     assert_eq!(manifest(&s3, "e/1/v3.json")["encryption"]["key_id"], "k2");
     assert!(
         block(sealed(&s3, K2).get("e/1/v3.png", 1 << 20)).is_ok(),
@@ -241,12 +230,7 @@ fn purge_removes_exactly_the_images_objects() {
         &engine(s3.clone()),
         &json!({"schema": 1, "id": "purge-1", "type": "purge", "image": "u/1"}),
     );
-    assert_eq!(
-        out.result.status.as_str(),
-        "succeeded",
-        "{:?}",
-        out.result.error
-    );
+    assert_succeeded(&out);
     assert_eq!(out.result.removed, Some(3));
     assert!(block(s3.list("u/1")).unwrap().is_empty());
     assert_eq!(block(s3.list("u/10")).unwrap(), ["original.png", "v1.png"]);

@@ -175,6 +175,15 @@ impl<'a> SourceImage<'a> {
         })
     }
 
+    /// The source's raw EXIF block (TIFF structure), for outputs that keep
+    /// it. Never logged.
+    pub fn exif(&mut self) -> Option<Vec<u8>> {
+        catch_unwind(AssertUnwindSafe(|| self.decoder.exif_metadata()))
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+    }
+
     /// Decode the pixels into RGBA8.
     pub fn decode(self) -> Result<Decoded, JobError> {
         let format = self.probe.format;

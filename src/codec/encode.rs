@@ -1,6 +1,7 @@
 //! Encode RGBA8 into the output formats. No metadata is written (EXIF, XMP
-//! and comments of the source are dropped); the ICC profile is carried over
-//! where the encoder supports it (JPEG, PNG).
+//! and comments of the source are dropped) unless the output keeps EXIF;
+//! the ICC profile is carried over where the encoder supports it (JPEG,
+//! PNG).
 
 use image::codecs::avif::AvifEncoder;
 use image::codecs::jpeg::JpegEncoder;
@@ -41,8 +42,14 @@ fn failed(format: Format, e: impl std::fmt::Display) -> JobError {
     JobError::internal(format!("{} encoding failed: {e}", format.ext()))
 }
 
-/// Encode an image.
-pub fn encode(img: &RgbaImage, enc: &Encoding, icc: Option<&[u8]>) -> Result<Vec<u8>, JobError> {
+/// Encode an image; `exif` is written only when the output keeps EXIF.
+pub fn encode(
+    img: &RgbaImage,
+    enc: &Encoding,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<Vec<u8>, JobError> {
+    let exif = exif.filter(|_| enc.keep_exif).map(<[u8]>::to_vec);
     let (w, h) = img.dimensions();
     let mut buf = Vec::new();
     let opaque = is_opaque(img);
@@ -52,6 +59,9 @@ pub fn encode(img: &RgbaImage, enc: &Encoding, icc: Option<&[u8]>) -> Result<Vec
             let mut e = JpegEncoder::new_with_quality(&mut buf, enc.quality.unwrap_or(85));
             if let Some(icc) = icc {
                 let _ = e.set_icc_profile(icc.to_vec());
+            }
+            if let Some(exif) = exif {
+                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
             }
             let rgb = if opaque {
                 drop_alpha(img)
@@ -70,6 +80,9 @@ pub fn encode(img: &RgbaImage, enc: &Encoding, icc: Option<&[u8]>) -> Result<Vec
             if let Some(icc) = icc {
                 let _ = e.set_icc_profile(icc.to_vec());
             }
+            if let Some(exif) = exif {
+                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
+            }
             if opaque {
                 e.write_image(&drop_alpha(img), w, h, ExtendedColorType::Rgb8)
             } else {
@@ -85,17 +98,23 @@ pub fn encode(img: &RgbaImage, enc: &Encoding, icc: Option<&[u8]>) -> Result<Vec
             } else {
                 webp::Encoder::from_rgba(img.as_raw(), w, h)
             };
-            let mem = encoder
+            let mut mem = encoder
                 .encode_simple(enc.lossless, f32::from(enc.quality.unwrap_or(80)))
                 .map_err(|e| failed(f, format!("{e:?}")))?;
             buf.extend_from_slice(&mem);
+            // libwebp allocated this with C malloc, which the wiping
+            // allocator does not see: wipe it before it is freed.
+            zeroize::Zeroize::zeroize(&mut *mem);
         }
         Format::Avif => {
-            let e = AvifEncoder::new_with_speed_quality(
+            let mut e = AvifEncoder::new_with_speed_quality(
                 &mut buf,
                 AVIF_SPEED,
                 enc.quality.unwrap_or(60),
             );
+            if let Some(exif) = exif {
+                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
+            }
             e.write_image(img.as_raw(), w, h, ExtendedColorType::Rgba8)
                 .map_err(|e| failed(f, e))?;
         }

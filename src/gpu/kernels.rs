@@ -65,6 +65,26 @@ const IMAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST);
 const STAGING_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+const UPLOAD_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::MAP_WRITE.union(wgpu::BufferUsages::COPY_SRC);
+
+/// Map a buffer range and wait for it.
+pub(crate) fn map_wait(
+    ctx: &GpuContext,
+    slice: wgpu::BufferSlice<'_>,
+    mode: wgpu::MapMode,
+) -> Result<(), GpuError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(mode, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+    rx.recv()
+        .map_err(|_| GpuError::Device("a buffer mapping was dropped".into()))?
+        .map_err(|e| GpuError::Device(format!("mapping a buffer failed: {e}")))
+}
 
 fn packed(c: crate::ops::color::Color) -> i32 {
     u32::from_le_bytes(c.0) as i32
@@ -143,7 +163,20 @@ impl<'a> Recorder<'a> {
     /// Upload pixels (the job's source, or an overlay).
     pub fn upload(&mut self, img: &RgbaImage, orientation: u8) -> Result<GpuImage, GpuError> {
         let out = self.image(Dims::new(img.width(), img.height()), orientation)?;
-        self.ctx.queue.write_buffer(&out.buf, 0, img.as_raw());
+        // Through a staging buffer of our own (not `queue.write_buffer`,
+        // whose staging memory wgpu frees unwiped), so that it can be wiped
+        // with the job's other buffers.
+        let bytes = out.bytes();
+        let staging = self.buffer(bytes, UPLOAD_USAGE)?;
+        map_wait(self.ctx, staging.slice(..bytes), wgpu::MapMode::Write)?;
+        staging
+            .slice(..bytes)
+            .get_mapped_range_mut()
+            .map_err(|e| GpuError::Device(e.to_string()))?
+            .copy_from_slice(img.as_raw());
+        staging.unmap();
+        self.encoder
+            .copy_buffer_to_buffer(&staging, 0, &out.buf, 0, bytes);
         self.stats.uploads += 1;
         Ok(out)
     }
@@ -515,7 +548,8 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
-    /// Submit everything, wait, and read the downloads back in order.
+    /// Submit everything, wait, read the downloads back in order, then wipe
+    /// every pixel buffer the job used before it goes back to the pool.
     pub fn finish(self) -> Result<(Vec<RgbaImage>, GpuStats, Vec<wgpu::Buffer>), GpuError> {
         let Recorder {
             ctx,
@@ -556,6 +590,7 @@ impl<'a> Recorder<'a> {
                     .ok_or_else(|| GpuError::Device("readback size".into()))?,
             );
         }
+        wipe(ctx, &taken)?;
         Ok((images, stats, taken))
     }
 }
@@ -574,4 +609,37 @@ fn whole(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_> {
         offset: 0,
         size: std::num::NonZeroU64::new(bytes.max(4)),
     })
+}
+
+/// Zero every buffer that can hold pixels (all but the uniform and
+/// parameter ones) and wait for it, so that no job's pixels outlive the job in device memory.
+pub(crate) fn wipe(ctx: &GpuContext, buffers: &[wgpu::Buffer]) -> Result<(), GpuError> {
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("imgworker wipe"),
+        });
+    let mut any = false;
+    for b in buffers {
+        if b.usage().contains(wgpu::BufferUsages::COPY_DST) {
+            enc.clear_buffer(b, 0, None);
+            any = true;
+        } else if b.usage().contains(wgpu::BufferUsages::MAP_WRITE) {
+            // Upload staging: zeroed through its mapping.
+            map_wait(ctx, b.slice(..), wgpu::MapMode::Write)?;
+            b.slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Device(e.to_string()))?
+                .slice(..)
+                .fill(0);
+            b.unmap();
+        }
+    }
+    if any {
+        ctx.queue.submit([enc.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+    }
+    Ok(())
 }

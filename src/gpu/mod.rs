@@ -211,6 +211,45 @@ impl GpuBackend {
         self.state.lock().map(|s| s.pool.idle_bytes()).unwrap_or(0)
     }
 
+    /// Non-zero bytes left in the pool's idle buffers: 0 when every job's
+    /// pixels were wiped from device memory. Reads every idle buffer back,
+    /// so this is for tests and diagnostics, not the job path.
+    pub fn pooled_nonzero_bytes(&self) -> Result<u64, GpuError> {
+        let state = self
+            .state
+            .lock()
+            .map_err(|_| GpuError::Device("GPU state poisoned".into()))?;
+        let ctx = &state.ctx;
+        let mut nonzero = 0u64;
+        for buf in state.pool.idle_readable() {
+            let probe = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("imgworker pool probe"),
+                size: buf.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
+            let source = if buf.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+                enc.copy_buffer_to_buffer(buf, 0, &probe, 0, buf.size());
+                &probe
+            } else {
+                buf
+            };
+            ctx.queue.submit([enc.finish()]);
+            kernels::map_wait(ctx, source.slice(..), wgpu::MapMode::Read)?;
+            let data = source
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Device(e.to_string()))?;
+            nonzero += data.iter().filter(|&&b| b != 0).count() as u64;
+            drop(data);
+            source.unmap();
+        }
+        Ok(nonzero)
+    }
+
     fn recreate(&self, state: &mut State) -> Result<(), GpuError> {
         let adapter = adapters(&self.instance)
             .into_iter()

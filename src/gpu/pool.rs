@@ -2,8 +2,9 @@
 //!
 //! A buffer taken from the pool may hold another job's pixels beyond the
 //! region this job uses, so every kernel writes each pixel of its output and
-//! reads only pixels written earlier in the same job; `clear` additionally
-//! zeroes buffers on their way back (see [`BufferPool::give_back`]).
+//! reads only pixels written earlier in the same job; in addition every
+//! pixel buffer is zeroed at the end of its job, before it comes back here
+//! (see `kernels::wipe`), so idle buffers hold no one's pixels.
 
 use std::collections::HashMap;
 
@@ -58,6 +59,14 @@ impl BufferPool {
                 .or_default()
                 .push(buf);
         }
+    }
+
+    /// Idle buffers that can be read back (for checks that they are zero).
+    pub fn idle_readable(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+        self.idle.values().flatten().filter(|b| {
+            b.usage()
+                .intersects(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::MAP_READ)
+        })
     }
 
     /// Bytes held idle.

@@ -9,10 +9,12 @@
 pub mod publish;
 pub mod signing;
 pub mod submit;
+pub mod tls;
 pub mod topology;
 pub mod worker;
 
 pub use signing::SigningKeys;
+pub use tls::{BrokerEndpoint, TlsFiles};
 pub use topology::Topology;
 pub use worker::{serve, ServeConfig};
 
@@ -33,6 +35,16 @@ pub enum QueueError {
     /// A setting is invalid.
     #[error("{0}")]
     Config(String),
+    /// The TLS handshake failed: an untrusted or invalid certificate, or no
+    /// common protocol version. A configuration error; retrying cannot help.
+    #[error("TLS handshake with the broker failed: {0} (check --amqp-ca-file and the broker's certificate)")]
+    Tls(String),
+    /// The broker did not confirm a publish in time.
+    #[error("the broker did not confirm a publish within {0:?}")]
+    Unconfirmed(std::time::Duration),
+    /// Connecting took too long.
+    #[error("connecting to the broker took longer than {0:?}")]
+    ConnectTimeout(std::time::Duration),
     /// Waiting for results timed out.
     #[error("timed out waiting for {0} result(s)")]
     Timeout(usize),

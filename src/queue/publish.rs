@@ -1,5 +1,7 @@
 //! Confirmed publishing: results, dead letters and jobs.
 
+use std::time::Duration;
+
 use lapin::options::BasicPublishOptions;
 use lapin::types::{AMQPValue, FieldTable, ShortString};
 use lapin::{BasicProperties, Channel};
@@ -10,8 +12,13 @@ use crate::result::ResultMessage;
 /// Persistent delivery mode.
 pub const PERSISTENT: u8 = 2;
 
+/// How long a publish may wait for the broker's confirm. A connection lost
+/// between the publish and its confirm must not hold the job's slot forever;
+/// an unconfirmed result is treated as not sent (the job is redelivered).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Publish and wait for the broker's confirm (the channel must be in
-/// confirm mode).
+/// confirm mode), at most [`CONFIRM_TIMEOUT`].
 pub async fn confirmed(
     ch: &Channel,
     exchange: &str,
@@ -19,8 +26,8 @@ pub async fn confirmed(
     body: &[u8],
     props: BasicProperties,
 ) -> Result<(), QueueError> {
-    let confirm = ch
-        .basic_publish(
+    let publish = async {
+        ch.basic_publish(
             exchange.into(),
             routing_key.into(),
             BasicPublishOptions::default(),
@@ -28,7 +35,11 @@ pub async fn confirmed(
             props,
         )
         .await?
-        .await?;
+        .await
+    };
+    let confirm = tokio::time::timeout(CONFIRM_TIMEOUT, publish)
+        .await
+        .map_err(|_| QueueError::Unconfirmed(CONFIRM_TIMEOUT))??;
     if confirm.is_nack() {
         return Err(QueueError::Nacked);
     }

@@ -9,19 +9,19 @@ use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{BasicProperties, Connection, ConnectionProperties};
+use lapin::{BasicProperties, ConnectionProperties};
 
 use super::publish::{confirmed, PERSISTENT};
 use super::signing::{KEY_ID_HEADER, SIGNATURE_HEADER};
-use super::{QueueError, SigningKeys, Topology};
+use super::{BrokerEndpoint, QueueError, SigningKeys, Topology};
 use crate::job::identify;
 use crate::result::ResultMessage;
 
 /// Settings of `imgworker submit`.
 #[derive(Debug, Clone)]
 pub struct SubmitConfig {
-    /// Broker URL.
-    pub amqp_url: String,
+    /// The broker.
+    pub broker: BrokerEndpoint,
     /// Where jobs go.
     pub topology: Topology,
     /// Sign with the first key when set.
@@ -36,7 +36,7 @@ pub async fn submit(
     cfg: &SubmitConfig,
     jobs: &[Vec<u8>],
 ) -> Result<Vec<ResultMessage>, QueueError> {
-    let conn = Connection::connect(&cfg.amqp_url, ConnectionProperties::default()).await?;
+    let conn = cfg.broker.connect(ConnectionProperties::default()).await?;
     let ch = conn.create_channel().await?;
     ch.confirm_select(ConfirmSelectOptions::default()).await?;
     cfg.topology.declare(&ch).await?;

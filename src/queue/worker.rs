@@ -25,7 +25,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::publish::{self, header_int, header_str};
 use super::signing::{KEY_ID_HEADER, SIGNATURE_HEADER};
-use super::{QueueError, SigningKeys, Topology};
+use super::{BrokerEndpoint, QueueError, SigningKeys, Topology};
 use crate::error::{ErrorCode, JobError};
 use crate::job::identify;
 use crate::metrics::Metrics;
@@ -35,8 +35,9 @@ use crate::result::{ResultMessage, Status};
 /// Settings of `imgworker serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// `amqp://` or `amqps://` URL (vhost in the path, `?heartbeat=` honoured).
-    pub amqp_url: String,
+    /// The broker: `amqp://` or `amqps://` URL (vhost in the path,
+    /// `?heartbeat=` honoured) and TLS files.
+    pub broker: BrokerEndpoint,
     /// Queue and exchange names, delivery limit.
     pub topology: Topology,
     /// Jobs processed at once (also the prefetch).
@@ -52,10 +53,10 @@ pub struct ServeConfig {
 }
 
 impl ServeConfig {
-    /// Settings with defaults for everything but the URL.
-    pub fn new(amqp_url: impl Into<String>) -> Self {
+    /// Settings with defaults for everything but the broker.
+    pub fn new(broker: BrokerEndpoint) -> Self {
         Self {
-            amqp_url: amqp_url.into(),
+            broker,
             topology: Topology::default(),
             concurrency: 2,
             grace: Duration::from_secs(30),
@@ -129,6 +130,11 @@ pub async fn serve(
                 sessions += 1;
                 backoff = Duration::from_millis(100);
             }
+            Err(e @ QueueError::Tls(_)) => {
+                shared.metrics.set_ready(false);
+                error!(error = %e, "cannot connect to the broker securely; stopping");
+                return Err(e);
+            }
             Err(e) => {
                 shared.metrics.set_ready(false);
                 warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
@@ -169,7 +175,7 @@ async fn session(
     let cfg = &shared.cfg;
     let props = ConnectionProperties::default()
         .with_connection_name(format!("imgworker {}", shared.engine.config().worker_name).into());
-    let conn = Connection::connect(&cfg.amqp_url, props).await?;
+    let conn = cfg.broker.connect(props).await?;
     let publisher = conn.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())
@@ -192,11 +198,15 @@ async fn session(
         shared.metrics.reconnects.inc();
     }
     shared.metrics.set_ready(true);
-    info!(url = %redact(&cfg.amqp_url), queue = %cfg.topology.jobs_queue, concurrency = cfg.concurrency, "consuming");
+    info!(url = %redact(cfg.broker.url()), queue = %cfg.topology.jobs_queue, concurrency = cfg.concurrency, "consuming");
+    // Jobs in flight can hold every slot while the connection dies under
+    // them; watching the connection itself ends the session even then.
+    let mut events = conn.events_listener();
     loop {
         // Take a slot first, so no more than `concurrency` jobs run.
         let permit = tokio::select! {
             p = shared.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            why = connection_lost(&conn, &mut events) => return Ok(SessionEnd::Lost(why)),
             _ = shutdown.changed() => {
                 let _ = consumer_ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                 return Ok(SessionEnd::Drain(Box::new((conn, consumer_ch, consumer))));
@@ -204,6 +214,7 @@ async fn session(
         };
         let next = tokio::select! {
             d = consumer.next() => d,
+            why = connection_lost(&conn, &mut events) => return Ok(SessionEnd::Lost(why)),
             _ = shutdown.changed() => {
                 let _ = consumer_ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
                 return Ok(SessionEnd::Drain(Box::new((conn, consumer_ch, consumer))));
@@ -222,6 +233,31 @@ async fn session(
             shared.metrics.in_flight.dec();
             drop(permit);
         });
+    }
+}
+
+/// Resolves when the connection reports an error or is no longer connected
+/// (checked every second as well, in case no event comes).
+async fn connection_lost(
+    conn: &Connection,
+    events: &mut (impl futures_lite::Stream<Item = lapin::Event> + Unpin),
+) -> String {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = events.next() => match ev {
+                // Channel-level errors come here too: only a connection that
+                // is no longer connected ends the session.
+                Some(lapin::Event::Error(e)) if !conn.status().connected() => return e.to_string(),
+                Some(_) => {}
+                None => return "the connection's event stream ended".into(),
+            },
+            _ = tick.tick() => {
+                if !conn.status().connected() {
+                    return "the connection is closed".into();
+                }
+            }
+        }
     }
 }
 

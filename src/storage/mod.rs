@@ -107,6 +107,16 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
     Ok(Arc::new(LocalStorage::new(url)?))
 }
 
+/// Why the storage at `url` would be reached without TLS, if it would be:
+/// an `s3://` store whose endpoint is `http://` or for which plain HTTP is
+/// allowed. Local folders and `memory://` never leave the process.
+pub fn plain_transport(url: &str) -> Option<String> {
+    if url.starts_with("s3://") {
+        return s3::plain_transport(&S3Options::default());
+    }
+    None
+}
+
 /// Reject keys a backend must never see, whatever validated them before.
 pub(crate) fn check_key(key: &str) -> Result<(), StorageError> {
     let ok = !key.is_empty()

@@ -4,7 +4,9 @@
 //! (`AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
 //! `AWS_REGION`, `AWS_ALLOW_HTTP` for a plain-HTTP endpoint, and the
 //! server-side encryption settings `AWS_SERVER_SIDE_ENCRYPTION`,
-//! `AWS_SSE_KMS_KEY_ID`, passed through to every PUT). HTTPS by default.
+//! `AWS_SSE_KMS_KEY_ID`, passed through to every PUT). HTTPS by default;
+//! `AWS_CA_BUNDLE` names a PEM file of extra CA certificates to trust (a
+//! private store's own CA).
 //!
 //! Every object is written with one PUT (never a multipart upload), so a
 //! failed write leaves nothing behind; S3 makes a PUT visible atomically.
@@ -33,6 +35,35 @@ pub struct S3Options {
     pub region: Option<String>,
     /// Per-request timeout (default 10 s).
     pub timeout: Option<Duration>,
+    /// Extra CA certificates, PEM (otherwise `AWS_CA_BUNDLE`).
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+fn env_flag(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// The endpoint the store will use: the option, else the environment (the
+/// same variables `AmazonS3Builder::from_env` reads).
+fn endpoint(opts: &S3Options) -> Option<String> {
+    opts.endpoint.clone().or_else(|| {
+        ["AWS_ENDPOINT_URL", "AWS_ENDPOINT"]
+            .iter()
+            .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+    })
+}
+
+/// Why this store would be reached without TLS, if it would be.
+pub fn plain_transport(opts: &S3Options) -> Option<String> {
+    if let Some(e) = endpoint(opts) {
+        if !e.to_ascii_lowercase().starts_with("https://") {
+            return Some(format!("the S3 endpoint {e} is not https://"));
+        }
+    }
+    if opts.allow_http || env_flag("AWS_ALLOW_HTTP") {
+        return Some("plain HTTP to S3 is allowed (AWS_ALLOW_HTTP)".into());
+    }
+    None
 }
 
 /// An S3 bucket, optionally under a prefix.
@@ -69,10 +100,30 @@ impl S3Storage {
             .with_connect_timeout(Duration::from_secs(3));
         // These options replace those `from_env` read, so AWS_ALLOW_HTTP is
         // honoured here.
-        let env_http = std::env::var("AWS_ALLOW_HTTP")
-            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-        if opts.allow_http || env_http {
+        if opts.allow_http || env_flag("AWS_ALLOW_HTTP") {
             client = client.with_allow_http(true);
+        }
+        let ca_file = opts
+            .ca_file
+            .clone()
+            .or_else(|| std::env::var_os("AWS_CA_BUNDLE").map(Into::into));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(&path).map_err(|e| {
+                StorageError::Unavailable(format!(
+                    "cannot read the CA bundle {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let certs = object_store::Certificate::from_pem_bundle(&pem).map_err(unavailable)?;
+            if certs.is_empty() {
+                return Err(StorageError::Unavailable(format!(
+                    "the CA bundle {} holds no certificate",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                client = client.with_root_certificate(c);
+            }
         }
         let retry = RetryConfig {
             max_retries: 2,

@@ -2,6 +2,8 @@
 //! engine over in-memory storage, and byte-level builders for crafted files.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::io::Cursor;
 use std::sync::Arc;
 
@@ -81,10 +83,17 @@ pub fn with_exif(jpeg: &[u8], orientation: u16, description: Option<&str>) -> Ve
     }
     let mut app1 = b"Exif\0\0".to_vec();
     app1.extend_from_slice(&tiff);
+    with_segments(jpeg, &[(0xE1, &app1)])
+}
+
+/// Insert JPEG marker segments (`marker`, payload) right after the SOI marker.
+pub fn with_segments(jpeg: &[u8], segments: &[(u8, &[u8])]) -> Vec<u8> {
     let mut out = jpeg[..2].to_vec();
-    out.extend_from_slice(&[0xFF, 0xE1]);
-    out.extend_from_slice(&((app1.len() + 2) as u16).to_be_bytes());
-    out.extend_from_slice(&app1);
+    for (marker, payload) in segments {
+        out.extend_from_slice(&[0xFF, *marker]);
+        out.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        out.extend_from_slice(payload);
+    }
     out.extend_from_slice(&jpeg[2..]);
     out
 }
@@ -189,7 +198,7 @@ pub fn s3_storage(bucket: &str, prefix: &str) -> Arc<imgworker::storage::S3Stora
     let mut conn = std::net::TcpStream::connect(S3_ADDR).unwrap_or_else(|e| {
         panic!(
             "the S3 test server is not reachable on {S3_ADDR} ({e}): run scripts/test.sh, which \
-             installs moto in target/s3-venv and starts `moto_server -H 127.0.0.1 -p 9000`"
+             installs moto in target/test-venv and starts `moto_server -H 127.0.0.1 -p 9000`"
         )
     });
     write!(
@@ -214,6 +223,7 @@ pub fn s3_at(endpoint: &str, bucket: &str, prefix: &str) -> imgworker::storage::
         credentials: Some(("test".into(), "test".into())),
         region: Some("us-east-1".into()),
         timeout: Some(std::time::Duration::from_secs(5)),
+        ca_file: None,
     };
     imgworker::storage::S3Storage::open(&format!("s3://{bucket}/{prefix}"), &opts).unwrap()
 }

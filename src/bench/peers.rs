@@ -1,0 +1,348 @@
+//! The peer tools `imgworker bench --compare` runs the same jobs with, as
+//! whole processes (the way a user runs them from a shell), and the timing
+//! of a child process: wall time and peak resident memory from `wait4`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::jobs::{self, StandardJob};
+use super::BenchError;
+
+/// A peer image tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Peer {
+    /// The libvips command line (`vips`).
+    Vips,
+    /// ImageMagick's `convert` (version 6) or `magick` (version 7).
+    ImageMagick,
+}
+
+impl Peer {
+    /// Every peer, in report order.
+    pub const ALL: [Peer; 2] = [Peer::Vips, Peer::ImageMagick];
+
+    /// Name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Vips => "libvips",
+            Peer::ImageMagick => "imagemagick",
+        }
+    }
+
+    /// How to install it on Debian.
+    pub fn install_hint(self) -> &'static str {
+        match self {
+            Peer::Vips => "apt-get install libvips-tools",
+            Peer::ImageMagick => "apt-get install imagemagick",
+        }
+    }
+
+    /// The peer's program and version, or `None` when it is not installed.
+    pub fn detect(self) -> Option<(PathBuf, String)> {
+        let candidates: &[&str] = match self {
+            Peer::Vips => &["vips"],
+            Peer::ImageMagick => &["magick", "convert-im6.q16", "convert"],
+        };
+        for prog in candidates {
+            let Ok(out) = Command::new(prog)
+                .arg(if matches!(self, Peer::Vips) {
+                    "--version"
+                } else {
+                    "-version"
+                })
+                .stdin(Stdio::null())
+                .output()
+            else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&out.stdout);
+            let first = text.lines().next().unwrap_or("").trim().to_string();
+            let genuine = match self {
+                Peer::Vips => first.starts_with("vips-"),
+                Peer::ImageMagick => first.contains("ImageMagick"),
+            };
+            if out.status.success() && genuine {
+                return Some((PathBuf::from(prog), first));
+            }
+        }
+        None
+    }
+
+    /// The commands that do `job` on `input` (a `width` x `height` JPEG)
+    /// and write `output`; run one after another. Intermediate files (libvips'
+    /// own `.v` format, as a shell user chains `vips` commands) go in
+    /// `scratch`.
+    pub fn commands(
+        self,
+        prog: &Path,
+        job: StandardJob,
+        input: &Path,
+        output: &Path,
+        scratch: &Path,
+        (width, height): (u32, u32),
+    ) -> Vec<Vec<String>> {
+        let p = prog.display().to_string();
+        let inp = input.display().to_string();
+        let out = output.display().to_string();
+        match self {
+            Peer::Vips => {
+                let q = jobs::JPEG_QUALITY;
+                let jpeg = format!("{out}[Q={q},strip]");
+                let v = |n: &str| scratch.join(format!("{n}.v")).display().to_string();
+                let cmd = |args: &[&str]| {
+                    std::iter::once(p.clone())
+                        .chain(args.iter().map(|s| s.to_string()))
+                        .collect::<Vec<_>>()
+                };
+                match job {
+                    StandardJob::Thumbnail(w) => {
+                        vec![cmd(&["thumbnail", &inp, &jpeg, &w.to_string()])]
+                    }
+                    StandardJob::ResizeHalf => {
+                        vec![cmd(&["resize", &inp, &jpeg, "0.5", "--kernel", "lanczos3"])]
+                    }
+                    StandardJob::Blur => vec![cmd(&[
+                        "gaussblur",
+                        &inp,
+                        &jpeg,
+                        &jobs::BLUR_SIGMA.to_string(),
+                    ])],
+                    // A textbook unsharp mask on RGB: in + 1.0 * (in - blur(in)).
+                    StandardJob::Unsharp => vec![
+                        cmd(&["gaussblur", &inp, &v("blur"), "1"]),
+                        cmd(&["subtract", &inp, &v("blur"), &v("detail")]),
+                        cmd(&["add", &inp, &v("detail"), &v("sum")]),
+                        cmd(&["cast", &v("sum"), &jpeg, "uchar"]),
+                    ],
+                    // Brightness and contrast in one linear step around
+                    // mid-grey, saturation on LCh chroma.
+                    StandardJob::Colour => {
+                        let (c, b) = (1.1f64, 0.05f64 * 255.0);
+                        let off = b + 128.0 * (1.0 - c);
+                        vec![
+                            // `--` ends the options: the offset is negative.
+                            cmd(&[
+                                "linear",
+                                "--uchar",
+                                "--",
+                                &inp,
+                                &v("bc"),
+                                &c.to_string(),
+                                &format!("{off:.3}"),
+                            ]),
+                            cmd(&["colourspace", &v("bc"), &v("lch"), "lch"]),
+                            cmd(&["linear", &v("lch"), &v("sat"), "1 1.2 1", "0 0 0"]),
+                            cmd(&["colourspace", &v("sat"), &jpeg, "srgb"]),
+                        ]
+                    }
+                    StandardJob::Chain => {
+                        let (x, y, w, h) = jobs::chain_crop(width, height);
+                        let scale = f64::from(jobs::chain_width(width, height)) / f64::from(h);
+                        vec![
+                            cmd(&[
+                                "crop",
+                                &inp,
+                                &v("crop"),
+                                &x.to_string(),
+                                &y.to_string(),
+                                &w.to_string(),
+                                &h.to_string(),
+                            ]),
+                            cmd(&["rot", &v("crop"), &v("rot"), "d90"]),
+                            cmd(&["resize", &v("rot"), &v("small"), &scale.to_string()]),
+                            cmd(&["sharpen", &v("small"), &v("sharp"), "--sigma", "1"]),
+                            cmd(&["colourspace", &v("sharp"), &jpeg, "b-w"]),
+                        ]
+                    }
+                    StandardJob::ToWebp => vec![cmd(&[
+                        "copy",
+                        &inp,
+                        &format!("{out}[Q={},strip]", jobs::WEBP_QUALITY),
+                    ])],
+                    StandardJob::ToPng => {
+                        vec![cmd(&["copy", &inp, &format!("{out}[compression=6,strip]")])]
+                    }
+                }
+            }
+            Peer::ImageMagick => {
+                let mut args: Vec<String> = vec![p, inp];
+                let mut push = |s: &[&str]| args.extend(s.iter().map(|s| s.to_string()));
+                match job {
+                    StandardJob::Thumbnail(w) => push(&["-thumbnail", &format!("{w}x")]),
+                    StandardJob::ResizeHalf => push(&["-filter", "Lanczos", "-resize", "50%"]),
+                    StandardJob::Blur => {
+                        push(&["-gaussian-blur", &format!("0x{}", jobs::BLUR_SIGMA)])
+                    }
+                    StandardJob::Unsharp => push(&["-unsharp", "0x1+1+0"]),
+                    StandardJob::Colour => {
+                        push(&["-brightness-contrast", "5x10", "-modulate", "100,120"])
+                    }
+                    StandardJob::Chain => {
+                        let (x, y, w, h) = jobs::chain_crop(width, height);
+                        push(&[
+                            "-crop",
+                            &format!("{w}x{h}+{x}+{y}"),
+                            "+repage",
+                            "-rotate",
+                            "90",
+                            "-resize",
+                            &format!("{}x", jobs::chain_width(width, height)),
+                            "-unsharp",
+                            "0x1+0.6+0",
+                            "-colorspace",
+                            "Gray",
+                        ])
+                    }
+                    StandardJob::ToWebp | StandardJob::ToPng => {}
+                }
+                push(&["-strip"]);
+                match job.quality() {
+                    Some(q) => push(&["-quality", &q.to_string()]),
+                    // PNG: the tens digit is the zlib level, 5 adaptive filtering.
+                    None => push(&["-quality", "65"]),
+                }
+                push(&[&out]);
+                vec![args]
+            }
+        }
+    }
+}
+
+/// Wall time and peak resident memory of some work.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Measured {
+    /// Wall-clock time.
+    pub wall: Duration,
+    /// Peak resident set size, bytes.
+    pub peak_rss: u64,
+}
+
+/// Run commands one after another (each must exit 0); their total wall time
+/// and the largest peak RSS of any of them.
+pub fn run_commands(cmds: &[Vec<String>], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
+    let mut total = Measured::default();
+    for argv in cmds {
+        let m = run_process(argv, env)?;
+        total.wall += m.wall;
+        total.peak_rss = total.peak_rss.max(m.peak_rss);
+    }
+    Ok(total)
+}
+
+/// Run one process to completion: its wall time, and its peak RSS as the
+/// kernel reports it to `wait4`.
+pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
+    let (prog, args) = argv
+        .split_first()
+        .ok_or_else(|| BenchError::Tool("empty command".into()))?;
+    let started = Instant::now();
+    let mut child = Command::new(prog)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| BenchError::Tool(format!("cannot start {prog}: {e}")))?;
+    let mut stderr = child.stderr.take();
+    // Read stderr on a thread so a chatty child cannot block on a full pipe.
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        if let Some(e) = stderr.as_mut() {
+            let _ = std::io::Read::read_to_string(e, &mut s);
+        }
+        s
+    });
+    let pid = child.id() as libc::pid_t;
+    // The child's own high-water mark, sampled from /proc while it runs:
+    // `wait4`'s ru_maxrss cannot be used, because exec records the forking
+    // parent's peak (this process's) into it.
+    let done = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            let mut peak = 0u64;
+            while !done.load(Ordering::Relaxed) {
+                if let Some(kb) = std::fs::read_to_string(&path)
+                    .ok()
+                    .as_deref()
+                    .and_then(vm_hwm_kib)
+                {
+                    peak = peak.max(kb * 1024);
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            peak
+        })
+    };
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value to be overwritten.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is our own child, not yet reaped (std's Child is not
+    // waited on, and dropping it does not reap).
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    let peak_rss = sampler.join().unwrap_or(0);
+    let err_text = reader.join().unwrap_or_default();
+    if rc != pid {
+        return Err(BenchError::Tool(format!(
+            "waiting for {prog} failed: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        let tail: String = err_text
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join(" | ");
+        return Err(BenchError::Tool(format!(
+            "{} failed (status {status}): {tail}",
+            argv.join(" ")
+        )));
+    }
+    Ok(Measured { wall, peak_rss })
+}
+
+/// `VmHWM` (peak RSS, KiB) from a `/proc/PID/status` text; `None` once the
+/// process is a zombie (no memory left to report).
+pub fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_child_s_wall_time_and_peak_memory_are_measured() {
+        // `sleep` is tiny: the peak is positive and far below 100 MiB
+        // (this test process's own RSS, which wait4 would report, is not).
+        let m = run_process(&["sleep".into(), "0.2".into()], &[]).unwrap();
+        assert!(m.wall >= Duration::from_millis(190), "{m:?}");
+        assert!(m.peak_rss > 0 && m.peak_rss < 100 << 20, "{m:?}");
+        // A child that allocates and touches 200 MiB reports at least that.
+        let big = run_process(
+            &[
+                "python3".into(),
+                "-c".into(),
+                "import time; b = bytearray(200 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.1)".into(),
+            ],
+            &[],
+        )
+        .unwrap();
+        assert!(big.peak_rss >= 200 << 20, "{big:?}");
+        let e = run_process(&["false".into()], &[]).unwrap_err();
+        assert!(e.to_string().contains("failed"), "{e}");
+    }
+}

@@ -1,0 +1,215 @@
+//! `imgworker bench` end to end on a real photograph: every standard job on
+//! imgworker (in-process and as a process) and on the peers (libvips and
+//! ImageMagick command lines), with the report, the chart and each tool's
+//! output checked. Needs the photos (scripts/fetch-photos.sh) and the peers
+//! (`apt-get install libvips-tools imagemagick`); scripts/test.sh provides
+//! both.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+const PHOTO: &str = "photos/bench/1920x1080.jpg";
+
+fn photo() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(PHOTO);
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-photos.sh (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}
+
+fn bench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .arg("bench")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_job_runs_on_every_tool_and_the_report_adds_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("r.json");
+    let chart = dir.path().join("c.svg");
+    let outputs = dir.path().join("out");
+    let out = bench(&[
+        "--input",
+        photo().to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--iterations",
+        "1",
+        "--warmup",
+        "0",
+        "--concurrency",
+        "2",
+        "--compare",
+        "--json",
+        json.to_str().unwrap(),
+        "--chart",
+        chart.to_str().unwrap(),
+        "--outputs",
+        outputs.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Progress lines on a pipe (no terminal for a bar).
+    assert!(stderr.contains("round 1/1"), "{stderr}");
+
+    let report: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(report["input"]["width"], 1920);
+    assert_eq!(report["input"]["height"], 1080);
+    assert_eq!(report["backend"], "cpu");
+    let tools: Vec<&str> = report["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t[0].as_str().unwrap())
+        .collect();
+    assert_eq!(tools, ["imgworker", "libvips", "imagemagick"]);
+    let results = report["results"].as_array().unwrap();
+    // 9 jobs x (imgworker twice, two peers).
+    assert_eq!(results.len(), 36, "{report:#}");
+    for r in results {
+        let samples = r["samples_ms"].as_array().unwrap();
+        // One round of two jobs at once: two latencies.
+        assert_eq!(samples.len(), 2, "{r}");
+        let median = r["median_ms"].as_f64().unwrap();
+        let (lo, hi) = (
+            samples
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .fold(f64::MAX, f64::min),
+            samples
+                .iter()
+                .map(|s| s.as_f64().unwrap())
+                .fold(0.0, f64::max),
+        );
+        assert!(median > 0.0 && median >= lo && median <= hi, "{r}");
+        // Two jobs per batch, so throughput is at least one job per the
+        // slower latency.
+        let jobs_per_s = r["jobs_per_s"].as_f64().unwrap();
+        assert!(jobs_per_s >= 1000.0 / hi * 0.99, "{r}");
+        let mp = r["megapixels_per_s"].as_f64().unwrap();
+        assert!(
+            (mp - jobs_per_s * 1920.0 * 1080.0 / 1e6).abs() < 1e-6,
+            "{r}"
+        );
+        // A real process holding a decoded 2 MP image needs more than 8 MiB.
+        let peak = r["peak_rss_mib"].as_f64().unwrap();
+        assert!(peak > 8.0 && peak < 4096.0, "{r}");
+    }
+    // Ratios: each peer against imgworker's whole-process runs, per job.
+    let ratios = report["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 18, "{ratios:?}");
+    for q in ratios {
+        assert_eq!(q["mode"], "process");
+        let find = |tool: &str| {
+            results
+                .iter()
+                .find(|r| r["job"] == q["job"] && r["tool"] == tool && r["mode"] == "process")
+                .unwrap()["median_ms"]
+                .as_f64()
+                .unwrap()
+        };
+        let want = find(q["peer"].as_str().unwrap()) / find("imgworker");
+        assert!((q["speedup"].as_f64().unwrap() - want).abs() < 1e-9, "{q}");
+    }
+    // The table names every job and the ratios.
+    for job in [
+        "thumbnail-1920",
+        "thumbnail-256",
+        "resize-half",
+        "blur-5",
+        "unsharp",
+        "colour",
+        "chain",
+        "jpeg-to-webp",
+        "jpeg-to-png",
+    ] {
+        assert!(
+            stdout.contains(job),
+            "{job} missing from the table:\n{stdout}"
+        );
+    }
+    assert!(stdout.contains("ratios"), "{stdout}");
+
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg"), "{}", &svg[..80.min(svg.len())]);
+    for label in [
+        "chain",
+        "jpeg-to-png",
+        "libvips (process)",
+        "imgworker (in-process)",
+    ] {
+        assert!(svg.contains(label), "{label} missing from the chart");
+    }
+
+    // Every tool did the same job: the outputs' formats and sizes agree.
+    let expect = |job: &str| -> (image::ImageFormat, u32, u32) {
+        use image::ImageFormat::*;
+        match job {
+            "thumbnail-1920" => (Jpeg, 1920, 1080),
+            "thumbnail-256" => (Jpeg, 256, 144),
+            "resize-half" => (Jpeg, 960, 540),
+            // 5/6 crop (1600x900) rotated, then 60 % of 900 wide.
+            "chain" => (Jpeg, 540, 960),
+            "jpeg-to-webp" => (WebP, 1920, 1080),
+            "jpeg-to-png" => (Png, 1920, 1080),
+            _ => (Jpeg, 1920, 1080),
+        }
+    };
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&outputs).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let job = name.split('.').next().unwrap();
+        let (format, w, h) = expect(job);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{name}");
+        let img = image::load_from_memory(&bytes).unwrap();
+        assert_eq!((img.width(), img.height()), (w, h), "{name}");
+        seen += 1;
+    }
+    assert_eq!(seen, 36, "one output per job and tool");
+}
+
+#[test]
+fn bad_settings_are_refused_clearly() {
+    let out = bench(&["--input", "no/such/photo.jpg", "--iterations", "1"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("fetch-photos.sh"), "{err}");
+
+    let out = bench(&[
+        "--input",
+        photo().to_str().unwrap(),
+        "--jobs",
+        "blur-5,explode",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unknown job \"explode\"") && err.contains("thumbnail-256"),
+        "{err}"
+    );
+
+    let out = bench(&["--input", photo().to_str().unwrap(), "--concurrency", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("at least 1"), "{err}");
+
+    // A PNG is not a valid input: the standard jobs start from a JPEG.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("x.png");
+    image::RgbImage::new(8, 8).save(&png).unwrap();
+    let out = bench(&["--input", png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a JPEG"), "{err}");
+}

@@ -1,0 +1,351 @@
+//! A real RabbitMQ on loopback for the queue, TLS and privacy tests: fresh
+//! vhosts, a spawned `imgworker serve`, publishing and reading queues.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+
+use super::{png_bytes, test_image};
+
+pub const BROKER: &str = "127.0.0.1:5672";
+pub const HOW_TO_START: &str = "start RabbitMQ with scripts/test.sh, or `apt-get install rabbitmq-server && rabbitmq-server -detached`";
+
+pub fn rabbitmqctl(args: &[&str]) -> String {
+    let out = Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("rabbitmqctl is not available ({e}); {HOW_TO_START}"));
+    assert!(
+        out.status.success(),
+        "rabbitmqctl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Wait until something accepts connections on `addr`.
+pub fn wait_for_port(addr: impl std::net::ToSocketAddrs + Copy, timeout: Duration) -> bool {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if TcpStream::connect(addr).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
+/// A fresh vhost; its AMQP URL.
+pub fn vhost(name: &str) -> String {
+    assert!(
+        wait_for_port(BROKER, Duration::from_secs(5)),
+        "RabbitMQ is not reachable on {BROKER}: {HOW_TO_START}"
+    );
+    let vh = format!("imgworker-test-{name}");
+    let _ = Command::new("rabbitmqctl")
+        .args(["delete_vhost", "-q", &vh])
+        .output();
+    rabbitmqctl(&["add_vhost", "-q", &vh]);
+    rabbitmqctl(&[
+        "set_permissions",
+        "-q",
+        "-p",
+        &vh,
+        "guest",
+        ".*",
+        ".*",
+        ".*",
+    ]);
+    format!("amqp://guest:guest@{BROKER}/{vh}")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `imgworker serve`.
+pub struct Worker {
+    pub child: Child,
+    pub port: u16,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Worker {
+    pub fn start(url: &str, store: &Path, extra: &[&str]) -> Worker {
+        Self::spawn(url, store, extra, &[("IMGWORKER_LOG", "info,lapin=off")])
+    }
+
+    /// Start with extra environment variables (they override the defaults,
+    /// `IMGWORKER_BACKEND=cpu` among them).
+    pub fn spawn(url: &str, store: &Path, extra: &[&str], env: &[(&str, &str)]) -> Worker {
+        Self::spawn_wrapped(&[], url, store, extra, env)
+    }
+
+    /// Start under a wrapper command (`strace -f -o FILE`, say); the child
+    /// is then the wrapper.
+    pub fn spawn_wrapped(
+        wrapper: &[&str],
+        url: &str,
+        store: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Worker {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let bin = env!("CARGO_BIN_EXE_imgworker");
+        let mut cmd = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let mut child = cmd
+            .args(["serve", "--amqp-url", url, "--http-addr", &addr])
+            .arg("--storage")
+            .arg(store)
+            .args(extra)
+            .env("IMGWORKER_BACKEND", "cpu")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        Worker { child, port, log }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(self.port, path).unwrap_or((0, String::new()))
+    }
+
+    pub fn wait_ready(&self) {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if self.get("/readyz").0 == 200 {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the worker never became ready; its log:\n{}", self.log());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// A metric's value (first series whose line starts with `prefix`).
+    pub fn metric(&self, prefix: &str) -> f64 {
+        let (_, body) = self.get("/metrics");
+        body.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn http_get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    Ok((status, body.to_string()))
+}
+
+pub async fn connect(url: &str) -> Connection {
+    Connection::connect(url, ConnectionProperties::default())
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}; {HOW_TO_START}"))
+}
+
+/// Declare the topology (as the worker will) and a durable queue catching
+/// every result.
+pub async fn prepare(url: &str, delivery_limit: u32) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let topo = imgworker::queue::Topology {
+        delivery_limit,
+        ..Default::default()
+    };
+    topo.declare(&ch).await.unwrap();
+    ch.queue_declare(
+        "test.results".into(),
+        QueueDeclareOptions::durable(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "test.results".into(),
+        "imgworker.results".into(),
+        "#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    conn.close(200, "ok".into()).await.unwrap();
+}
+
+/// Publish raw job bodies with confirms; `sign` with (key id, secret).
+pub async fn publish(url: &str, bodies: &[Vec<u8>], headers: Option<FieldTable>) {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    for b in bodies {
+        let mut props = BasicProperties::default().with_delivery_mode(2);
+        if let Some(h) = &headers {
+            props = props.with_headers(h.clone());
+        }
+        imgworker::queue::publish::confirmed(&ch, "", "imgworker.jobs", b, props)
+            .await
+            .unwrap();
+    }
+    conn.close(200, "ok".into()).await.unwrap();
+}
+
+/// Ready messages in a queue (None while the broker cannot be reached).
+pub async fn depth(url: &str, queue: &str) -> Option<u64> {
+    let conn = Connection::connect(url, ConnectionProperties::default())
+        .await
+        .ok()?;
+    let ch = conn.create_channel().await.ok()?;
+    let q = ch
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .ok()?;
+    let _ = conn.close(200, "ok".into()).await;
+    Some(u64::from(q.message_count()))
+}
+
+/// Wait until `queue` holds at least `n` ready messages.
+pub async fn wait_depth(
+    url: &str,
+    queue: &str,
+    n: u64,
+    timeout: Duration,
+    w: Option<&Worker>,
+) -> u64 {
+    let end = Instant::now() + timeout;
+    loop {
+        let d = depth(url, queue).await.unwrap_or(0);
+        if d >= n {
+            return d;
+        }
+        if Instant::now() > end {
+            panic!(
+                "{queue} holds {d} messages, expected {n}; worker log:\n{}",
+                w.map(Worker::log).unwrap_or_default()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Every message of a queue: (headers, body).
+pub async fn drain_queue(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
+    let conn = connect(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+        out.push((headers, m.delivery.data.clone()));
+    }
+    conn.close(200, "ok".into()).await.unwrap();
+    out
+}
+
+pub async fn results(url: &str) -> Vec<Value> {
+    drain_queue(url, "test.results")
+        .await
+        .into_iter()
+        .map(|(_, b)| serde_json::from_slice(&b).unwrap())
+        .collect()
+}
+
+pub fn header(h: &FieldTable, name: &str) -> Option<String> {
+    imgworker::queue::publish::header_str(Some(h), name)
+}
+
+/// A store with one small source image at `t/img/original.png`.
+pub fn store_with_source(size: (u32, u32)) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir_all(store.join("t/img")).unwrap();
+    std::fs::write(
+        store.join("t/img/original.png"),
+        png_bytes(&test_image(size.0, size.1, 1, false)),
+    )
+    .unwrap();
+    (dir, store)
+}
+
+/// Wait until the results queue holds at least `n` results.
+pub async fn wait_results(url: &str, n: u64, timeout: Duration, w: &Worker) -> u64 {
+    wait_depth(url, "test.results", n, timeout, Some(w)).await
+}
