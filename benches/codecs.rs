@@ -1,0 +1,119 @@
+//! Decode and encode per format at 1920x1080 and 3840x2160, and whole
+//! standard jobs (decode, ops, encode, through the engine with memory
+//! storage) on the 3840x2160 photo, CPU backend.
+//!
+//! `cargo bench --bench codecs [-- FILTER]` (needs scripts/fetch-photos.sh).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use imgworker::backend::Backend;
+use imgworker::bench::jobs;
+use imgworker::codec::{encode, SourceImage};
+use imgworker::config::{Limits, WorkerConfig};
+use imgworker::job::{Encoding, Format};
+use imgworker::pipeline::Engine;
+use imgworker::result::Status;
+use imgworker::storage::MemoryStorage;
+
+fn encoding(format: Format) -> Encoding {
+    Encoding {
+        format,
+        quality: format.default_quality().map(|_| match format {
+            Format::Jpeg => jobs::JPEG_QUALITY,
+            Format::Webp => jobs::WEBP_QUALITY,
+            _ => 60,
+        }),
+        lossless: false,
+        keep_exif: false,
+    }
+}
+
+fn codecs(c: &mut Criterion) {
+    let frames = common::photo_frames();
+    let lim = Limits::default();
+    let mut group = c.benchmark_group("codecs");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for img in frames.iter().skip(1) {
+        let (w, h) = img.dimensions();
+        let size = format!("{w}x{h}");
+        group.throughput(Throughput::Elements(u64::from(w) * u64::from(h)));
+        // AVIF (rav1e) takes seconds per 4K frame: 1080p only.
+        let formats: &[Format] = if w > 1920 {
+            &[Format::Jpeg, Format::Png, Format::Webp]
+        } else {
+            &[Format::Jpeg, Format::Png, Format::Webp, Format::Avif]
+        };
+        for &f in formats {
+            let enc = encoding(f);
+            group.bench_with_input(
+                BenchmarkId::new(format!("encode/{}", f.ext()), &size),
+                img,
+                |b, img| b.iter(|| encode(img, &enc, None, None).expect("encodes")),
+            );
+            if f == Format::Avif {
+                continue; // no AVIF decoder is built in
+            }
+            let bytes = encode(img, &enc, None, None).unwrap();
+            group.bench_with_input(
+                BenchmarkId::new(format!("decode/{}", f.ext()), &size),
+                &bytes,
+                |b, bytes| {
+                    b.iter(|| {
+                        SourceImage::open(bytes, &lim)
+                            .and_then(SourceImage::decode)
+                            .expect("decodes")
+                    })
+                },
+            );
+        }
+    }
+    // The photo as shipped: a progressive 8.3 MB JPEG.
+    let photo = common::photo_bytes();
+    group.throughput(Throughput::Elements(3840 * 2160));
+    group.bench_function("decode/jpg/3840x2160-photo-progressive", |b| {
+        b.iter(|| {
+            SourceImage::open(&photo, &lim)
+                .and_then(SourceImage::decode)
+                .expect("decodes")
+        })
+    });
+    group.finish();
+}
+
+fn whole_jobs(c: &mut Criterion) {
+    let photo = common::photo_bytes();
+    let storage = Arc::new(MemoryStorage::new());
+    storage.insert("bench/photo/original.jpg", photo);
+    let engine = Engine::new(WorkerConfig::new(), storage, Backend::Cpu);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut group = c.benchmark_group("jobs/cpu/3840x2160");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    for job in jobs::ALL {
+        let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
+        group.bench_function(job.name(), |b| {
+            b.iter(|| {
+                let out = runtime.block_on(engine.run(&body, 1));
+                assert_eq!(
+                    out.result.status,
+                    Status::Succeeded,
+                    "{:?}",
+                    out.result.error
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codecs, whole_jobs);
+criterion_main!(benches);

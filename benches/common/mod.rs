@@ -1,0 +1,54 @@
+//! Inputs shared by the criterion benches: the photo at the three bench
+//! sizes, and validated edits.
+
+// Each bench uses a part of this module.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use image::RgbaImage;
+use imgworker::config::WorkerConfig;
+use imgworker::job::{Edit, Job, Task};
+use serde_json::{json, Value};
+
+/// The bench sizes.
+pub const SIZES: [(u32, u32); 3] = [(1024, 576), (1920, 1080), (3840, 2160)];
+
+/// The 3840x2160 photo's bytes (scripts/fetch-photos.sh).
+pub fn photo_bytes() -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("photos/bench/3840x2160.jpg");
+    std::fs::read(&p)
+        .unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-photos.sh first", p.display()))
+}
+
+/// The photo decoded and scaled to each of [`SIZES`] (outside any timing).
+pub fn photo_frames() -> Vec<RgbaImage> {
+    let full = image::load_from_memory(&photo_bytes())
+        .expect("the photo decodes")
+        .into_rgba8();
+    SIZES
+        .iter()
+        .map(|&(w, h)| {
+            if (w, h) == full.dimensions() {
+                full.clone()
+            } else {
+                image::imageops::resize(&full, w, h, image::imageops::FilterType::Triangle)
+            }
+        })
+        .collect()
+}
+
+/// A validated edit of `ops` with one PNG output.
+pub fn edit(ops: Value) -> Edit {
+    let body = json!({
+        "schema": 1, "id": "bench", "type": "edit", "image": "bench/photo",
+        "source": "original.jpg", "ops": ops,
+        "outputs": [{"version": "v", "format": "png"}]
+    });
+    let job = Job::parse(&serde_json::to_vec(&body).unwrap(), &WorkerConfig::new())
+        .unwrap_or_else(|e| panic!("{body}: {e:?}"));
+    match job.task {
+        Task::Edit(e) => e,
+        Task::Purge => unreachable!(),
+    }
+}

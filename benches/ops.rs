@@ -1,0 +1,114 @@
+//! Every op on the CPU and on the GPU at 1024x576, 1920x1080 and 3840x2160,
+//! on the real photo scaled to each size. A GPU sample is a whole render:
+//! upload, the op's dispatches and the readback. Device and pipelines are
+//! set up once, outside the timing; so are the frames.
+//!
+//! `cargo bench --bench ops [-- FILTER]` (needs scripts/fetch-photos.sh; the
+//! GPU group needs a Vulkan adapter, lavapipe included, and is skipped with
+//! a note without one).
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
+use imgworker::backend::{Backend, BackendChoice};
+use imgworker::ops::{Frame, OpContext};
+use serde_json::{json, Value};
+
+/// One case per op, with the parameters a user would pass.
+fn cases() -> Vec<(&'static str, Value)> {
+    vec![
+        ("auto_orient", json!([{"op": "auto_orient"}])),
+        (
+            "resize_lanczos3_half",
+            json!([{"op": "resize", "width": 0.5}]),
+        ),
+        (
+            "crop",
+            json!([{"op": "crop", "x": 16, "y": 16, "width": 0.5, "height": 0.5}]),
+        ),
+        ("rotate_90", json!([{"op": "rotate", "degrees": 90}])),
+        ("flip", json!([{"op": "flip", "axis": "horizontal"}])),
+        (
+            "adjust",
+            json!([{"op": "adjust", "brightness": 0.05, "contrast": 1.1, "saturation": 1.2}]),
+        ),
+        ("grayscale", json!([{"op": "grayscale"}])),
+        ("invert", json!([{"op": "invert"}])),
+        ("sepia", json!([{"op": "sepia", "strength": 0.8}])),
+        ("blur_sigma5", json!([{"op": "blur", "sigma": 5.0}])),
+        (
+            "sharpen",
+            json!([{"op": "sharpen", "sigma": 1.0, "amount": 1.0}]),
+        ),
+        (
+            "pad",
+            json!([{"op": "pad", "top": 8, "right": 8, "bottom": 8, "left": 8, "color": "#ffffff"}]),
+        ),
+        (
+            "overlay",
+            json!([{"op": "overlay", "source": "wm.png", "gravity": "south_east", "opacity": 0.5}]),
+        ),
+    ]
+}
+
+/// Fractions in a case (`0.5`) become pixels of the frame at hand.
+fn concrete(ops: &Value, w: u32, h: u32) -> Value {
+    let mut v = ops.clone();
+    for op in v.as_array_mut().unwrap() {
+        for (key, full) in [("width", w), ("height", h)] {
+            if let Some(f) = op.get(key).and_then(Value::as_f64).filter(|f| *f < 1.0) {
+                op[key] = json!((f64::from(full) * f) as u32);
+            }
+        }
+    }
+    v
+}
+
+fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend) {
+    let frames = common::photo_frames();
+    let mut ctx = OpContext::default();
+    let wm = image::RgbaImage::from_fn(256, 256, |x, y| {
+        image::Rgba([x as u8, y as u8, 200, ((x + y) / 2) as u8])
+    });
+    ctx.overlays = HashMap::from([("wm.png".to_string(), Arc::new(wm))]);
+    let mut group = c.benchmark_group(format!("ops/{name}"));
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for img in &frames {
+        let (w, h) = img.dimensions();
+        group.throughput(Throughput::Elements(u64::from(w) * u64::from(h)));
+        for (op, ops) in cases() {
+            let edit = common::edit(concrete(&ops, w, h));
+            // auto_orient has work to do only on a rotated source.
+            let orientation = if op == "auto_orient" { 6 } else { 1 };
+            group.bench_with_input(BenchmarkId::new(op, format!("{w}x{h}")), img, |b, img| {
+                b.iter_batched(
+                    || Frame {
+                        img: img.clone(),
+                        orientation,
+                    },
+                    |frame| backend.render(frame, &edit, &ctx).expect("renders"),
+                    BatchSize::LargeInput,
+                )
+            });
+        }
+    }
+    group.finish();
+}
+
+fn ops(c: &mut Criterion) {
+    bench_backend(c, "cpu", &Backend::Cpu);
+    match Backend::select(BackendChoice::Gpu) {
+        Ok(gpu) => bench_backend(c, "gpu", &gpu),
+        Err(e) => eprintln!("no GPU benches: {e}"),
+    }
+}
+
+criterion_group!(benches, ops);
+criterion_main!(benches);
