@@ -438,9 +438,9 @@ async fn metrics_and_health_endpoints_answer() {
     )
     .await;
     wait_depth(&url, "test.results", 2, Duration::from_secs(30), Some(&w)).await;
-    let (status, body) = w.get("/metrics");
-    assert_eq!(status, 200);
-    for needle in [
+    // A job's metrics are recorded once its result is confirmed, a moment
+    // after the result reaches the queue: poll until they show.
+    let needles = [
         "imgworker_jobs_total{status=\"succeeded\",code=\"\",backend=\"cpu\"} 1",
         "imgworker_jobs_total{status=\"failed\",code=\"invalid_param\",backend=\"\"} 1",
         "imgworker_stage_duration_seconds_count{stage=\"decode\"} 1",
@@ -448,7 +448,17 @@ async fn metrics_and_health_endpoints_answer() {
         "imgworker_dead_lettered_total 1",
         "imgworker_gpu_fallbacks_total 0",
         "imgworker_broker_reconnects_total 0",
-    ] {
+    ];
+    let end = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        let (status, body) = w.get("/metrics");
+        assert_eq!(status, 200);
+        if needles.iter().all(|n| body.contains(n)) || Instant::now() > end {
+            break body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for needle in needles {
         assert!(body.contains(needle), "missing `{needle}` in:\n{body}");
     }
     assert_eq!(w.get("/healthz").0, 200);
