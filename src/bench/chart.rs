@@ -47,6 +47,8 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
         .map(|r| r.median_ms)
         .filter(|m| *m > 0.0)
         .fold(max, f64::min);
+    // Where the log axis, and every bar, starts.
+    let axis_min = (min / 2.0).max(0.1);
     let height =
         140 + 28 * jobs.len() as u32 * series.len().max(1) as u32 / 2 + 40 * jobs.len() as u32;
     let root = SVGBackend::new(path, (960, height)).into_drawing_area();
@@ -63,7 +65,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
         .y_label_area_size(110)
         .build_cartesian_2d(
             // Room on the right for the legend.
-            ((min / 2.0).max(0.1)..max * 4.0).log_scale(),
+            (axis_min..max * 4.0).log_scale(),
             0.0..jobs.len() as f64,
         )
         .map_err(|e| draw_err(e.to_string()))?;
@@ -97,7 +99,7 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
                 let top = ji + 0.9 - 0.8 * si as f64 / n;
                 let bottom = top - 0.8 / n;
                 Some(Rectangle::new(
-                    [((min / 2.0).max(0.1), top), (r.median_ms.max(0.1), bottom)],
+                    [(axis_min, top), (r.median_ms.max(0.1), bottom)],
                     colour.filled(),
                 ))
             })

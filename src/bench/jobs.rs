@@ -3,6 +3,8 @@
 
 use serde_json::{json, Value};
 
+use crate::job::Format;
+
 /// One standard job, defined for a source of `width` x `height`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StandardJob {
@@ -86,12 +88,12 @@ impl StandardJob {
         }
     }
 
-    /// Output format: `jpeg`, `webp` or `png`.
-    pub fn format(self) -> &'static str {
+    /// Output format.
+    pub fn format(self) -> Format {
         match self {
-            Self::ToWebp => "webp",
-            Self::ToPng => "png",
-            _ => "jpeg",
+            Self::ToWebp => Format::Webp,
+            Self::ToPng => Format::Png,
+            _ => Format::Jpeg,
         }
     }
 

@@ -177,9 +177,10 @@ fn probe_input(path: &Path) -> Result<(InputInfo, Vec<u8>), BenchError> {
 }
 
 /// Reset this process's peak RSS (`VmHWM`) so the next reading covers only
-/// what follows; false where the kernel does not allow it.
-fn reset_peak_rss() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+/// what follows. Where the kernel refuses, the reading covers the whole run
+/// so far: an upper bound, still worth reporting.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 /// This process's peak RSS since the last reset, bytes.
@@ -206,13 +207,6 @@ struct Bench {
 
 const IMAGE: &str = "bench/photo";
 
-fn ext(job: StandardJob) -> &'static str {
-    match job.format() {
-        "jpeg" => "jpg",
-        other => other,
-    }
-}
-
 impl Bench {
     fn source_in_work(&self) -> PathBuf {
         self.work.path().join(IMAGE).join("original.jpg")
@@ -220,7 +214,7 @@ impl Bench {
 
     /// Copy the output of the batch just run to the `--outputs` folder.
     fn keep_output(&self, tool: &Tool, job: StandardJob, dir: &Path) -> Result<(), BenchError> {
-        let e = ext(job);
+        let e = job.format().ext();
         let bytes = match tool {
             Tool::ImgworkerInProcess => self
                 .storage
@@ -310,23 +304,7 @@ impl Bench {
                 ))
             }
             Tool::ImgworkerProcess(bin) => {
-                let cmds: Vec<Vec<String>> = (0..n)
-                    .map(|i| {
-                        let job_file = self
-                            .work
-                            .path()
-                            .join(format!("job-{}-{i}.json", job.name()));
-                        vec![
-                            bin.display().to_string(),
-                            "run".into(),
-                            job_file.display().to_string(),
-                            "--storage".into(),
-                            self.work.path().display().to_string(),
-                            "--backend".into(),
-                            self.backend_name.into(),
-                        ]
-                    })
-                    .collect();
+                let mut cmds = Vec::with_capacity(n);
                 for i in 0..n {
                     let file = self
                         .work
@@ -337,6 +315,15 @@ impl Bench {
                     msg["outputs"][0]["version"] = format!("out{i}").into();
                     std::fs::write(&file, serde_json::to_vec(&msg).expect("serialises"))
                         .map_err(|e| BenchError::Write(file.clone(), e))?;
+                    cmds.push(vec![
+                        bin.display().to_string(),
+                        "run".into(),
+                        file.display().to_string(),
+                        "--storage".into(),
+                        self.work.path().display().to_string(),
+                        "--backend".into(),
+                        self.backend_name.into(),
+                    ]);
                 }
                 parallel(
                     cmds.into_iter().map(|c| vec![c]).collect(),
@@ -345,7 +332,7 @@ impl Bench {
             }
             Tool::Peer(peer, prog) => {
                 let src = self.source_in_work();
-                let ext = ext(job);
+                let ext = job.format().ext();
                 let mut all = Vec::with_capacity(n);
                 for i in 0..n {
                     let scratch = self.work.path().join(format!("{}-{i}", peer.name()));
