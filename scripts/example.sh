@@ -4,6 +4,7 @@
 # and the CPU otherwise. Extra arguments go to `imgworker run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/build-deps.sh
 scripts/fetch-photos.sh
 mkdir -p examples/storage/demo/ladybird
 cp photos/LadyBird.jpg examples/storage/demo/ladybird/original.jpg

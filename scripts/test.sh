@@ -12,22 +12,13 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# Debian packages the build and the tests need: the GPU tests run on Mesa's
-# lavapipe (a software Vulkan driver) where no GPU is present; the TLS tests
-# make certificates with openssl and create a bucket with curl; the privacy
-# tests watch the worker's file writes with strace; the benchmark test runs
-# libvips and ImageMagick beside imgworker.
-apt_packages=(pkg-config libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick)
-missing=()
-for p in "${apt_packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  log "installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+# Debian packages the build and the tests need (scripts/build-deps.sh has
+# the build's own): the GPU tests run on Mesa's lavapipe (a software Vulkan
+# driver) where no GPU is present; the TLS tests make certificates with
+# openssl and create a bucket with curl; the privacy tests watch the worker's
+# file writes with strace; the benchmark test runs libvips and ImageMagick
+# beside imgworker.
+scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the queue tests. The tests
 # make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP
@@ -68,8 +59,10 @@ if ! s3_open; then
   s3_open || { echo "the S3 test server did not open 127.0.0.1:9000" >&2; exit 1; }
 fi
 
-# Real photographs for the benchmark test (Debian's mate-backgrounds).
+# Real photographs for the benchmark test (Debian's mate-backgrounds), and
+# its in-process peers (pyvips, Pillow, Pillow-SIMD in target/bench-peers).
 scripts/fetch-photos.sh
+scripts/bench-peers.sh
 
 # Mesa's device_select layer prints Wayland errors on a headless machine;
 # imgworker picks its adapter itself (the binary sets this too).

@@ -109,7 +109,8 @@ enum Command {
         http_addr: std::net::SocketAddr,
     },
     /// Time the standard job set on a real photo (scripts/fetch-photos.sh);
-    /// with --compare, libvips and ImageMagick run the same jobs, alternating.
+    /// with --compare, libvips and ImageMagick (whole process) and pyvips,
+    /// Pillow and Pillow-SIMD (in-process) run the same jobs, alternating.
     Bench(BenchArgs),
     /// List every GPU adapter and say which backend `auto` would pick, and why.
     Devices {
@@ -144,9 +145,18 @@ struct BenchArgs {
     /// How imgworker runs: in one process, a process per job, or both.
     #[arg(long, value_enum, default_value_t = BenchMode::Both)]
     mode: BenchMode,
-    /// Run libvips and ImageMagick on the same jobs in the same run.
+    /// Run the peers on the same jobs in the same run: libvips and
+    /// ImageMagick (required), and pyvips, Pillow and Pillow-SIMD where
+    /// scripts/bench-peers.sh installed them (in-process mode).
     #[arg(long)]
     compare: bool,
+    /// The Python libraries' virtualenvs (scripts/bench-peers.sh).
+    #[arg(
+        long,
+        env = "IMGWORKER_BENCH_PEERS",
+        default_value = "target/bench-peers"
+    )]
+    peers: PathBuf,
     /// Where the JSON report goes.
     #[arg(long, default_value = "bench-results/results.json")]
     json: PathBuf,
@@ -510,6 +520,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
         jobs,
         modes,
         compare: args.compare,
+        peers_dir: args.peers,
         binary: std::env::current_exe().context("locating the imgworker binary")?,
         progress: !args.quiet,
         outputs: args.outputs,

@@ -34,6 +34,9 @@ pub struct JobStats {
     pub source_decodes: u32,
     /// Overlay images decoded.
     pub overlay_decodes: u32,
+    /// The source was decoded at 1/this of its size (shrink-on-load: 2, 4
+    /// or 8); 1 at full size, 0 when it was not decoded.
+    pub source_shrink: u32,
     /// Objects written (versions and manifests).
     pub objects_written: u32,
     /// Where the pixels were processed (`gpu` or `cpu`), once they were.
@@ -303,21 +306,30 @@ impl Engine {
         let backend = self.backend.clone();
         let edit_owned = edit.clone();
         let span = tracing::Span::current();
-        let (rendered, decodes, t_decode, t_ops, t_encode, used, gpu) =
-            tokio::task::spawn_blocking(move || {
-                let _enter = span.enter();
-                render_all(
-                    &cfg,
-                    &backend,
-                    &edit_owned,
-                    &source,
-                    &overlay_bytes,
-                    deadline,
-                )
-            })
-            .await
-            .map_err(|e| JobError::internal(format!("pixel task failed: {e}")))??;
+        let Rendering {
+            rendered,
+            decodes,
+            shrink,
+            t_decode,
+            t_ops,
+            t_encode,
+            backend: used,
+            gpu,
+        } = tokio::task::spawn_blocking(move || {
+            let _enter = span.enter();
+            render_all(
+                &cfg,
+                &backend,
+                &edit_owned,
+                &source,
+                &overlay_bytes,
+                deadline,
+            )
+        })
+        .await
+        .map_err(|e| JobError::internal(format!("pixel task failed: {e}")))??;
         stats.source_decodes += decodes.0;
+        stats.source_shrink = shrink;
         stats.backend = Some(used);
         stats.gpu = gpu;
         stats.overlay_decodes += decodes.1;
@@ -433,15 +445,19 @@ fn now_rfc3339() -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
-type Rendering = (
-    Vec<Rendered>,
-    (u32, u32),
-    f64,
-    f64,
-    f64,
-    &'static str,
-    Option<crate::gpu::GpuStats>,
-);
+/// What the pixel work produced, and what it took.
+struct Rendering {
+    rendered: Vec<Rendered>,
+    /// Source and overlay decodes.
+    decodes: (u32, u32),
+    /// The source's shrink-on-load factor (1: full size).
+    shrink: u32,
+    t_decode: f64,
+    t_ops: f64,
+    t_encode: f64,
+    backend: &'static str,
+    gpu: Option<crate::gpu::GpuStats>,
+}
 
 /// The source's EXIF for one output: its orientation tag reset when
 /// `auto_orient` turned the pixels upright.
@@ -456,6 +472,41 @@ fn exif_for(exif: &[u8], edit: &Edit, out: &crate::job::Output) -> Vec<u8> {
         let _ = image::metadata::Orientation::remove_from_exif_chunk(&mut exif);
     }
     exif
+}
+
+/// Shrink-on-load for a JPEG source: when the chain starts (after any
+/// `auto_orient`) with a resize that shrinks by 4 or more, the source can be
+/// decoded at 1/2, 1/4 or 1/8 in the DCT domain. Returns that factor and the
+/// edit with the resize's output size fixed from the full-size plan. The
+/// chain is the shared ops, followed by the output's own when there is one
+/// output.
+fn shrink_on_load(edit: &Edit, source: Shape) -> Option<(u32, Edit)> {
+    use crate::ops::Op;
+    let single = match edit.outputs.as_slice() {
+        [only] => only.ops.as_slice(),
+        _ => &[],
+    };
+    let mut shape = source;
+    for (i, op) in edit.ops.iter().chain(single).enumerate() {
+        match op {
+            Op::AutoOrient(_) => shape = op.plan(shape).ok()?,
+            Op::Resize(r) => {
+                let s = codec::jpeg::load_shrink(r.shrink_factor(shape.dims));
+                if s == 1 {
+                    return None;
+                }
+                let resolved = Op::Resize(r.resolved_for(shape.dims));
+                let mut e = edit.clone();
+                match i.checked_sub(edit.ops.len()) {
+                    None => e.ops[i] = resolved,
+                    Some(j) => e.outputs[0].ops[j] = resolved,
+                }
+                return Some((s, e));
+            }
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// Plan every output from the headers, then decode once, run and encode.
@@ -513,9 +564,27 @@ fn render_all(
         }
     }
 
-    // Decode the source once, and each overlay once.
+    // Decode the source once (smaller, when a large downscale comes first
+    // and the format can), and each overlay once.
     let orientation = src.probe.orientation;
-    let decoded = src.decode()?;
+    let source_shape = Shape {
+        dims: src.probe.dims,
+        orientation,
+    };
+    let shrunk = if src.probe.format == image::ImageFormat::Jpeg {
+        shrink_on_load(edit, source_shape)
+    } else {
+        None
+    };
+    let (decoded, shrink) = src.decode_shrunk(shrunk.as_ref().map_or(1, |(s, _)| *s))?;
+    let edit = match shrunk {
+        Some((_, resolved)) if shrink > 1 => {
+            tracing::debug!(shrink, "shrink-on-load");
+            std::borrow::Cow::Owned(resolved)
+        }
+        _ => std::borrow::Cow::Borrowed(edit),
+    };
+    let edit = edit.as_ref();
     let mut ctx = OpContext {
         deadline: Some(deadline),
         ..Default::default()
@@ -550,13 +619,14 @@ fn render_all(
             Ok(Rendered { sha256: sha256_hex(&bytes), bytes, width: img.width(), height: img.height() })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
-    Ok((
+    Ok(Rendering {
         rendered,
         decodes,
+        shrink,
         t_decode,
         t_ops,
-        ms(t),
-        done.backend,
-        done.gpu,
-    ))
+        t_encode: ms(t),
+        backend: done.backend,
+        gpu: done.gpu,
+    })
 }

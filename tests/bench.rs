@@ -1,9 +1,9 @@
 //! `imgworker bench` end to end on a real photograph: every standard job on
 //! imgworker (in-process and as a process) and on the peers (libvips and
-//! ImageMagick command lines), with the report, the chart and each tool's
-//! output checked. Needs the photos (scripts/fetch-photos.sh) and the peers
-//! (`apt-get install libvips-tools imagemagick`); scripts/test.sh provides
-//! both.
+//! ImageMagick command lines; pyvips, Pillow and Pillow-SIMD in-process),
+//! with the report, the chart and each tool's output checked. Needs the
+//! photos (scripts/fetch-photos.sh) and the peers (scripts/bench-peers.sh);
+//! scripts/test.sh provides both.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,8 +30,21 @@ fn bench(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+fn peers_dir() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-peers");
+    for venv in ["pillow", "pillow-simd"] {
+        assert!(
+            p.join(venv).join("bin/python").is_file(),
+            "{} is missing: run scripts/bench-peers.sh (scripts/test.sh does)",
+            p.join(venv).display()
+        );
+    }
+    p
+}
+
 #[test]
 fn every_job_runs_on_every_tool_and_the_report_adds_up() {
+    let peers = peers_dir();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("r.json");
     let chart = dir.path().join("c.svg");
@@ -48,6 +61,8 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         "--concurrency",
         "2",
         "--compare",
+        "--peers",
+        peers.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
         "--chart",
@@ -71,10 +86,22 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         .iter()
         .map(|t| t[0].as_str().unwrap())
         .collect();
-    assert_eq!(tools, ["imgworker", "libvips", "imagemagick"]);
+    assert_eq!(
+        tools,
+        [
+            "imgworker",
+            "libvips",
+            "imagemagick",
+            "pyvips",
+            "pillow",
+            "pillow-simd"
+        ]
+    );
+    let versions = report["tools"].to_string();
+    assert!(versions.contains("Pillow-SIMD 9."), "{versions}");
     let results = report["results"].as_array().unwrap();
-    // 9 jobs x (imgworker twice, two peers).
-    assert_eq!(results.len(), 36, "{report:#}");
+    // 9 jobs x (imgworker twice, two CLI peers, three library peers).
+    assert_eq!(results.len(), 63, "{report:#}");
     for r in results {
         let samples = r["samples_ms"].as_array().unwrap();
         // One round of two jobs at once: two latencies.
@@ -104,15 +131,17 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         let peak = r["peak_rss_mib"].as_f64().unwrap();
         assert!(peak > 8.0 && peak < 4096.0, "{r}");
     }
-    // Ratios: each peer against imgworker's whole-process runs, per job.
+    // Ratios: each peer against imgworker in the same mode, per job: the
+    // CLIs against whole-process runs, the libraries against in-process.
     let ratios = report["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 18, "{ratios:?}");
+    assert_eq!(ratios.len(), 9 * 5, "{ratios:?}");
     for q in ratios {
-        assert_eq!(q["mode"], "process");
+        let in_process = ["pyvips", "pillow", "pillow-simd"].contains(&q["peer"].as_str().unwrap());
+        assert_eq!(q["mode"], if in_process { "in-process" } else { "process" });
         let find = |tool: &str| {
             results
                 .iter()
-                .find(|r| r["job"] == q["job"] && r["tool"] == tool && r["mode"] == "process")
+                .find(|r| r["job"] == q["job"] && r["tool"] == tool && r["mode"] == q["mode"])
                 .unwrap()["median_ms"]
                 .as_f64()
                 .unwrap()
@@ -146,6 +175,7 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         "jpeg-to-png",
         "libvips (process)",
         "imgworker (in-process)",
+        "pillow-simd (in-process)",
     ] {
         assert!(svg.contains(label), "{label} missing from the chart");
     }
@@ -176,7 +206,7 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         assert_eq!((img.width(), img.height()), (w, h), "{name}");
         seen += 1;
     }
-    assert_eq!(seen, 36, "one output per job and tool");
+    assert_eq!(seen, 63, "one output per job and tool");
 }
 
 #[test]

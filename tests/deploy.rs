@@ -419,6 +419,13 @@ fn the_container_image_is_multi_stage_non_root_and_health_checked() {
         .collect();
     assert!(stages.len() >= 2, "not a multi-stage build");
     let runtime = &lines[*stages.last().unwrap()..];
+    let build = &lines[stages[0]..*stages.last().unwrap()];
+    assert!(
+        build
+            .iter()
+            .any(|l| l.contains("apt-get install") && l.contains("cmake") && l.contains("nasm")),
+        "the build stage installs cmake and nasm (libjpeg-turbo is built from source)"
+    );
     assert!(runtime.iter().any(|l| l.starts_with("COPY --from=build")));
     assert!(runtime
         .iter()

@@ -381,3 +381,159 @@ fn failed_result_keeps_the_job_identity() {
     assert_eq!(r.routing_key(), "edit.failed");
     assert_eq!(r.worker, "test");
 }
+
+/// Resample with fast_image_resize's Lanczos3 from the full-size decode: the
+/// reference a shrink-on-load result is held to.
+fn lanczos(img: &image::RgbaImage, w: u32, h: u32) -> image::RgbaImage {
+    imgworker::ops::resize::resize_rgba(
+        img,
+        imgworker::ops::Dims::new(w, h),
+        [0.0, 0.0, f64::from(img.width()), f64::from(img.height())],
+        fast_image_resize::ResizeAlg::Convolution(fast_image_resize::FilterType::Lanczos3),
+    )
+    .unwrap()
+}
+
+#[test]
+fn large_jpeg_downscales_decode_smaller_and_still_match_a_full_size_resize() {
+    // A smooth photo-like source (no per-pixel noise, which no two
+    // downscalers agree on).
+    let src = image::RgbaImage::from_fn(1600, 1200, |x, y| {
+        let f = |a: f64, b: f64| (127.5 + 120.0 * ((x as f64) / a + (y as f64) / b).sin()) as u8;
+        image::Rgba([f(97.0, 211.0), f(173.0, 59.0), f(43.0, 131.0), 255])
+    });
+    let jpeg = jpeg_bytes(&src, 95);
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(&key("original.jpg"), jpeg.clone());
+    let full = decode(&jpeg);
+    // (ops, expected shrink, output size): shrink-on-load leaves the resize
+    // at least a factor of two, as libvips does.
+    let cases = [
+        (json!([{"op": "resize", "width": 100}]), 8, (100, 75)),
+        (json!([{"op": "resize", "width": 200}]), 4, (200, 150)),
+        (
+            json!([{"op": "resize", "width": 300, "height": 300}]),
+            2,
+            (300, 225),
+        ),
+        (json!([{"op": "resize", "width": 500}]), 1, (500, 375)),
+        (
+            json!([{"op": "resize", "width": 64, "height": 64, "fit": "cover"}]),
+            8,
+            (64, 64),
+        ),
+        // Not the first op: decoded at full size.
+        (
+            json!([{"op": "grayscale"}, {"op": "resize", "width": 100}]),
+            1,
+            (100, 75),
+        ),
+    ];
+    for (i, (ops, shrink, dims)) in cases.into_iter().enumerate() {
+        let out = run(
+            &engine,
+            &edit(
+                &format!("s{i}"),
+                "original.jpg",
+                ops.clone(),
+                json!([{"version": format!("s{i}"), "format": "png"}]),
+            ),
+        );
+        assert_eq!(
+            out.result.status,
+            Status::Succeeded,
+            "{ops}: {:?}",
+            out.result.error
+        );
+        assert_eq!(out.stats.source_shrink, shrink, "{ops}");
+        let o = &out.result.outputs[0];
+        assert_eq!((o.width, o.height), dims, "{ops}");
+        if i < 4 {
+            let got = decode(&storage.object(&key(&format!("s{i}.png"))).unwrap());
+            let (max, mean) = common::diff(&got, &lanczos(&full, dims.0, dims.1));
+            assert!(mean < 1.5 && max < 24, "{ops}: max {max}, mean {mean}");
+        }
+    }
+    // The same shrink in an output's own ops when it is the only output,
+    // and after auto_orient (orientation 6 turns 1600x1200 into 1200x1600).
+    storage.insert(&key("turned.jpg"), with_exif(&jpeg, 6, None));
+    let out = run(
+        &engine,
+        &edit(
+            "t",
+            "turned.jpg",
+            json!([{"op": "auto_orient"}]),
+            json!([{"version": "t", "format": "jpeg", "ops": [{"op": "resize", "height": 200}]}]),
+        ),
+    );
+    assert_eq!(
+        out.result.status,
+        Status::Succeeded,
+        "{:?}",
+        out.result.error
+    );
+    assert_eq!(out.stats.source_shrink, 4);
+    assert_eq!(
+        (out.result.outputs[0].width, out.result.outputs[0].height),
+        (150, 200)
+    );
+    // A PNG source is always decoded at full size.
+    storage.insert(&key("flat.png"), png_bytes(&src));
+    let out = run(
+        &engine,
+        &edit(
+            "p",
+            "flat.png",
+            json!([{"op": "resize", "width": 100}]),
+            json!([{"version": "p", "format": "png"}]),
+        ),
+    );
+    assert_eq!(out.stats.source_shrink, 1);
+    assert_eq!(
+        (out.result.outputs[0].width, out.result.outputs[0].height),
+        (100, 75)
+    );
+}
+
+#[test]
+fn cmyk_jpegs_decode_through_the_fallback_decoder() {
+    // libjpeg-turbo does not turn CMYK into RGB; the image crate's decoder does.
+    let (w, h) = (64usize, 48usize);
+    let cmyk: Vec<u8> = (0..w * h)
+        .flat_map(|i| [(i % 200) as u8, 40, 90, 10])
+        .collect();
+    let mut c = turbojpeg::Compressor::new().unwrap();
+    c.set_quality(90).unwrap();
+    c.set_subsamp(turbojpeg::Subsamp::None).unwrap();
+    let jpeg = c
+        .compress_to_vec(turbojpeg::Image {
+            pixels: cmyk.as_slice(),
+            width: w,
+            pitch: 4 * w,
+            height: h,
+            format: turbojpeg::PixelFormat::CMYK,
+        })
+        .unwrap();
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(&key("cmyk.jpg"), jpeg);
+    let out = run(
+        &engine,
+        &edit(
+            "c",
+            "cmyk.jpg",
+            json!([{"op": "resize", "width": 8}]),
+            json!([{"version": "c", "format": "png"}]),
+        ),
+    );
+    assert_eq!(
+        out.result.status,
+        Status::Succeeded,
+        "{:?}",
+        out.result.error
+    );
+    assert_eq!(out.stats.source_shrink, 1, "CMYK is decoded at full size");
+    assert_eq!(
+        (out.result.outputs[0].width, out.result.outputs[0].height),
+        (8, 6)
+    );
+}

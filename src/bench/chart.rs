@@ -10,13 +10,15 @@ use super::report::Report;
 use super::BenchError;
 
 /// Colours of the series, in order of first appearance.
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
     RGBColor(174, 199, 232),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
 ];
 
 /// Write the chart of `report` to `path` (SVG).
@@ -84,6 +86,9 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
                 String::new()
             }
         })
+        // Few, round labels: a log axis's default ticks crowd at the top.
+        .x_labels(6)
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("milliseconds")
         .draw()
         .map_err(|e| draw_err(e.to_string()))?;

@@ -46,6 +46,12 @@ pub const JPEG_QUALITY: u8 = 85;
 pub const WEBP_QUALITY: u8 = 80;
 /// Gaussian blur sigma of the blur job.
 pub const BLUR_SIGMA: f64 = 5.0;
+/// The colour job's brightness (added, in 0..1 of full scale).
+pub const BRIGHTNESS: f64 = 0.05;
+/// The colour job's contrast (a factor around mid-grey).
+pub const CONTRAST: f64 = 1.1;
+/// The colour job's saturation (a factor on chroma).
+pub const SATURATION: f64 = 1.2;
 
 /// The crop of the chain job: the middle 5/6 of the source.
 pub fn chain_crop(width: u32, height: u32) -> (u32, u32, u32, u32) {
@@ -115,7 +121,7 @@ impl StandardJob {
             Self::Blur => json!([{"op": "blur", "sigma": BLUR_SIGMA}]),
             Self::Unsharp => json!([{"op": "sharpen", "sigma": 1.0, "amount": 1.0}]),
             Self::Colour => {
-                json!([{"op": "adjust", "brightness": 0.05, "contrast": 1.1, "saturation": 1.2}])
+                json!([{"op": "adjust", "brightness": BRIGHTNESS, "contrast": CONTRAST, "saturation": SATURATION}])
             }
             Self::Chain => {
                 let (x, y, w, h) = chain_crop(width, height);

@@ -1,7 +1,8 @@
 //! `imgworker bench`: the standard job set on real photographs, timed for
 //! imgworker (in-process and as a whole process, like a shell user runs it)
-//! and, with `--compare`, for libvips and ImageMagick in the same run,
-//! alternating tool by tool so that machine noise falls on all of them alike.
+//! and, with `--compare`, for libvips and ImageMagick (whole process) and
+//! pyvips, Pillow and Pillow-SIMD (in-process) in the same run, alternating
+//! tool by tool so that machine noise falls on all of them alike.
 //!
 //! - [`jobs`]: the standard jobs and their imgworker ops.
 //! - [`peers`]: the peer tools' commands, and timing a child process.
@@ -27,7 +28,7 @@ use crate::pipeline::Engine;
 use crate::result::Status;
 use crate::storage::MemoryStorage;
 use jobs::StandardJob;
-use peers::{Measured, Peer};
+use peers::{Library, Measured, Peer};
 use report::{CellResult, Report};
 
 /// A benchmark that could not run.
@@ -78,6 +79,8 @@ pub enum Tool {
     ImgworkerProcess(PathBuf),
     /// A peer's command line.
     Peer(Peer, PathBuf),
+    /// A Python library, in-process (its Python).
+    Library(Library, PathBuf),
 }
 
 impl Tool {
@@ -86,13 +89,14 @@ impl Tool {
         match self {
             Tool::ImgworkerInProcess | Tool::ImgworkerProcess(_) => "imgworker",
             Tool::Peer(p, _) => p.name(),
+            Tool::Library(l, _) => l.name(),
         }
     }
 
     /// How it runs.
     pub fn mode(&self) -> Mode {
         match self {
-            Tool::ImgworkerInProcess => Mode::InProcess,
+            Tool::ImgworkerInProcess | Tool::Library(..) => Mode::InProcess,
             _ => Mode::Process,
         }
     }
@@ -115,8 +119,11 @@ pub struct BenchOptions {
     pub jobs: Vec<StandardJob>,
     /// Which modes to time imgworker in.
     pub modes: Vec<Mode>,
-    /// Run libvips and ImageMagick as well.
+    /// Run the peers as well: libvips and ImageMagick (required), and the
+    /// Python libraries found under `peers_dir` (in-process mode).
     pub compare: bool,
+    /// Where `scripts/bench-peers.sh` put the Python libraries' virtualenvs.
+    pub peers_dir: PathBuf,
     /// The `imgworker` binary for whole-process runs.
     pub binary: PathBuf,
     /// Show a progress bar (on a terminal) or progress lines.
@@ -212,6 +219,12 @@ impl Bench {
         self.work.path().join(IMAGE).join("original.jpg")
     }
 
+    /// The folder of a peer's `i`-th concurrent run: its output and
+    /// intermediates.
+    fn scratch(&self, tool: &Tool, i: usize) -> PathBuf {
+        self.work.path().join(format!("{}-{i}", tool.name()))
+    }
+
     /// Copy the output of the batch just run to the `--outputs` folder.
     fn keep_output(&self, tool: &Tool, job: StandardJob, dir: &Path) -> Result<(), BenchError> {
         let e = job.format().ext();
@@ -224,12 +237,8 @@ impl Bench {
                 let p = self.work.path().join(IMAGE).join(format!("out0.{e}"));
                 std::fs::read(&p).map_err(|err| BenchError::Write(p, err))?
             }
-            Tool::Peer(peer, _) => {
-                let p = self
-                    .work
-                    .path()
-                    .join(format!("{}-0", peer.name()))
-                    .join(format!("out.{e}"));
+            Tool::Peer(..) | Tool::Library(..) => {
+                let p = self.scratch(tool, 0).join(format!("out.{e}"));
                 std::fs::read(&p).map_err(|err| BenchError::Write(p, err))?
             }
         };
@@ -330,20 +339,39 @@ impl Bench {
                     &[("IMGWORKER_LOG", "warn")],
                 )
             }
-            Tool::Peer(peer, prog) => {
+            Tool::Peer(..) | Tool::Library(..) => {
                 let src = self.source_in_work();
                 let ext = job.format().ext();
                 let mut all = Vec::with_capacity(n);
                 for i in 0..n {
-                    let scratch = self.work.path().join(format!("{}-{i}", peer.name()));
+                    let scratch = self.scratch(tool, i);
                     std::fs::create_dir_all(&scratch)
                         .map_err(|e| BenchError::Write(scratch.clone(), e))?;
                     let out = scratch.join(format!("out.{ext}"));
-                    all.push(peer.commands(prog, job, &src, &out, &scratch, (w, h)));
+                    all.push(match tool {
+                        Tool::Peer(peer, prog) => {
+                            peer.commands(prog, job, &src, &out, &scratch, (w, h))
+                        }
+                        Tool::Library(lib, python) => vec![lib.command(
+                            python,
+                            &self.work.path().join("peer.py"),
+                            job,
+                            &src,
+                            &out,
+                            (w, h),
+                        )],
+                        _ => unreachable!("peers only"),
+                    });
                 }
                 // libvips would use every core for one job; so would
                 // ImageMagick's OpenMP: the default, as a user runs them.
-                parallel(all, &[])
+                match tool {
+                    Tool::Library(..) => {
+                        let cmds: Vec<Vec<String>> = all.into_iter().flatten().collect();
+                        peers::run_in_process(&cmds)
+                    }
+                    _ => parallel(all, &[]),
+                }
             }
         }
     }
@@ -462,6 +490,25 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
                         p.name(),
                         p.install_hint()
                     )))
+                }
+            }
+        }
+        if opts.modes.contains(&Mode::InProcess) {
+            let script = bench.work.path().join("peer.py");
+            std::fs::write(&script, peers::PEER_SCRIPT)
+                .map_err(|e| BenchError::Write(script.clone(), e))?;
+            for lib in Library::ALL {
+                match lib.detect(&opts.peers_dir) {
+                    Some((python, version)) => {
+                        versions.push((lib.name().to_string(), version));
+                        tools.push(Tool::Library(lib, python));
+                    }
+                    None => eprintln!(
+                        "note: {} is not installed under {}; scripts/bench-peers.sh installs it \
+                         (Pillow-SIMD only where it builds)",
+                        lib.name(),
+                        opts.peers_dir.display()
+                    ),
                 }
             }
         }

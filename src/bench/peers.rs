@@ -1,6 +1,8 @@
-//! The peer tools `imgworker bench --compare` runs the same jobs with, as
-//! whole processes (the way a user runs them from a shell), and the timing
-//! of a child process: wall time and peak resident memory from `wait4`.
+//! The peers `imgworker bench --compare` runs the same jobs with: command
+//! line tools as whole processes (the way a user runs them from a shell),
+//! Python libraries in-process (the way a service uses them), and the timing
+//! of a child process: wall time, and peak resident memory sampled from
+//! `/proc`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -121,7 +123,7 @@ impl Peer {
                     // Brightness and contrast in one linear step around
                     // mid-grey, saturation on LCh chroma.
                     StandardJob::Colour => {
-                        let (c, b) = (1.1f64, 0.05f64 * 255.0);
+                        let (c, b) = (jobs::CONTRAST, jobs::BRIGHTNESS * 255.0);
                         let off = b + 128.0 * (1.0 - c);
                         vec![
                             // `--` ends the options: the offset is negative.
@@ -135,7 +137,13 @@ impl Peer {
                                 &format!("{off:.3}"),
                             ]),
                             cmd(&["colourspace", &v("bc"), &v("lch"), "lch"]),
-                            cmd(&["linear", &v("lch"), &v("sat"), "1 1.2 1", "0 0 0"]),
+                            cmd(&[
+                                "linear",
+                                &v("lch"),
+                                &v("sat"),
+                                &format!("1 {} 1", jobs::SATURATION),
+                                "0 0 0",
+                            ]),
                             cmd(&["colourspace", &v("sat"), &jpeg, "srgb"]),
                         ]
                     }
@@ -213,6 +221,178 @@ impl Peer {
     }
 }
 
+/// A Python image library timed in-process: a child Python runs the job
+/// once untimed, then once timed, and reports that run's time
+/// (`src/bench/peer.py`). Start-up and imports are outside the timing, as
+/// they are for imgworker's in-process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Library {
+    /// Pillow, PyPI's wheel.
+    Pillow,
+    /// Pillow-SIMD, built from source (same API, SIMD resampling and filters).
+    PillowSimd,
+    /// pyvips, libvips' Python binding (libvips on all cores).
+    Pyvips,
+}
+
+/// The script the library peers run.
+pub const PEER_SCRIPT: &str = include_str!("peer.py");
+
+impl Library {
+    /// Every library, in report order.
+    pub const ALL: [Library; 3] = [Library::Pyvips, Library::Pillow, Library::PillowSimd];
+
+    /// Name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Library::Pillow => "pillow",
+            Library::PillowSimd => "pillow-simd",
+            Library::Pyvips => "pyvips",
+        }
+    }
+
+    /// The virtualenv under the peers folder that holds it
+    /// (`scripts/bench-peers.sh` makes them).
+    pub fn venv(self) -> &'static str {
+        match self {
+            Library::Pillow | Library::Pyvips => "pillow",
+            Library::PillowSimd => "pillow-simd",
+        }
+    }
+
+    /// Its Python and version, or `None` when it is not installed under
+    /// `root`.
+    pub fn detect(self, root: &Path) -> Option<(PathBuf, String)> {
+        let python = root.join(self.venv()).join("bin/python");
+        let probe = match self {
+            Library::Pyvips => {
+                "import pyvips; print('pyvips', pyvips.__version__, 'libvips', pyvips.version(0), pyvips.version(1), pyvips.version(2))"
+            }
+            _ => "import PIL; print('Pillow', PIL.__version__)",
+        };
+        let out = Command::new(&python)
+            .args(["-c", probe])
+            .stdin(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let text = match self {
+            Library::PillowSimd => text.replace("Pillow", "Pillow-SIMD"),
+            _ => text,
+        };
+        (out.status.success() && !text.is_empty()).then_some((python, text))
+    }
+
+    /// The job as `peer.py` reads it, for a `width` x `height` source.
+    pub fn spec(job: StandardJob, (width, height): (u32, u32)) -> serde_json::Value {
+        let fmt = job.format().ext();
+        let mut spec = serde_json::json!({"format": fmt, "quality": job.quality()});
+        let set = |spec: &mut serde_json::Value, v: serde_json::Value| {
+            if let (Some(a), Some(b)) = (spec.as_object_mut(), v.as_object()) {
+                a.extend(b.clone());
+            }
+        };
+        match job {
+            StandardJob::Thumbnail(w) => set(
+                &mut spec,
+                serde_json::json!({"job": "thumbnail", "width": w}),
+            ),
+            StandardJob::ResizeHalf => set(&mut spec, serde_json::json!({"job": "resize-half"})),
+            StandardJob::Blur => set(
+                &mut spec,
+                serde_json::json!({"job": "blur", "sigma": jobs::BLUR_SIGMA}),
+            ),
+            StandardJob::Unsharp => set(&mut spec, serde_json::json!({"job": "unsharp"})),
+            StandardJob::Colour => set(
+                &mut spec,
+                serde_json::json!({"job": "colour", "brightness": jobs::BRIGHTNESS,
+                    "contrast": jobs::CONTRAST, "saturation": jobs::SATURATION}),
+            ),
+            StandardJob::Chain => {
+                let (x, y, w, h) = jobs::chain_crop(width, height);
+                set(
+                    &mut spec,
+                    serde_json::json!({"job": "chain", "crop": [x, y, w, h],
+                        "width": jobs::chain_width(width, height)}),
+                )
+            }
+            StandardJob::ToWebp | StandardJob::ToPng => {
+                set(&mut spec, serde_json::json!({"job": "convert"}))
+            }
+        }
+        spec
+    }
+
+    /// The command that runs `job` once untimed (imports, first-use
+    /// set-up, caches) and once timed.
+    pub fn command(
+        self,
+        python: &Path,
+        script: &Path,
+        job: StandardJob,
+        input: &Path,
+        output: &Path,
+        dims: (u32, u32),
+    ) -> Vec<String> {
+        let lib = match self {
+            Library::Pyvips => "pyvips",
+            _ => "pillow",
+        };
+        vec![
+            python.display().to_string(),
+            script.display().to_string(),
+            lib.into(),
+            Self::spec(job, dims).to_string(),
+            input.display().to_string(),
+            output.display().to_string(),
+            "1".into(),
+        ]
+    }
+}
+
+/// Run library peers' commands at once, one thread each: each one's timed
+/// run as it reports it, and the batch's largest peak RSS. The batch's wall
+/// time is the longest timed run (start-up and warm-up are not the job's).
+pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured), BenchError> {
+    let results: Vec<Result<(Measured, String), BenchError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = cmds
+            .iter()
+            .map(|argv| s.spawn(move || run_process_capture(argv, &[])))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(BenchError::Tool("a runner thread panicked".into())))
+            })
+            .collect()
+    });
+    let mut lat = Vec::with_capacity(results.len());
+    let mut peak = 0;
+    for r in results {
+        let (m, stdout) = r?;
+        let ms = stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .and_then(|v| v["ms"].as_f64())
+            .ok_or_else(|| {
+                BenchError::Tool(format!("a library peer printed no timing: {stdout}"))
+            })?;
+        lat.push(Duration::from_secs_f64(ms / 1e3));
+        peak = peak.max(m.peak_rss);
+    }
+    let wall = lat.iter().copied().max().unwrap_or_default();
+    Ok((
+        lat,
+        Measured {
+            wall,
+            peak_rss: peak,
+        },
+    ))
+}
+
 /// Wall time and peak resident memory of some work.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measured {
@@ -234,9 +414,17 @@ pub fn run_commands(cmds: &[Vec<String>], env: &[(&str, &str)]) -> Result<Measur
     Ok(total)
 }
 
-/// Run one process to completion: its wall time, and its peak RSS as the
-/// kernel reports it to `wait4`.
+/// Run one process to completion: its wall time and peak RSS.
 pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
+    run_process_capture(argv, env).map(|(m, _)| m)
+}
+
+/// Run one process to completion: its wall time, its peak RSS, and what it
+/// printed on stdout.
+pub fn run_process_capture(
+    argv: &[String],
+    env: &[(&str, &str)],
+) -> Result<(Measured, String), BenchError> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| BenchError::Tool("empty command".into()))?;
@@ -245,19 +433,22 @@ pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, Be
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| BenchError::Tool(format!("cannot start {prog}: {e}")))?;
-    let mut stderr = child.stderr.take();
-    // Read stderr on a thread so a chatty child cannot block on a full pipe.
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        if let Some(e) = stderr.as_mut() {
-            let _ = std::io::Read::read_to_string(e, &mut s);
-        }
-        s
-    });
+    // Read both pipes on threads so a chatty child cannot block on a full one.
+    fn drain(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_string(&mut s);
+            }
+            s
+        })
+    }
+    let reader = drain(child.stderr.take());
+    let out_reader = drain(child.stdout.take());
     let pid = child.id() as libc::pid_t;
     // The child's own high-water mark, sampled from /proc while it runs:
     // `wait4`'s ru_maxrss cannot be used, because exec records the forking
@@ -291,6 +482,7 @@ pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, Be
     done.store(true, Ordering::Relaxed);
     let peak_rss = sampler.join().unwrap_or(0);
     let err_text = reader.join().unwrap_or_default();
+    let out_text = out_reader.join().unwrap_or_default();
     if rc != pid {
         return Err(BenchError::Tool(format!(
             "waiting for {prog} failed: {}",
@@ -309,7 +501,7 @@ pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, Be
             argv.join(" ")
         )));
     }
-    Ok(Measured { wall, peak_rss })
+    Ok((Measured { wall, peak_rss }, out_text))
 }
 
 /// `VmHWM` (peak RSS, KiB) from a `/proc/PID/status` text; `None` once the

@@ -1,4 +1,5 @@
-//! Decode JPEG, PNG, WebP, GIF (first frame) and TIFF into RGBA8.
+//! Decode JPEG (libjpeg-turbo), PNG, WebP, GIF (first frame) and TIFF into
+//! RGBA8.
 //!
 //! A source is opened in two steps so that the whole job can be planned
 //! before any pixel buffer exists: [`SourceImage::open`] sniffs the format,
@@ -48,6 +49,7 @@ pub struct Decoded {
 pub struct SourceImage<'a> {
     /// Header facts.
     pub probe: Probe,
+    bytes: &'a [u8],
     decoder: Box<dyn ImageDecoder + 'a>,
     icc: Option<Vec<u8>>,
 }
@@ -170,6 +172,7 @@ impl<'a> SourceImage<'a> {
                 dims,
                 orientation,
             },
+            bytes,
             decoder,
             icc,
         })
@@ -186,7 +189,39 @@ impl<'a> SourceImage<'a> {
 
     /// Decode the pixels into RGBA8.
     pub fn decode(self) -> Result<Decoded, JobError> {
+        self.decode_shrunk(1).map(|(d, _)| d)
+    }
+
+    /// Decode the pixels into RGBA8, at 1/`shrink` of the stored size where
+    /// the format allows (JPEG, `shrink` 2, 4 or 8, in the DCT domain; see
+    /// [`jpeg::load_shrink`](super::jpeg::load_shrink)). Returns the image and
+    /// the shrink actually used: 1 for other formats and for JPEGs that
+    /// libjpeg-turbo does not decode to RGB (CMYK).
+    ///
+    /// JPEGs are decoded by libjpeg-turbo; one it refuses (a warning on
+    /// corrupt data counts) is decoded again, at full size, by the `image`
+    /// crate's decoder, which then decides: a file either decoder accepts
+    /// is accepted, as before libjpeg-turbo was used.
+    pub fn decode_shrunk(self, shrink: u32) -> Result<(Decoded, u32), JobError> {
         let format = self.probe.format;
+        let shrink = if matches!(shrink, 2 | 4 | 8) {
+            shrink
+        } else {
+            1
+        };
+        if format == ImageFormat::Jpeg {
+            let turbo = catch_unwind(AssertUnwindSafe(|| super::jpeg::decode(self.bytes, shrink)));
+            match turbo {
+                Ok(Ok(Some(img))) => return Ok((Decoded { img, icc: self.icc }, shrink)),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "libjpeg-turbo refused the source; trying the image crate's decoder");
+                }
+                Err(_) => {
+                    tracing::debug!("libjpeg-turbo panicked; trying the image crate's decoder")
+                }
+            }
+        }
         let decoder = self.decoder;
         let img = catch_unwind(AssertUnwindSafe(move || {
             DynamicImage::from_decoder(decoder)
@@ -197,6 +232,6 @@ impl<'a> SourceImage<'a> {
             DynamicImage::ImageRgba8(i) => i,
             other => other.into_rgba8(),
         };
-        Ok(Decoded { img, icc: self.icc })
+        Ok((Decoded { img, icc: self.icc }, 1))
     }
 }

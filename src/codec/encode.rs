@@ -1,10 +1,10 @@
-//! Encode RGBA8 into the output formats. No metadata is written (EXIF, XMP
+//! Encode RGBA8 into the output formats (JPEG through libjpeg-turbo, see
+//! [`super::jpeg`]). No metadata is written (EXIF, XMP
 //! and comments of the source are dropped) unless the output keeps EXIF;
 //! the ICC profile is carried over where the encoder supports it (JPEG,
 //! PNG).
 
 use image::codecs::avif::AvifEncoder;
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder, RgbaImage};
 
@@ -56,20 +56,13 @@ pub fn encode(
     let f = enc.format;
     match f {
         Format::Jpeg => {
-            let mut e = JpegEncoder::new_with_quality(&mut buf, enc.quality.unwrap_or(85));
-            if let Some(icc) = icc {
-                let _ = e.set_icc_profile(icc.to_vec());
-            }
-            if let Some(exif) = exif {
-                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
-            }
-            let rgb = if opaque {
-                drop_alpha(img)
+            let quality = enc.quality.unwrap_or(85);
+            let jpeg = if opaque {
+                super::jpeg::encode(img.as_raw(), w, h, true, quality)?
             } else {
-                flatten_rgb(img)
+                super::jpeg::encode(&flatten_rgb(img), w, h, false, quality)?
             };
-            e.write_image(&rgb, w, h, ExtendedColorType::Rgb8)
-                .map_err(|e| failed(f, e))?;
+            buf = super::jpeg::with_metadata(jpeg, icc, exif.as_deref())?;
         }
         Format::Png => {
             let mut e = PngEncoder::new_with_quality(

@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod jpeg;
 
 pub use decode::{Decoded, Probe, SourceImage};
 pub use encode::encode;

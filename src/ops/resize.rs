@@ -161,6 +161,32 @@ impl Resize {
         }
     }
 
+    /// How many times the sampled source box shrinks, on the axis that
+    /// shrinks least, for a source of `src` size (below 1 when enlarging).
+    pub fn shrink_factor(&self, src: Dims) -> f64 {
+        let g = self.geometry(src);
+        (g.src_box[2] / f64::from(g.scaled.width)).min(g.src_box[3] / f64::from(g.scaled.height))
+    }
+
+    /// This resize with its output size worked out for a source of `src`
+    /// size, so that a smaller decode of that source (shrink-on-load) gives
+    /// the same output size. `cover` and `contain` already output exactly
+    /// their box.
+    pub fn resolved_for(&self, src: Dims) -> Self {
+        match (self.fit, self.width, self.height) {
+            (Fit::Cover | Fit::Contain, Some(_), Some(_)) => self.clone(),
+            _ => {
+                let g = self.geometry(src);
+                Self {
+                    width: Some(g.scaled.width),
+                    height: Some(g.scaled.height),
+                    fit: Fit::Fill,
+                    ..self.clone()
+                }
+            }
+        }
+    }
+
     /// The fast_image_resize algorithm for the filter.
     pub fn algorithm(&self) -> ResizeAlg {
         match self.filter {

@@ -1,0 +1,188 @@
+//! JPEG through libjpeg-turbo (the `turbojpeg` crate, built from its bundled
+//! source with SIMD): the fastest well-kept JPEG codec, and the one libvips
+//! and Pillow use. Decoding can scale in the DCT domain (1/2, 1/4, 1/8), so a
+//! large downscale starts from a smaller image ("shrink-on-load").
+//!
+//! libjpeg-turbo allocates through the process allocator, so its buffers are
+//! overwritten when freed like every other (see `src/main.rs`).
+
+use image::RgbaImage;
+use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
+
+use crate::error::JobError;
+
+/// Progressive scans allowed in one source: real files have about ten; a
+/// crafted file with thousands makes decoding take minutes.
+pub const MAX_SCANS: u32 = 500;
+
+/// DCT-domain shrink factors libjpeg-turbo decodes at, largest first.
+const SHRINKS: [u32; 3] = [8, 4, 2];
+
+/// The shrink-on-load factor for a resize that shrinks by `shrink` (the
+/// smaller of its two axes' factors): libvips' rule, which leaves at least a
+/// factor of two to the resize itself, so that the filter still does the
+/// final, visible step (a DCT-scaled image alone is blockier and sharper).
+pub fn load_shrink(shrink: f64) -> u32 {
+    SHRINKS
+        .into_iter()
+        .find(|&s| shrink >= f64::from(2 * s))
+        .unwrap_or(1)
+}
+
+/// The size a JPEG of `width` x `height` decodes to at 1/`shrink`.
+pub fn shrunk_dims(width: u32, height: u32, shrink: u32) -> (u32, u32) {
+    (width.div_ceil(shrink), height.div_ceil(shrink))
+}
+
+/// Decode into RGBA8 at 1/`shrink` of the stored size (`shrink` 1, 2, 4
+/// or 8). `Ok(None)` when libjpeg-turbo cannot give RGB for this file (CMYK
+/// and YCCK JPEGs), so that the caller can use another decoder. Warnings
+/// (corrupt data that libjpeg would paper over) are errors.
+pub fn decode(bytes: &[u8], shrink: u32) -> Result<Option<RgbaImage>, turbojpeg::Error> {
+    let mut d = Decompressor::new()?;
+    d.set_scan_limit(MAX_SCANS)?;
+    let header = d.read_header(bytes)?;
+    if matches!(header.colorspace, Colorspace::CMYK | Colorspace::YCCK) {
+        return Ok(None);
+    }
+    let scale = ScalingFactor::new(1, shrink as usize);
+    if shrink > 1 {
+        d.set_scaling_factor(scale)?;
+    }
+    let header = header.scaled(scale);
+    let (w, h) = (header.width, header.height);
+    let mut pixels = vec![0u8; 4 * w * h];
+    d.decompress(
+        bytes,
+        Image {
+            pixels: pixels.as_mut_slice(),
+            width: w,
+            pitch: 4 * w,
+            height: h,
+            format: PixelFormat::RGBA,
+        },
+    )?;
+    Ok(RgbaImage::from_raw(w as u32, h as u32, pixels))
+}
+
+/// Encode at `quality` (1..=100) with 4:2:0 chroma, as libvips, Pillow and
+/// ImageMagick do below quality 90. `pixels` is RGBA (alpha ignored) or RGB.
+pub fn encode(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    rgba: bool,
+    quality: u8,
+) -> Result<Vec<u8>, JobError> {
+    let failed = |e: turbojpeg::Error| JobError::internal(format!("jpg encoding failed: {e}"));
+    let mut c = Compressor::new().map_err(failed)?;
+    c.set_quality(i32::from(quality)).map_err(failed)?;
+    c.set_subsamp(Subsamp::Sub2x2).map_err(failed)?;
+    let (format, bpp) = if rgba {
+        (PixelFormat::RGBA, 4)
+    } else {
+        (PixelFormat::RGB, 3)
+    };
+    let (w, h) = (width as usize, height as usize);
+    c.compress_to_vec(Image {
+        pixels,
+        width: w,
+        pitch: bpp * w,
+        height: h,
+        format,
+    })
+    .map_err(failed)
+}
+
+/// Add an ICC profile (APP2 segments) and an EXIF block (APP1) to an encoded
+/// JPEG; libjpeg-turbo's encoder writes neither.
+pub fn with_metadata(
+    jpeg: Vec<u8>,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<Vec<u8>, JobError> {
+    use img_parts::{Bytes, ImageEXIF, ImageICC};
+    if icc.is_none() && exif.is_none() {
+        return Ok(jpeg);
+    }
+    let mut parsed = img_parts::jpeg::Jpeg::from_bytes(Bytes::from(jpeg))
+        .map_err(|e| JobError::internal(format!("jpg metadata: {e}")))?;
+    if let Some(icc) = icc {
+        parsed.set_icc_profile(Some(Bytes::copy_from_slice(icc)));
+    }
+    if let Some(exif) = exif {
+        parsed.set_exif(Some(Bytes::copy_from_slice(exif)));
+    }
+    Ok(parsed.encoder().bytes().to_vec())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gradient(w: u32, h: u32) -> RgbaImage {
+        RgbaImage::from_fn(w, h, |x, y| {
+            image::Rgba([(x * 255 / w) as u8, (y * 255 / h) as u8, 128, 255])
+        })
+    }
+
+    #[test]
+    fn load_shrink_leaves_the_resize_a_factor_of_two() {
+        assert_eq!(load_shrink(1.0), 1);
+        assert_eq!(load_shrink(2.0), 1);
+        assert_eq!(load_shrink(3.9), 1);
+        assert_eq!(load_shrink(4.0), 2);
+        assert_eq!(load_shrink(15.0), 4);
+        assert_eq!(load_shrink(16.0), 8);
+        assert_eq!(load_shrink(100.0), 8);
+    }
+
+    #[test]
+    fn round_trip_is_close_and_shrinking_gives_the_expected_size() {
+        let img = gradient(320, 200);
+        let jpeg = encode(img.as_raw(), 320, 200, true, 90).unwrap();
+        let back = decode(&jpeg, 1).unwrap().unwrap();
+        assert_eq!(back.dimensions(), (320, 200));
+        let max_diff = img
+            .as_raw()
+            .iter()
+            .zip(back.as_raw())
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap();
+        assert!(max_diff <= 8, "max difference {max_diff}");
+        for s in [2, 4, 8] {
+            let small = decode(&jpeg, s).unwrap().unwrap();
+            assert_eq!(small.dimensions(), shrunk_dims(320, 200, s));
+            // A smooth gradient scales to the same gradient.
+            let p = small.get_pixel(small.width() / 2, small.height() / 2);
+            let q = img.get_pixel(160, 100);
+            assert!(p[0].abs_diff(q[0]) <= 10 && p[1].abs_diff(q[1]) <= 10);
+        }
+    }
+
+    #[test]
+    fn metadata_is_inserted_and_read_back() {
+        let img = gradient(16, 16);
+        let jpeg = encode(img.as_raw(), 16, 16, true, 85).unwrap();
+        let icc = vec![7u8; 70_000]; // two APP2 segments
+        let exif = b"MM\0\x2a\0\0\0\x08\0\0".to_vec();
+        let out = with_metadata(jpeg, Some(&icc), Some(&exif)).unwrap();
+        let mut dec = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&out)).unwrap();
+        use image::ImageDecoder;
+        assert_eq!(dec.icc_profile().unwrap(), Some(icc));
+        assert_eq!(dec.exif_metadata().unwrap(), Some(exif));
+        assert!(decode(&out, 1).unwrap().is_some());
+    }
+
+    #[test]
+    fn garbage_after_the_header_is_an_error() {
+        let img = gradient(64, 64);
+        let mut jpeg = encode(img.as_raw(), 64, 64, true, 85).unwrap();
+        let n = jpeg.len();
+        for b in &mut jpeg[n / 2..n - 2] {
+            *b = 0xFF;
+        }
+        assert!(decode(&jpeg, 1).is_err());
+    }
+}
