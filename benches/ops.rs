@@ -1,7 +1,10 @@
 //! Every op on the CPU and on the GPU at 1024x576, 1920x1080 and 3840x2160,
-//! on the real photo scaled to each size. A GPU sample is a whole render:
-//! upload, the op's dispatches and the readback. Device and pipelines are
-//! set up once, outside the timing; so are the frames.
+//! on the real photo scaled to each size. A GPU sample in `ops/gpu` is a
+//! whole render: upload, the op's dispatches and the readback; `ops/gpu-kernel`
+//! times the same renders by the device's timestamp queries around each
+//! compute pass, the kernels alone (where the adapter has timestamp queries).
+//! Device and pipelines are set up once, outside the timing; so are the
+//! frames.
 //!
 //! `cargo bench --bench ops [-- FILTER]` (needs scripts/fetch-photos.sh; the
 //! GPU group needs a Vulkan adapter, lavapipe included, and is skipped with
@@ -68,7 +71,16 @@ fn concrete(ops: &Value, w: u32, h: u32) -> Value {
     v
 }
 
-fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend) {
+/// Which clock a group reads.
+#[derive(Clone, Copy, PartialEq)]
+enum Clock {
+    /// Host wall time of the whole render.
+    Wall,
+    /// The device's timestamps around the kernels.
+    Kernel,
+}
+
+fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend, clock: Clock) {
     let frames = common::photo_frames();
     let mut ctx = OpContext::default();
     let wm = image::RgbaImage::from_fn(256, 256, |x, y| {
@@ -87,25 +99,49 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend) {
             let edit = common::edit(concrete(&ops, w, h));
             // auto_orient has work to do only on a rotated source.
             let orientation = if op == "auto_orient" { 6 } else { 1 };
-            group.bench_with_input(BenchmarkId::new(op, format!("{w}x{h}")), img, |b, img| {
-                b.iter_batched(
-                    || Frame {
-                        img: img.clone(),
-                        orientation,
-                    },
-                    |frame| backend.render(frame, &edit, &ctx).expect("renders"),
-                    BatchSize::LargeInput,
-                )
-            });
+            let frame = || Frame {
+                img: img.clone(),
+                orientation,
+            };
+            let id = BenchmarkId::new(op, format!("{w}x{h}"));
+            match clock {
+                Clock::Wall => group.bench_function(id, |b| {
+                    b.iter_batched(
+                        frame,
+                        |f| backend.render(f, &edit, &ctx).expect("renders"),
+                        BatchSize::LargeInput,
+                    )
+                }),
+                Clock::Kernel => group.bench_function(id, |b| {
+                    b.iter_custom(|iters| {
+                        (0..iters)
+                            .map(|_| {
+                                let done = backend.render(frame(), &edit, &ctx).expect("renders");
+                                let ns = done.gpu.and_then(|g| g.kernel_ns).unwrap_or(0);
+                                Duration::from_nanos(ns)
+                            })
+                            .sum()
+                    })
+                }),
+            };
         }
     }
     group.finish();
 }
 
 fn ops(c: &mut Criterion) {
-    bench_backend(c, "cpu", &Backend::Cpu);
+    bench_backend(c, "cpu", &Backend::Cpu, Clock::Wall);
     match Backend::select(BackendChoice::Gpu) {
-        Ok(gpu) => bench_backend(c, "gpu", &gpu),
+        Ok(gpu) => {
+            bench_backend(c, "gpu", &gpu, Clock::Wall);
+            if let Backend::Gpu(g) = &gpu {
+                if g.has_timestamps() {
+                    bench_backend(c, "gpu-kernel", &gpu, Clock::Kernel);
+                } else {
+                    eprintln!("no kernel-only GPU benches: the adapter has no timestamp queries");
+                }
+            }
+        }
         Err(e) => eprintln!("no GPU benches: {e}"),
     }
 }

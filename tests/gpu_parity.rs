@@ -326,6 +326,47 @@ fn a_chain_of_eight_ops_and_three_outputs_uploads_once_and_downloads_thrice() {
 }
 
 #[test]
+fn kernel_time_comes_from_timestamp_queries_and_grows_with_the_work() {
+    let Backend::Gpu(g) = gpu() else {
+        unreachable!("new_gpu gives a GPU backend")
+    };
+    // Every adapter these tests run on (lavapipe, NVIDIA) has timestamp
+    // queries; without them kernel_ns must stay empty, never made up.
+    let small = test_image(64, 64, 1, false);
+    let big = test_image(1024, 1024, 2, false);
+    let e = one_output(json!([{"op": "blur", "sigma": 8.0}]));
+    let time = |img: &RgbaImage| {
+        let started = std::time::Instant::now();
+        let r = render(gpu(), img, 1, &e, &OpContext::default());
+        (r.gpu.expect("GPU stats").kernel_ns, started.elapsed())
+    };
+    if !g.has_timestamps() {
+        assert_eq!(time(&small).0, None);
+        panic!(
+            "this adapter ({}) has no timestamp queries",
+            g.adapter_name()
+        );
+    }
+    // The median of five, so that one slow run does not decide.
+    let median = |img: &RgbaImage| {
+        let mut runs: Vec<_> = (0..5).map(|_| time(img)).collect();
+        runs.sort_by_key(|(k, _)| *k);
+        runs[2]
+    };
+    let (k_small, _) = median(&small);
+    let (k_big, wall_big) = median(&big);
+    let (k_small, k_big) = (k_small.expect("kernel time"), k_big.expect("kernel time"));
+    assert!(k_small > 0, "{k_small}");
+    // 256 times the pixels: far more kernel time, yet less than the whole
+    // render's wall time (upload, readback and host work come on top).
+    assert!(k_big > 4 * k_small, "small {k_small} ns, big {k_big} ns");
+    assert!(
+        u128::from(k_big) < wall_big.as_nanos(),
+        "kernel {k_big} ns, wall {wall_big:?}"
+    );
+}
+
+#[test]
 fn consecutive_point_ops_run_as_one_dispatch() {
     let e = one_output(json!([
         {"op": "adjust", "contrast": 1.2}, {"op": "grayscale"}, {"op": "invert"},

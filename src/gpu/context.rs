@@ -24,6 +24,8 @@ pub struct GpuContext {
     pub dummy: wgpu::Buffer,
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
     lost: Arc<AtomicBool>,
+    /// Whether the device was created with timestamp queries.
+    pub timestamps: bool,
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -44,8 +46,16 @@ impl GpuContext {
     /// buffers at 256 MiB) and build every pipeline.
     pub fn new(adapter: &wgpu::Adapter) -> Result<Self, GpuError> {
         let limits = adapter.limits();
+        // Timestamp queries, where the adapter has them, time the kernels
+        // alone (GpuStats::kernel_ns) for the benchmarks.
+        let timestamps = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
         let desc = wgpu::DeviceDescriptor {
             label: Some("imgworker"),
+            required_features: if timestamps {
+                wgpu::Features::TIMESTAMP_QUERY
+            } else {
+                wgpu::Features::empty()
+            },
             required_limits: limits.clone(),
             memory_hints: wgpu::MemoryHints::Performance,
             ..Default::default()
@@ -125,6 +135,7 @@ impl GpuContext {
             dummy,
             pipelines,
             lost,
+            timestamps,
         })
     }
 

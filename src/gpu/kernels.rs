@@ -107,11 +107,25 @@ fn orientation_map(orientation: u8, w: u32, h: u32) -> [i32; 6] {
     }
 }
 
+/// Compute passes timed per job (two timestamps each); a longer chain
+/// reports no kernel time rather than a part of it.
+const TIMED_PASSES: u32 = 256;
+
+/// Timestamp queries around each compute pass.
+struct PassTimer {
+    set: wgpu::QuerySet,
+    /// Passes timed so far.
+    passes: u32,
+    /// More passes ran than the set holds.
+    overflow: bool,
+}
+
 /// Records one job's dispatches.
 pub struct Recorder<'a> {
     ctx: &'a GpuContext,
     pool: &'a mut BufferPool,
     encoder: wgpu::CommandEncoder,
+    timer: Option<PassTimer>,
     taken: Vec<wgpu::Buffer>,
     downloads: Vec<(wgpu::Buffer, u32, u32)>,
     /// Work counters.
@@ -127,10 +141,20 @@ impl<'a> Recorder<'a> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("imgworker job"),
             });
+        let timer = ctx.timestamps.then(|| PassTimer {
+            set: ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("imgworker kernel time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * TIMED_PASSES,
+            }),
+            passes: 0,
+            overflow: false,
+        });
         Self {
             ctx,
             pool,
             encoder,
+            timer,
             taken: Vec::new(),
             downloads: Vec::new(),
             stats: GpuStats::default(),
@@ -235,11 +259,26 @@ impl<'a> Recorder<'a> {
                     },
                 ],
             });
+        let timestamp_writes = match self.timer.as_mut() {
+            Some(t) if t.passes < TIMED_PASSES => {
+                t.passes += 1;
+                Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &t.set,
+                    beginning_of_pass_write_index: Some(2 * t.passes - 2),
+                    end_of_pass_write_index: Some(2 * t.passes - 1),
+                })
+            }
+            Some(t) => {
+                t.overflow = true;
+                None
+            }
+            None => None,
+        };
         let mut pass = self
             .encoder
             .begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some(entry),
-                timestamp_writes: None,
+                timestamp_writes,
             });
         pass.set_pipeline(self.ctx.pipeline(entry));
         pass.set_bind_group(0, &bind, &[]);
@@ -553,13 +592,37 @@ impl<'a> Recorder<'a> {
     pub fn finish(self) -> Result<(Vec<RgbaImage>, GpuStats, Vec<wgpu::Buffer>), GpuError> {
         let Recorder {
             ctx,
-            encoder,
+            mut encoder,
+            timer,
             taken,
             downloads,
-            stats,
+            mut stats,
             ..
         } = self;
+        // Resolve the pass timestamps into a buffer read back with the
+        // outputs (it holds times, not pixels).
+        let times = timer.filter(|t| t.passes > 0 && !t.overflow).map(|t| {
+            let bytes = u64::from(2 * t.passes) * u64::from(wgpu::QUERY_SIZE);
+            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("imgworker timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("imgworker timestamps read"),
+                size: bytes,
+                usage: STAGING_USAGE,
+                mapped_at_creation: false,
+            });
+            encoder.resolve_query_set(&t.set, 0..2 * t.passes, &resolve, 0);
+            encoder.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+            read
+        });
         ctx.queue.submit([encoder.finish()]);
+        if let Some(read) = &times {
+            read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         for (i, (buf, w, h)) in downloads.iter().enumerate() {
             let tx = tx.clone();
@@ -589,6 +652,20 @@ impl<'a> Recorder<'a> {
                 RgbaImage::from_raw(*w, *h, data)
                     .ok_or_else(|| GpuError::Device("readback size".into()))?,
             );
+        }
+        // A timing that cannot be read leaves `kernel_ns` empty; the job
+        // itself is unaffected.
+        if let Some(view) = times
+            .as_ref()
+            .and_then(|r| r.slice(..).get_mapped_range().ok())
+        {
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+            let period = f64::from(ctx.queue.get_timestamp_period());
+            let total: u64 = ticks
+                .chunks_exact(2)
+                .map(|p| p[1].saturating_sub(p[0]))
+                .sum();
+            stats.kernel_ns = Some((total as f64 * period).round() as u64);
         }
         wipe(ctx, &taken)?;
         Ok((images, stats, taken))

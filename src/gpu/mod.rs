@@ -60,6 +60,10 @@ pub struct GpuStats {
     pub downloads: u32,
     /// Compute dispatches.
     pub dispatches: u32,
+    /// The kernels' own time on the device, nanoseconds, from timestamp
+    /// queries around each compute pass (upload, readback and host work
+    /// excluded); `None` where the adapter has no timestamp queries.
+    pub kernel_ns: Option<u64>,
 }
 
 /// A description of one adapter, for `imgworker devices`.
@@ -170,6 +174,12 @@ impl GpuBackend {
     /// The adapter's name.
     pub fn adapter_name(&self) -> &str {
         &self.adapter_name
+    }
+
+    /// Whether the device has timestamp queries, so that each render
+    /// reports its kernels' own time ([`GpuStats::kernel_ns`]).
+    pub fn has_timestamps(&self) -> bool {
+        self.state.lock().map(|s| s.ctx.timestamps).unwrap_or(false)
     }
 
     /// Largest image (bytes) one storage binding holds on this device;
