@@ -170,6 +170,10 @@ struct BenchArgs {
     /// them by eye.
     #[arg(long)]
     outputs: Option<PathBuf>,
+    /// Run nothing: print the table of a saved JSON report (and draw its
+    /// chart with --chart).
+    #[arg(long, conflicts_with_all = ["compare", "outputs"])]
+    report: Option<PathBuf>,
 }
 
 /// How `imgworker bench` runs imgworker.
@@ -496,6 +500,17 @@ fn health(addr: std::net::SocketAddr) -> ExitCode {
 
 fn bench(args: BenchArgs) -> Result<ExitCode> {
     use imgworker::bench::{self, jobs::StandardJob, Mode};
+    if let Some(path) = &args.report {
+        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let report: bench::report::Report = serde_json::from_slice(&text)
+            .with_context(|| format!("{} is not an imgworker bench report", path.display()))?;
+        print!("{}", report.table());
+        if let Some(chart) = &args.chart {
+            bench::chart::write_svg(&report, chart)?;
+            eprintln!("chart: {}", chart.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let jobs = args
         .jobs
         .iter()

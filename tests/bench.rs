@@ -207,6 +207,23 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         seen += 1;
     }
     assert_eq!(seen, 63, "one output per job and tool");
+
+    // A saved report prints the same table and draws the same chart again,
+    // without running anything.
+    let again = dir.path().join("again.svg");
+    let out = bench(&[
+        "--report",
+        json.to_str().unwrap(),
+        "--chart",
+        again.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), stdout);
+    assert_eq!(std::fs::read_to_string(&again).unwrap(), svg);
 }
 
 #[test]
@@ -242,4 +259,10 @@ fn bad_settings_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a JPEG"), "{err}");
+
+    // --report reads only a report.
+    let out = bench(&["--report", png.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not an imgworker bench report"), "{err}");
 }

@@ -21,6 +21,22 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(227, 119, 194),
 ];
 
+/// The 1-2-5 values from `lo` to `hi`: round ticks for a log axis.
+fn ticks(lo: f64, hi: f64) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(lo.log10().floor());
+    while decade <= hi {
+        for m in [1.0, 2.0, 5.0] {
+            let v = m * decade;
+            if (lo..=hi).contains(&v) {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 /// Write the chart of `report` to `path` (SVG).
 pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
     let draw_err = |e: String| BenchError::Write(path.to_path_buf(), std::io::Error::other(e));
@@ -63,11 +79,14 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 16))
         .margin(12)
-        .x_label_area_size(36)
+        .x_label_area_size(48)
         .y_label_area_size(110)
         .build_cartesian_2d(
-            // Room on the right for the legend.
-            (axis_min..max * 4.0).log_scale(),
+            // Room on the right for the legend; ticks at 1, 2 and 5 times
+            // each power of ten (a log axis's own ticks crowd at the top).
+            (axis_min..max * 4.0)
+                .log_scale()
+                .with_key_points(ticks(axis_min, max * 4.0)),
             0.0..jobs.len() as f64,
         )
         .map_err(|e| draw_err(e.to_string()))?;
@@ -86,8 +105,6 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
                 String::new()
             }
         })
-        // Few, round labels: a log axis's default ticks crowd at the top.
-        .x_labels(6)
         .x_label_formatter(&|x| format!("{x:.0}"))
         .x_desc("milliseconds")
         .draw()
@@ -124,4 +141,16 @@ pub fn write_svg(report: &Report, path: &Path) -> Result<(), BenchError> {
         .map_err(|e| draw_err(e.to_string()))?;
     root.present().map_err(|e| draw_err(e.to_string()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ticks_are_1_2_5_within_the_range() {
+        assert_eq!(
+            super::ticks(60.0, 6000.0),
+            [100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0]
+        );
+        assert_eq!(super::ticks(0.1, 0.3), [0.1, 0.2]);
+    }
 }

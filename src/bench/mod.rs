@@ -49,7 +49,7 @@ pub enum BenchError {
 }
 
 /// How a tool is run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// A new process per job, start-up included (`imgworker run`, `vips`,
@@ -134,7 +134,7 @@ pub struct BenchOptions {
 }
 
 /// The source photo's facts.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct InputInfo {
     /// Path as given.
     pub path: String,
@@ -384,19 +384,7 @@ fn parallel(
     env: &[(&str, &str)],
 ) -> Result<(Vec<Duration>, Measured), BenchError> {
     let started = Instant::now();
-    let results: Vec<Result<Measured, BenchError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = lists
-            .iter()
-            .map(|cmds| s.spawn(move || peers::run_commands(cmds, env)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(BenchError::Tool("a runner thread panicked".into())))
-            })
-            .collect()
-    });
+    let results = peers::each_on_a_thread(&lists, |cmds| peers::run_commands(cmds, env));
     let wall = started.elapsed();
     let mut lat = Vec::with_capacity(results.len());
     let mut peak = 0;

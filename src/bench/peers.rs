@@ -351,14 +351,19 @@ impl Library {
     }
 }
 
-/// Run library peers' commands at once, one thread each: each one's timed
-/// run as it reports it, and the batch's largest peak RSS. The batch's wall
-/// time is the longest timed run (start-up and warm-up are not the job's).
-pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured), BenchError> {
-    let results: Vec<Result<(Measured, String), BenchError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cmds
+/// Run `f` on every item at once, one thread each, and collect the results
+/// in order; a thread that panicked is an error.
+pub fn each_on_a_thread<I: Sync, T: Send>(
+    items: &[I],
+    f: impl Fn(&I) -> Result<T, BenchError> + Sync,
+) -> Vec<Result<T, BenchError>> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
             .iter()
-            .map(|argv| s.spawn(move || run_process_capture(argv, &[])))
+            .map(|item| {
+                let f = &f;
+                s.spawn(move || f(item))
+            })
             .collect();
         handles
             .into_iter()
@@ -367,7 +372,14 @@ pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured),
                     .unwrap_or_else(|_| Err(BenchError::Tool("a runner thread panicked".into())))
             })
             .collect()
-    });
+    })
+}
+
+/// Run library peers' commands at once, one thread each: each one's timed
+/// run as it reports it, and the batch's largest peak RSS. The batch's wall
+/// time is the longest timed run (start-up and warm-up are not the job's).
+pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured), BenchError> {
+    let results = each_on_a_thread(cmds, |argv| run_process_capture(argv, &[]));
     let mut lat = Vec::with_capacity(results.len());
     let mut peak = 0;
     for r in results {

@@ -4,12 +4,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BenchOptions, InputInfo, Mode};
 
 /// One (job, tool, mode) cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
     /// Standard job name.
     pub job: String,
@@ -36,7 +36,7 @@ pub struct CellResult {
 }
 
 /// A peer's median against imgworker's, same job, same mode.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ratio {
     /// Standard job name.
     pub job: String,
@@ -51,7 +51,7 @@ pub struct Ratio {
 }
 
 /// The machine the numbers come from.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
     /// CPU model, from /proc/cpuinfo.
     pub cpu: String,
@@ -86,7 +86,7 @@ impl Machine {
 }
 
 /// Everything a run measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     /// When it ran (UTC, RFC 3339).
     pub date: String,
