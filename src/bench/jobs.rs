@@ -23,7 +23,8 @@ pub enum StandardJob {
     Chain,
     /// JPEG to WebP q80, no ops.
     ToWebp,
-    /// JPEG to PNG (zlib level 6), no ops.
+    /// JPEG to PNG, no ops (each tool's own PNG compression; the peers are
+    /// asked for zlib level 6).
     ToPng,
 }
 
