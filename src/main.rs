@@ -499,18 +499,37 @@ fn health(addr: std::net::SocketAddr) -> ExitCode {
 }
 
 fn bench(args: BenchArgs) -> Result<ExitCode> {
-    use imgworker::bench::{self, jobs::StandardJob, Mode};
-    if let Some(path) = &args.report {
-        let text = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        let report: bench::report::Report = serde_json::from_slice(&text)
-            .with_context(|| format!("{} is not an imgworker bench report", path.display()))?;
-        print!("{}", report.table());
-        if let Some(chart) = &args.chart {
-            bench::chart::write_svg(&report, chart)?;
-            eprintln!("chart: {}", chart.display());
+    use imgworker::bench;
+    // A saved report is shown again; otherwise the benchmark runs and its
+    // report is saved.
+    let report = match &args.report {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not an imgworker bench report", path.display()))?
         }
-        return Ok(ExitCode::SUCCESS);
+        None => run_bench(&args)?,
+    };
+    print!("{}", report.table());
+    if args.report.is_none() {
+        if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", args.json.display()))?;
+        eprintln!("report: {}", args.json.display());
     }
+    if let Some(chart) = &args.chart {
+        bench::chart::write_svg(&report, chart)?;
+        eprintln!("chart: {}", chart.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Run the benchmark `args` describe.
+fn run_bench(args: &BenchArgs) -> Result<imgworker::bench::report::Report> {
+    use imgworker::bench::{self, jobs::StandardJob, Mode};
     let jobs = args
         .jobs
         .iter()
@@ -526,8 +545,8 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
         BenchMode::Process => vec![Mode::Process],
         BenchMode::Both => vec![Mode::InProcess, Mode::Process],
     };
-    let report = bench::run(bench::BenchOptions {
-        input: args.input,
+    Ok(bench::run(bench::BenchOptions {
+        input: args.input.clone(),
         backend: args.backend,
         concurrency: args.concurrency,
         iterations: args.iterations,
@@ -535,23 +554,11 @@ fn bench(args: BenchArgs) -> Result<ExitCode> {
         jobs,
         modes,
         compare: args.compare,
-        peers_dir: args.peers,
+        peers_dir: args.peers.clone(),
         binary: std::env::current_exe().context("locating the imgworker binary")?,
         progress: !args.quiet,
-        outputs: args.outputs,
-    })?;
-    print!("{}", report.table());
-    if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.json.display()))?;
-    eprintln!("report: {}", args.json.display());
-    if let Some(chart) = &args.chart {
-        bench::chart::write_svg(&report, chart)?;
-        eprintln!("chart: {}", chart.display());
-    }
-    Ok(ExitCode::SUCCESS)
+        outputs: args.outputs.clone(),
+    })?)
 }
 
 fn init_tracing(format: LogFormat, default_level: &str) {

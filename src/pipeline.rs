@@ -533,6 +533,10 @@ fn render_all(
         .collect::<Result<Vec<_>, JobError>>()?;
 
     // Plan: every intermediate and final size, before any pixel buffer.
+    let source_shape = Shape {
+        dims: src.probe.dims,
+        orientation: src.probe.orientation,
+    };
     let plan_chain =
         |mut shape: Shape, ops: &[crate::ops::Op], path: &str| -> Result<Shape, JobError> {
             for (i, op) in ops.iter().enumerate() {
@@ -543,14 +547,7 @@ fn render_all(
             }
             Ok(shape)
         };
-    let shared = plan_chain(
-        Shape {
-            dims: src.probe.dims,
-            orientation: src.probe.orientation,
-        },
-        &edit.ops,
-        "ops",
-    )?;
+    let shared = plan_chain(source_shape, &edit.ops, "ops")?;
     for (i, out) in edit.outputs.iter().enumerate() {
         let shape = plan_chain(shared, &out.ops, &format!("outputs[{i}].ops"))?;
         let max = out.encoding.format.max_side();
@@ -566,11 +563,6 @@ fn render_all(
 
     // Decode the source once (smaller, when a large downscale comes first
     // and the format can), and each overlay once.
-    let orientation = src.probe.orientation;
-    let source_shape = Shape {
-        dims: src.probe.dims,
-        orientation,
-    };
     let shrunk = if src.probe.format == image::ImageFormat::Jpeg {
         shrink_on_load(edit, source_shape)
     } else {
@@ -599,7 +591,7 @@ fn render_all(
     let done = backend.render(
         Frame {
             img: decoded.img,
-            orientation,
+            orientation: source_shape.orientation,
         },
         edit,
         &ctx,

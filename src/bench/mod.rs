@@ -225,6 +225,20 @@ impl Bench {
         self.work.path().join(format!("{}-{i}", tool.name()))
     }
 
+    /// A peer's `i`-th concurrent run's folder, made, and its output file
+    /// for `job`.
+    fn peer_files(
+        &self,
+        tool: &Tool,
+        job: StandardJob,
+        i: usize,
+    ) -> Result<(PathBuf, PathBuf), BenchError> {
+        let scratch = self.scratch(tool, i);
+        std::fs::create_dir_all(&scratch).map_err(|e| BenchError::Write(scratch.clone(), e))?;
+        let out = scratch.join(format!("out.{}", job.format().ext()));
+        Ok((scratch, out))
+    }
+
     /// Copy the output of the batch just run to the `--outputs` folder.
     fn keep_output(&self, tool: &Tool, job: StandardJob, dir: &Path) -> Result<(), BenchError> {
         let e = job.format().ext();
@@ -339,39 +353,28 @@ impl Bench {
                     &[("IMGWORKER_LOG", "warn")],
                 )
             }
-            Tool::Peer(..) | Tool::Library(..) => {
-                let src = self.source_in_work();
-                let ext = job.format().ext();
-                let mut all = Vec::with_capacity(n);
-                for i in 0..n {
-                    let scratch = self.scratch(tool, i);
-                    std::fs::create_dir_all(&scratch)
-                        .map_err(|e| BenchError::Write(scratch.clone(), e))?;
-                    let out = scratch.join(format!("out.{ext}"));
-                    all.push(match tool {
-                        Tool::Peer(peer, prog) => {
-                            peer.commands(prog, job, &src, &out, &scratch, (w, h))
-                        }
-                        Tool::Library(lib, python) => vec![lib.command(
-                            python,
-                            &self.work.path().join("peer.py"),
-                            job,
-                            &src,
-                            &out,
-                            (w, h),
-                        )],
-                        _ => unreachable!("peers only"),
-                    });
-                }
-                // libvips would use every core for one job; so would
-                // ImageMagick's OpenMP: the default, as a user runs them.
-                match tool {
-                    Tool::Library(..) => {
-                        let cmds: Vec<Vec<String>> = all.into_iter().flatten().collect();
-                        peers::run_in_process(&cmds)
-                    }
-                    _ => parallel(all, &[]),
-                }
+            // libvips would use every core for one job; so would
+            // ImageMagick's OpenMP: the default, as a user runs them.
+            Tool::Peer(peer, prog) => {
+                let lists = (0..n)
+                    .map(|i| {
+                        let (scratch, out) = self.peer_files(tool, job, i)?;
+                        let src = self.source_in_work();
+                        Ok(peer.commands(prog, job, &src, &out, &scratch, (w, h)))
+                    })
+                    .collect::<Result<Vec<_>, BenchError>>()?;
+                parallel(lists, &[])
+            }
+            Tool::Library(lib, python) => {
+                let script = self.work.path().join("peer.py");
+                let cmds = (0..n)
+                    .map(|i| {
+                        let (_, out) = self.peer_files(tool, job, i)?;
+                        let src = self.source_in_work();
+                        Ok(lib.command(python, &script, job, &src, &out, (w, h)))
+                    })
+                    .collect::<Result<Vec<_>, BenchError>>()?;
+                peers::run_in_process(&cmds)
             }
         }
     }

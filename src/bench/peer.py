@@ -44,7 +44,7 @@ def pillow_job(spec, src, out):
         im = im.filter(ImageFilter.UnsharpMask(radius=1, percent=60, threshold=0))
         im = im.convert("L")
     fmt = spec["format"]
-    if fmt in ("jpg", "jpeg"):
+    if fmt == "jpg":
         im.save(out, "JPEG", quality=spec["quality"])
     elif fmt == "webp":
         im.save(out, "WEBP", quality=spec["quality"])
@@ -56,13 +56,10 @@ def pyvips_job(spec, src, out):
     import pyvips
 
     job = spec["job"]
-    fmt = spec["format"]
-    if fmt in ("jpg", "jpeg"):
-        target = f"{out}[Q={spec['quality']},strip]"
-    elif fmt == "webp":
-        target = f"{out}[Q={spec['quality']},strip]"
-    else:
+    if spec["format"] == "png":
         target = f"{out}[compression=6,strip]"
+    else:
+        target = f"{out}[Q={spec['quality']},strip]"
     if job == "thumbnail":
         pyvips.Image.thumbnail(src, spec["width"]).write_to_file(target)
         return

@@ -286,41 +286,23 @@ impl Library {
 
     /// The job as `peer.py` reads it, for a `width` x `height` source.
     pub fn spec(job: StandardJob, (width, height): (u32, u32)) -> serde_json::Value {
-        let fmt = job.format().ext();
-        let mut spec = serde_json::json!({"format": fmt, "quality": job.quality()});
-        let set = |spec: &mut serde_json::Value, v: serde_json::Value| {
-            if let (Some(a), Some(b)) = (spec.as_object_mut(), v.as_object()) {
-                a.extend(b.clone());
-            }
-        };
-        match job {
-            StandardJob::Thumbnail(w) => set(
-                &mut spec,
-                serde_json::json!({"job": "thumbnail", "width": w}),
-            ),
-            StandardJob::ResizeHalf => set(&mut spec, serde_json::json!({"job": "resize-half"})),
-            StandardJob::Blur => set(
-                &mut spec,
-                serde_json::json!({"job": "blur", "sigma": jobs::BLUR_SIGMA}),
-            ),
-            StandardJob::Unsharp => set(&mut spec, serde_json::json!({"job": "unsharp"})),
-            StandardJob::Colour => set(
-                &mut spec,
-                serde_json::json!({"job": "colour", "brightness": jobs::BRIGHTNESS,
-                    "contrast": jobs::CONTRAST, "saturation": jobs::SATURATION}),
-            ),
+        use serde_json::json;
+        let mut spec = match job {
+            StandardJob::Thumbnail(w) => json!({"job": "thumbnail", "width": w}),
+            StandardJob::ResizeHalf => json!({"job": "resize-half"}),
+            StandardJob::Blur => json!({"job": "blur", "sigma": jobs::BLUR_SIGMA}),
+            StandardJob::Unsharp => json!({"job": "unsharp"}),
+            StandardJob::Colour => json!({"job": "colour", "brightness": jobs::BRIGHTNESS,
+                "contrast": jobs::CONTRAST, "saturation": jobs::SATURATION}),
             StandardJob::Chain => {
                 let (x, y, w, h) = jobs::chain_crop(width, height);
-                set(
-                    &mut spec,
-                    serde_json::json!({"job": "chain", "crop": [x, y, w, h],
-                        "width": jobs::chain_width(width, height)}),
-                )
+                json!({"job": "chain", "crop": [x, y, w, h],
+                    "width": jobs::chain_width(width, height)})
             }
-            StandardJob::ToWebp | StandardJob::ToPng => {
-                set(&mut spec, serde_json::json!({"job": "convert"}))
-            }
-        }
+            StandardJob::ToWebp | StandardJob::ToPng => json!({"job": "convert"}),
+        };
+        spec["format"] = json!(job.format().ext());
+        spec["quality"] = json!(job.quality());
         spec
     }
 
