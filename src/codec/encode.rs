@@ -65,9 +65,10 @@ pub fn encode(
             buf = super::jpeg::with_metadata(jpeg, icc, exif.as_deref())?;
         }
         Format::Png => {
-            // fdeflate with adaptive filters: on a 4K photo, 52 ms and
-            // 19.7 MB against 876 ms and 16.9 MB for zlib level 6, and
-            // smaller than libvips' default (level 6, unfiltered: 22 MB).
+            // fdeflate with adaptive filters: on the 4K photo, 87 ms and
+            // 20.2 MB against 1189 ms and 16.9 MB at zlib level 6, still
+            // smaller than libvips' default (level 6, unfiltered: 22.6 MB).
+            // See BENCHMARKS.md.
             let mut e =
                 PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive);
             if let Some(icc) = icc {
