@@ -5,7 +5,6 @@
 //! PNG).
 
 use image::codecs::avif::AvifEncoder;
-use image::codecs::png::{CompressionType, FilterType, PngEncoder};
 use image::{ExtendedColorType, ImageEncoder, RgbaImage};
 
 use crate::error::JobError;
@@ -38,6 +37,61 @@ fn drop_alpha(img: &RgbaImage) -> Vec<u8> {
         .collect()
 }
 
+/// PNG with fast deflate (fdeflate) and adaptive filters, written row by
+/// row into a buffer sized for the stored (uncompressed) worst case, so
+/// neither an RGB copy, nor the whole filtered or compressed image, nor a
+/// buffer growing by doubling is ever held beside the frame. On the 4K
+/// photo: 87 ms and 20.2 MB against 1189 ms and 16.9 MB at zlib level 6,
+/// still smaller than libvips' default (level 6, unfiltered: 22.6 MB); see
+/// BENCHMARKS.md.
+fn encode_png(
+    img: &RgbaImage,
+    opaque: bool,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<Vec<u8>, png::EncodingError> {
+    use std::borrow::Cow;
+    use std::io::Write;
+
+    const IDAT_SIZE: usize = 1 << 20;
+    let (w, h) = img.dimensions();
+    let channels = if opaque { 3 } else { 4 };
+    let row = w as usize * channels;
+    let filtered = (row + 1) * h as usize;
+    let overhead = 1024 + filtered / 65_535 * 5 + filtered / IDAT_SIZE * 12;
+    let metadata = icc.map_or(0, <[u8]>::len) + exif.map_or(0, <[u8]>::len);
+    let mut buf = Vec::with_capacity(filtered + overhead + metadata);
+
+    let mut info = png::Info::with_size(w, h);
+    info.icc_profile = icc.map(Cow::Borrowed);
+    info.exif_metadata = exif.map(Cow::Borrowed);
+    let mut encoder = png::Encoder::with_info(&mut buf, info)?;
+    encoder.set_color(if opaque {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Rgba
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
+    encoder.set_filter(png::Filter::Adaptive);
+    let mut writer = encoder.write_header()?;
+    let mut stream = writer.stream_writer_with_size(IDAT_SIZE)?;
+    let mut line = vec![0u8; row];
+    for src in img.as_raw().chunks_exact(w as usize * 4) {
+        if opaque {
+            for (d, s) in line.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
+                d.copy_from_slice(&s[..3]);
+            }
+            stream.write_all(&line)?;
+        } else {
+            stream.write_all(src)?;
+        }
+    }
+    stream.finish()?;
+    writer.finish()?;
+    Ok(buf)
+}
+
 fn failed(format: Format, e: impl std::fmt::Display) -> JobError {
     JobError::internal(format!("{} encoding failed: {e}", format.ext()))
 }
@@ -65,24 +119,7 @@ pub fn encode(
             buf = super::jpeg::with_metadata(jpeg, icc, exif.as_deref())?;
         }
         Format::Png => {
-            // fdeflate with adaptive filters: on the 4K photo, 87 ms and
-            // 20.2 MB against 1189 ms and 16.9 MB at zlib level 6, still
-            // smaller than libvips' default (level 6, unfiltered: 22.6 MB).
-            // See BENCHMARKS.md.
-            let mut e =
-                PngEncoder::new_with_quality(&mut buf, CompressionType::Fast, FilterType::Adaptive);
-            if let Some(icc) = icc {
-                let _ = e.set_icc_profile(icc.to_vec());
-            }
-            if let Some(exif) = exif {
-                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
-            }
-            if opaque {
-                e.write_image(&drop_alpha(img), w, h, ExtendedColorType::Rgb8)
-            } else {
-                e.write_image(img.as_raw(), w, h, ExtendedColorType::Rgba8)
-            }
-            .map_err(|e| failed(f, e))?;
+            buf = encode_png(img, opaque, icc, exif.as_deref()).map_err(|e| failed(f, e))?;
         }
         Format::Webp => {
             let rgb;

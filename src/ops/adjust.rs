@@ -11,7 +11,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::point::{mat3, PointOp};
+use super::point::{map_block, mat3, PointOp};
 use super::{check_range, Frame, OpContext, Operation, Shape};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
@@ -186,23 +186,64 @@ impl PointOp for Adjust {
     }
 
     fn apply(&self, px: [f32; 4]) -> [f32; 4] {
-        let a = px[3];
-        let mut c = [px[0], px[1], px[2]];
+        let mut px = px;
         if let Some(gain) = self.exposure_gain {
-            c = c.map(|v| linear_to_srgb((srgb_to_linear(v) * gain).clamp(0.0, 1.0)));
+            px = exposure(px, gain);
         }
         if self.brightness != 0.0 || self.contrast != 1.0 {
-            c = c.map(|v| ((v + self.brightness - 0.5) * self.contrast + 0.5).clamp(0.0, 1.0));
+            px = brightness_contrast(px, self.brightness, self.contrast);
         }
         if let Some(m) = &self.matrix {
-            let r = mat3(m, [c[0], c[1], c[2], a]);
-            c = [r[0], r[1], r[2]].map(|v| v.clamp(0.0, 1.0));
+            px = matrix(px, m);
         }
         if let Some(g) = self.inv_gamma {
-            c = c.map(|v| v.powf(g));
+            px = gamma(px, g);
         }
-        [c[0], c[1], c[2], a]
+        px
     }
+
+    fn apply_block(&self, block: &mut [[f32; 4]]) {
+        if let Some(gain) = self.exposure_gain {
+            map_block(block, |px| exposure(px, gain));
+        }
+        if self.brightness != 0.0 || self.contrast != 1.0 {
+            let (b, k) = (self.brightness, self.contrast);
+            map_block(block, |px| brightness_contrast(px, b, k));
+        }
+        if let Some(m) = &self.matrix {
+            map_block(block, |px| matrix(px, m));
+        }
+        if let Some(g) = self.inv_gamma {
+            map_block(block, |px| gamma(px, g));
+        }
+    }
+}
+
+/// Step 1: exposure by `gain` in linear light.
+#[inline]
+fn exposure([r, g, b, a]: [f32; 4], gain: f32) -> [f32; 4] {
+    let f = |v| linear_to_srgb((srgb_to_linear(v) * gain).clamp(0.0, 1.0));
+    [f(r), f(g), f(b), a]
+}
+
+/// Step 2: brightness `b` and contrast `k`.
+#[inline]
+fn brightness_contrast([r, g, bl, a]: [f32; 4], b: f32, k: f32) -> [f32; 4] {
+    let f = |v: f32| ((v + b - 0.5) * k + 0.5).clamp(0.0, 1.0);
+    [f(r), f(g), f(bl), a]
+}
+
+/// Step 3: the saturation and hue matrix.
+#[inline]
+fn matrix(px: [f32; 4], m: &[[f32; 3]; 3]) -> [f32; 4] {
+    let [r, g, b, a] = mat3(m, px);
+    [r.clamp(0.0, 1.0), g.clamp(0.0, 1.0), b.clamp(0.0, 1.0), a]
+}
+
+/// Step 4: gamma, as `c^(1/g)`.
+#[inline]
+fn gamma([r, g, b, a]: [f32; 4], inv: f32) -> [f32; 4] {
+    [r.powf(inv), g.powf(inv), b.powf(inv), a]
 }
 
 #[cfg(test)]

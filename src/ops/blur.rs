@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::point::round_u8;
 use super::{check_range, Frame, OpContext, Operation, Shape};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
@@ -62,95 +63,193 @@ impl Operation for Blur {
         Ok(s)
     }
 
-    fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        Ok(Frame {
-            img: gaussian_blur(&frame.img, &self.kernel),
-            ..frame
-        })
+    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
+        // The source is not needed once the horizontal pass has read it, so
+        // the vertical pass writes over it: two frames in memory, not three.
+        let tmp = horizontal(&frame.img, &self.kernel);
+        let w = frame.img.width() as usize;
+        vertical(&tmp, w, &self.kernel, frame.img.as_mut(), |dst, blurred| {
+            dst.copy_from_slice(blurred)
+        });
+        Ok(frame)
     }
 }
 
-#[inline]
-fn q255(v: f32) -> u8 {
-    (v.clamp(0.0, 255.0) + 0.5).floor() as u8
-}
+// How both passes work:
+//
+// Every pixel is premultiplied by its alpha on the way in. On the way out,
+// a pixel whose blurred alpha rounds to 255 is opaque and kept as is, one
+// whose alpha rounds to 0 is transparent black, and others are divided by
+// their alpha. The rule is per pixel, so the GPU kernel applies it without
+// knowing anything about the rest of the image.
+//
+// Each output sample is `sum_t kernel[t] * input[t]`, added up in tap order
+// in `f32`; the loops are blocked so that the compiler vectorises them
+// (`convolve`) without changing that order, so the result is the same on
+// every CPU.
 
-/// Blur `src` with a separable, normalised kernel.
-///
-/// Every pixel is premultiplied by its alpha on the way in. On the way out,
-/// a pixel whose blurred alpha rounds to 255 is opaque and kept as is, one
-/// whose alpha rounds to 0 is transparent black, and others are divided by
-/// their alpha. The rule is per pixel, so the GPU kernel applies it without
-/// knowing anything about the rest of the image.
-pub fn gaussian_blur(src: &RgbaImage, kernel: &[f32]) -> RgbaImage {
-    let (w, h) = (src.width() as usize, src.height() as usize);
+/// The horizontal pass: every row premultiplied, padded by clamping,
+/// convolved and rounded to 8 bits.
+pub(crate) fn horizontal(src: &RgbaImage, kernel: &[f32]) -> Vec<u8> {
+    let w = src.width() as usize;
     let r = kernel.len() / 2;
-    let mut tmp = vec![0u8; w * h * 4];
-    // Horizontal: each row padded by clamping, then convolved.
+    let mut tmp = vec![0u8; src.as_raw().len()];
+    if w == 0 {
+        return tmp;
+    }
     tmp.par_chunks_mut(w * 4)
         .zip(src.as_raw().par_chunks(w * 4))
         .for_each_init(
-            || vec![0f32; (w + 2 * r) * 4],
-            |padded, (out, row)| {
-                for (i, px) in padded.chunks_exact_mut(4).enumerate() {
-                    let sx = i.saturating_sub(r).min(w - 1) * 4;
-                    let a = f32::from(row[sx + 3]);
-                    let k = a / 255.0;
-                    px.copy_from_slice(&[
-                        f32::from(row[sx]) * k,
-                        f32::from(row[sx + 1]) * k,
-                        f32::from(row[sx + 2]) * k,
-                        a,
-                    ]);
-                }
-                for (x, o) in out.chunks_exact_mut(4).enumerate() {
-                    let mut acc = [0f32; 4];
-                    for (t, &wt) in kernel.iter().enumerate() {
-                        let p = &padded[(x + t) * 4..(x + t) * 4 + 4];
-                        for c in 0..4 {
-                            acc[c] += wt * p[c];
-                        }
-                    }
-                    for c in 0..4 {
-                        o[c] = q255(acc[c]);
-                    }
-                }
+            || (vec![0f32; (w + 2 * r) * 4], vec![0f32; w * 4]),
+            |(padded, acc), (out, row)| {
+                premultiply_padded(row, r, padded);
+                convolve::f32_taps(acc, padded, kernel, 4);
+                convolve::quantise(out, acc);
             },
         );
-    // Vertical: accumulate whole rows, clamping row indices at the edges.
-    let mut out = RgbaImage::new(w as u32, h as u32);
-    out.as_mut()
-        .par_chunks_mut(w * 4)
-        .enumerate()
-        .for_each_init(
-            || vec![0f32; w * 4],
-            |acc, (y, o)| {
-                acc.fill(0.0);
-                for (t, &wt) in kernel.iter().enumerate() {
-                    let sy = (y + t).saturating_sub(r).min(h - 1);
-                    let row = &tmp[sy * w * 4..(sy + 1) * w * 4];
-                    for (a, &v) in acc.iter_mut().zip(row) {
-                        *a += wt * f32::from(v);
-                    }
-                }
-                for (px, a) in o.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
+    tmp
+}
+
+/// The vertical pass over `tmp` (rows of `w` pixels), clamping row indices
+/// at the edges and dividing by alpha again. Each blurred row is handed to
+/// `finish` with the matching row of `dst`, which is written in parallel
+/// and may be the image the horizontal pass read.
+pub(crate) fn vertical<F>(tmp: &[u8], w: usize, kernel: &[f32], dst: &mut [u8], finish: F)
+where
+    F: Fn(&mut [u8], &[u8]) + Sync,
+{
+    if w == 0 {
+        return;
+    }
+    let h = tmp.len() / (w * 4);
+    let r = kernel.len() / 2;
+    dst.par_chunks_mut(w * 4).enumerate().for_each_init(
+        || {
+            let rows: Vec<&[u8]> = Vec::with_capacity(kernel.len());
+            (vec![0f32; w * 4], vec![0u8; w * 4], rows)
+        },
+        |(acc, o, rows), (y, d)| {
+            rows.clear();
+            rows.extend((0..kernel.len()).map(|t| {
+                let sy = (y + t).saturating_sub(r).min(h - 1);
+                &tmp[sy * w * 4..(sy + 1) * w * 4]
+            }));
+            convolve::u8_rows(acc, rows, kernel);
+            convolve::quantise(o, acc);
+            // `quantise` already wrote what an opaque pixel gets; only the
+            // others need dividing by their alpha.
+            for (px, a) in o.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
+                if px[3] != 255 {
                     px.copy_from_slice(&unpremultiply([a[0], a[1], a[2], a[3]]));
                 }
-            },
-        );
-    out
+            }
+            finish(d, o);
+        },
+    );
+}
+
+/// Write `row` as `f32`, premultiplied by alpha, with `r` copies of its edge
+/// pixels on either side, into `padded` (`(width + 2r) * 4` values).
+fn premultiply_padded(row: &[u8], r: usize, padded: &mut [f32]) {
+    let w = row.len() / 4;
+    for (i, px) in padded.chunks_exact_mut(4).enumerate() {
+        let sx = i.saturating_sub(r).min(w - 1) * 4;
+        let p = &row[sx..sx + 4];
+        px.copy_from_slice(&[p[0], p[1], p[2], p[3]].map(f32::from));
+        if p[3] != 255 {
+            let k = f32::from(p[3]) / 255.0;
+            for c in &mut px[..3] {
+                *c *= k;
+            }
+        }
+    }
+}
+
+/// The blur's inner loops, compiled for several instruction sets and chosen
+/// at run time (AVX2 or AVX-512 where the CPU has them). The blocks keep 32
+/// accumulators in registers across all taps.
+pub(crate) mod convolve {
+    use super::round_u8;
+    use multiversion::multiversion;
+
+    const BLOCK: usize = 32;
+
+    /// `dst[i] = sum_t kernel[t] * src[i + t * step]`, summed in tap order.
+    #[multiversion(targets = "simd")]
+    pub fn f32_taps(dst: &mut [f32], src: &[f32], kernel: &[f32], step: usize) {
+        let n = dst.len();
+        assert!(src.len() + step >= n + kernel.len() * step);
+        let mut x = 0;
+        while x + BLOCK <= n {
+            let mut a = [0f32; BLOCK];
+            for (t, &k) in kernel.iter().enumerate() {
+                let s = &src[x + t * step..x + t * step + BLOCK];
+                for i in 0..BLOCK {
+                    a[i] += k * s[i];
+                }
+            }
+            dst[x..x + BLOCK].copy_from_slice(&a);
+            x += BLOCK;
+        }
+        for (i, d) in dst.iter_mut().enumerate().skip(x) {
+            let mut a = 0f32;
+            for (t, &k) in kernel.iter().enumerate() {
+                a += k * src[i + t * step];
+            }
+            *d = a;
+        }
+    }
+
+    /// `dst[i] = sum_t kernel[t] * rows[t][i]`, summed in tap order.
+    #[multiversion(targets = "simd")]
+    pub fn u8_rows(dst: &mut [f32], rows: &[&[u8]], kernel: &[f32]) {
+        let n = dst.len();
+        assert!(rows.len() == kernel.len() && rows.iter().all(|r| r.len() >= n));
+        let mut x = 0;
+        while x + BLOCK <= n {
+            let mut a = [0f32; BLOCK];
+            for (row, &k) in rows.iter().zip(kernel) {
+                let s = &row[x..x + BLOCK];
+                for i in 0..BLOCK {
+                    a[i] += k * f32::from(s[i]);
+                }
+            }
+            dst[x..x + BLOCK].copy_from_slice(&a);
+            x += BLOCK;
+        }
+        for (i, d) in dst.iter_mut().enumerate().skip(x) {
+            let mut a = 0f32;
+            for (row, &k) in rows.iter().zip(kernel) {
+                a += k * f32::from(row[i]);
+            }
+            *d = a;
+        }
+    }
+
+    /// Round each value in `0..=255` half up to 8 bits, clamping.
+    #[multiversion(targets = "simd")]
+    pub fn quantise(dst: &mut [u8], src: &[f32]) {
+        for (d, &v) in dst.iter_mut().zip(src) {
+            *d = round_u8(v);
+        }
+    }
 }
 
 /// Turn a blurred premultiplied pixel (channels in `0..=255`) back into
-/// straight alpha, as described on [`gaussian_blur`].
+/// straight alpha, as described above `horizontal`.
 #[inline]
 pub fn unpremultiply(a: [f32; 4]) -> [u8; 4] {
-    match q255(a[3]) {
-        255 => [q255(a[0]), q255(a[1]), q255(a[2]), 255],
+    match round_u8(a[3]) {
+        255 => [round_u8(a[0]), round_u8(a[1]), round_u8(a[2]), 255],
         0 => [0; 4],
         alpha => {
             let inv = 255.0 / a[3];
-            [q255(a[0] * inv), q255(a[1] * inv), q255(a[2] * inv), alpha]
+            [
+                round_u8(a[0] * inv),
+                round_u8(a[1] * inv),
+                round_u8(a[2] * inv),
+                alpha,
+            ]
         }
     }
 }

@@ -6,12 +6,20 @@
 //! backend fuses the same runs, so both backends round at the same places.
 
 use image::RgbaImage;
+use multiversion::multiversion;
 use rayon::prelude::*;
 
 /// An op that changes each pixel on its own.
 pub trait PointOp: Send + Sync {
     /// Map one pixel; channels in `0..=1`, the result is clamped by the caller.
     fn apply(&self, px: [f32; 4]) -> [f32; 4];
+
+    /// Map a block of pixels, each exactly as [`PointOp::apply`] would.
+    /// The default runs `apply` through [`map_block`]; an op with optional
+    /// stages overrides it to run each stage as its own loop.
+    fn apply_block(&self, block: &mut [[f32; 4]]) {
+        map_block(block, |px| self.apply(px));
+    }
 
     /// The same op as a stage record for `shaders/point.wgsl`: word 0 is the
     /// kind, words 1..=15 the op's `f32` values (see its shader file).
@@ -31,10 +39,33 @@ pub fn stage(kind: u32, values: &[f32]) -> [u32; 16] {
 /// Quantise a channel in `0..=1` to `0..=255`, rounding half up (as the shaders do).
 #[inline]
 pub fn quantize(v: f32) -> u8 {
-    (v.clamp(0.0, 1.0) * 255.0 + 0.5).floor() as u8
+    round_u8(v.clamp(0.0, 1.0) * 255.0)
 }
 
+/// `v` clamped to `0..=255` and rounded half up to 8 bits; NaN gives 0 (as
+/// `as u8` would). Written so that the compiler vectorises it: a float to
+/// `u8` cast it does not (it checks every lane for saturation), while
+/// adding 2^23 to a whole number below 2^23 leaves that number in the low
+/// bits of the sum's representation.
+#[inline]
+pub fn round_u8(v: f32) -> u8 {
+    let y = (v.clamp(0.0, 255.0) + 0.5).floor();
+    if y.is_nan() {
+        0
+    } else {
+        (y + 8_388_608.0).to_bits() as u8
+    }
+}
+
+/// Pixels converted to `f32` and mapped at a time: 16 KiB, within L1.
+const BLOCK: usize = 1024;
+
 /// Apply a run of point ops to every pixel in one pass, in parallel by rows.
+///
+/// The pixels go through in blocks of [`BLOCK`]: converted to `f32` in
+/// `0..=1`, mapped by each op in turn ([`PointOp::apply_block`]), and
+/// quantised. Per pixel this is the same arithmetic as applying the ops one
+/// after the other to it.
 pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
     let row = img.width() as usize * 4;
     if row == 0 {
@@ -43,22 +74,44 @@ pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
     let rows_per_task = (64 * 1024 / row).max(1);
     img.as_mut()
         .par_chunks_mut(row * rows_per_task)
-        .for_each(|chunk| {
-            for px in chunk.chunks_exact_mut(4) {
-                let mut v = [
-                    f32::from(px[0]) / 255.0,
-                    f32::from(px[1]) / 255.0,
-                    f32::from(px[2]) / 255.0,
-                    f32::from(px[3]) / 255.0,
-                ];
-                for op in ops {
-                    v = op.apply(v);
+        .for_each_init(
+            || vec![[0f32; 4]; BLOCK],
+            |buf, chunk| {
+                for bytes in chunk.chunks_mut(BLOCK * 4) {
+                    let block = &mut buf[..bytes.len() / 4];
+                    to_unit(block, bytes);
+                    for op in ops {
+                        op.apply_block(block);
+                    }
+                    from_unit(bytes, block);
                 }
-                for (dst, src) in px.iter_mut().zip(v) {
-                    *dst = quantize(src);
-                }
-            }
-        });
+            },
+        );
+}
+
+/// RGBA8 to channels in `0..=1`.
+#[multiversion(targets = "simd")]
+fn to_unit(dst: &mut [[f32; 4]], src: &[u8]) {
+    for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
+        *d = [s[0], s[1], s[2], s[3]].map(|v| f32::from(v) / 255.0);
+    }
+}
+
+/// Channels in `0..=1` back to RGBA8 ([`quantize`]).
+#[multiversion(targets = "simd")]
+fn from_unit(dst: &mut [u8], src: &[[f32; 4]]) {
+    for (d, s) in dst.chunks_exact_mut(4).zip(src) {
+        d.copy_from_slice(&s.map(quantize));
+    }
+}
+
+/// Map every pixel of `block` through `f`, compiled for AVX2 and AVX-512 as
+/// well and chosen at run time, so that a simple `f` is vectorised.
+#[multiversion(targets = "simd")]
+pub fn map_block<F: Fn([f32; 4]) -> [f32; 4]>(block: &mut [[f32; 4]], f: F) {
+    for px in block {
+        *px = f(*px);
+    }
 }
 
 /// Rec. 709 luma of gamma-encoded RGB, the weights W3C filter effects use.
@@ -77,4 +130,34 @@ pub fn mat3(m: &[[f32; 3]; 3], px: [f32; 4]) -> [f32; 4] {
         m[2][0] * r + m[2][1] * g + m[2][2] * b,
         a,
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `round_u8` is the plain cast, bit for bit, on every value that
+    /// matters: a fine sweep over and beyond the range, every half step,
+    /// and the special values.
+    #[test]
+    fn round_u8_is_the_saturating_cast() {
+        let plain = |v: f32| (v.clamp(0.0, 255.0) + 0.5).floor() as u8;
+        let sweep = (-4000..=300_000).map(|i| i as f32 / 1000.0);
+        let halves = (-10..=520).map(|i| i as f32 * 0.5);
+        let ulps = (0..=255).flat_map(|i| {
+            let h = i as f32 + 0.5;
+            [h.next_down(), h, h.next_up()]
+        });
+        let special = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            1e30,
+            -1e30,
+        ];
+        for v in sweep.chain(halves).chain(ulps).chain(special) {
+            assert_eq!(round_u8(v), plain(v), "{v}");
+        }
+    }
 }

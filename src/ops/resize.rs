@@ -265,7 +265,10 @@ pub fn resize_rgba(
     .map_err(|e| internal(&e))?;
     let mut out = FirImage::new(dst.width, dst.height, PixelType::U8x4);
     let [l, t, w, h] = src_box;
-    let opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    // Premultiplying an opaque image changes nothing but costs two passes
+    // and a full-size copy of the source (`opaque_resize_skips_alpha_exactly`).
+    opts.mul_div_alpha = !src.as_raw().chunks_exact(4).all(|p| p[3] == 255);
     Resizer::new()
         .resize(&src_view, &mut out, &opts)
         .map_err(|e| internal(&e))?;
@@ -443,6 +446,34 @@ mod tests {
             &Limits::default(),
         )
         .unwrap()
+    }
+
+    /// An opaque image resized without premultiplying gives the same bytes
+    /// as fast_image_resize's own premultiplied path.
+    #[test]
+    fn opaque_resize_skips_alpha_exactly() {
+        let (w, h) = (97u32, 61u32);
+        let src = RgbaImage::from_fn(w, h, |x, y| {
+            let v = (x * 7 + y * 13) ^ (x * y);
+            image::Rgba([v as u8, (v >> 3) as u8, (x * 11 + y) as u8, 255])
+        });
+        let view =
+            fast_image_resize::images::ImageRef::new(w, h, src.as_raw(), PixelType::U8x4).unwrap();
+        for (dw, dh) in [(40, 25), (33, 90), (200, 7)] {
+            for alg in [
+                ResizeAlg::Convolution(FirFilter::Lanczos3),
+                ResizeAlg::Convolution(FirFilter::CatmullRom),
+                ResizeAlg::Convolution(FirFilter::Bilinear),
+            ] {
+                let got =
+                    resize_rgba(&src, Dims::new(dw, dh), [0.0, 0.0, 97.0, 61.0], alg).unwrap();
+                let mut want = FirImage::new(dw, dh, PixelType::U8x4);
+                let mut opts = ResizeOptions::new().resize_alg(alg);
+                opts.mul_div_alpha = true;
+                Resizer::new().resize(&view, &mut want, &opts).unwrap();
+                assert_eq!(got.as_raw(), want.buffer(), "{dw}x{dh} {alg:?}");
+            }
+        }
     }
 
     #[test]

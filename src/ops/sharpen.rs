@@ -2,11 +2,12 @@
 //! channel, left unchanged where `|orig - blur|` is below `threshold` (a
 //! fraction of full scale). The blur is `blur`'s Gaussian; alpha is kept.
 
-use rayon::prelude::*;
+use multiversion::multiversion;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::blur::{check_sigma, gaussian_blur, gaussian_kernel};
+use super::blur::{check_sigma, gaussian_kernel, horizontal, vertical};
+use super::point::round_u8;
 use super::{check_range, Frame, OpContext, Operation, Shape};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
@@ -57,24 +58,32 @@ impl Operation for Sharpen {
     }
 
     fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        let blurred = gaussian_blur(&frame.img, &self.kernel);
-        frame
-            .img
-            .as_mut()
-            .par_chunks_mut(64 * 1024)
-            .zip(blurred.as_raw().par_chunks(64 * 1024))
-            .for_each(|(o, b)| {
-                for (op, bp) in o.chunks_exact_mut(4).zip(b.chunks_exact(4)) {
-                    for c in 0..3 {
-                        let d = f32::from(op[c]) - f32::from(bp[c]);
-                        if d.abs() >= self.threshold {
-                            op[c] = ((f32::from(op[c]) + self.amount * d).clamp(0.0, 255.0) + 0.5)
-                                .floor() as u8;
-                        }
-                    }
-                }
-            });
+        // The mask is applied row by row as the vertical pass produces the
+        // blurred rows, so the blurred image never exists whole.
+        let tmp = horizontal(&frame.img, &self.kernel);
+        let w = frame.img.width() as usize;
+        vertical(
+            &tmp,
+            w,
+            &self.kernel,
+            frame.img.as_mut(),
+            |orig, blurred| mask(orig, blurred, self.amount, self.threshold),
+        );
         Ok(frame)
+    }
+}
+
+/// `out = orig + amount * (orig - blurred)` on the colour channels of RGBA8
+/// pixels, where the difference is at least `threshold` levels.
+#[multiversion(targets = "simd")]
+fn mask(orig: &mut [u8], blurred: &[u8], amount: f32, threshold: f32) {
+    for (op, bp) in orig.chunks_exact_mut(4).zip(blurred.chunks_exact(4)) {
+        for c in 0..3 {
+            let d = f32::from(op[c]) - f32::from(bp[c]);
+            if d.abs() >= threshold {
+                op[c] = round_u8(f32::from(op[c]) + amount * d);
+            }
+        }
     }
 }
 
