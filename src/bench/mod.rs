@@ -279,12 +279,24 @@ impl Bench {
         let (w, h) = (self.input.width, self.input.height);
         match tool {
             Tool::ImgworkerInProcess => {
-                let bodies: Vec<Vec<u8>> = (0..n)
-                    .map(|i| {
-                        serde_json::to_vec(&job.message(&format!("bench-{round}-{i}"), IMAGE, w, h))
-                            .expect("a job message serialises")
-                    })
-                    .collect();
+                let bodies = |tag: &str| -> Vec<Vec<u8>> {
+                    (0..n)
+                        .map(|i| {
+                            let id = format!("bench-{round}-{tag}{i}");
+                            serde_json::to_vec(&job.message(&id, IMAGE, w, h))
+                                .expect("a job message serialises")
+                        })
+                        .collect()
+                };
+                // The same job once untimed first, as the Python peers do
+                // (src/bench/peer.py): each timed run follows a run of its
+                // own job, not whatever the other tools ran in between.
+                self.runtime.block_on(async {
+                    for body in bodies("w") {
+                        self.engine.run(&body, 1).await;
+                    }
+                });
+                let bodies = bodies("");
                 reset_peak_rss();
                 let started = Instant::now();
                 let outcomes = self.runtime.block_on(async {
