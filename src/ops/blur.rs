@@ -166,7 +166,7 @@ fn premultiply_padded(row: &[u8], r: usize, padded: &mut [f32]) {
 }
 
 /// The blur's inner loops, compiled for several instruction sets and chosen
-/// at run time (AVX2 or AVX-512 where the CPU has them). The blocks keep 32
+/// at run time (AVX2 where the CPU has it). The blocks keep 32
 /// accumulators in registers across all taps.
 pub(crate) mod convolve {
     use super::round_u8;
