@@ -105,7 +105,7 @@ fn from_unit(dst: &mut [u8], src: &[[f32; 4]]) {
     }
 }
 
-/// Map every pixel of `block` through `f`, compiled for AVX2 and AVX-512 as
+/// Map every pixel of `block` through `f`, compiled for AVX2 and SSE4.2 as
 /// well and chosen at run time, so that a simple `f` is vectorised.
 #[multiversion(targets = "simd")]
 pub fn map_block<F: Fn([f32; 4]) -> [f32; 4]>(block: &mut [[f32; 4]], f: F) {
