@@ -41,7 +41,7 @@ fn drop_alpha(img: &RgbaImage) -> Vec<u8> {
 /// row into a buffer sized for the stored (uncompressed) worst case, so
 /// neither an RGB copy, nor the whole filtered or compressed image, nor a
 /// buffer growing by doubling is ever held beside the frame. On the 4K
-/// photo: 87 ms and 20.2 MB against 1189 ms and 16.9 MB at zlib level 6,
+/// photo: 70 ms and 20.2 MB against 1189 ms and 16.9 MB at zlib level 6,
 /// still smaller than libvips' default (level 6, unfiltered: 22.6 MB); see
 /// BENCHMARKS.md.
 fn encode_png(
