@@ -376,21 +376,21 @@ impl Bench {
             // libvips would use every core for one job; so would
             // ImageMagick's OpenMP: the default, as a user runs them.
             Tool::Peer(peer, prog) => {
+                let src = self.source_in_work();
                 let lists = (0..n)
                     .map(|i| {
                         let (scratch, out) = self.peer_files(tool, job, i)?;
-                        let src = self.source_in_work();
                         Ok(peer.commands(prog, job, &src, &out, &scratch, (w, h)))
                     })
                     .collect::<Result<Vec<_>, BenchError>>()?;
                 parallel(lists, &[])
             }
             Tool::Library(lib, python) => {
+                let src = self.source_in_work();
                 let script = self.work.path().join("peer.py");
                 let cmds = (0..n)
                     .map(|i| {
                         let (_, out) = self.peer_files(tool, job, i)?;
-                        let src = self.source_in_work();
                         Ok(lib.command(python, &script, job, &src, &out, (w, h)))
                     })
                     .collect::<Result<Vec<_>, BenchError>>()?;

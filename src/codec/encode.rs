@@ -9,13 +9,10 @@ use image::{ExtendedColorType, ImageEncoder, RgbaImage};
 
 use crate::error::JobError;
 use crate::job::{Encoding, Format};
+use crate::ops::is_opaque;
 
 /// AVIF encoder speed (1 slowest .. 10 fastest): a worker favours latency.
 pub const AVIF_SPEED: u8 = 7;
-
-fn is_opaque(img: &RgbaImage) -> bool {
-    img.as_raw().chunks_exact(4).all(|p| p[3] == 255)
-}
 
 /// RGB with alpha flattened onto black (what JPEG can hold).
 fn flatten_rgb(img: &RgbaImage) -> Vec<u8> {

@@ -185,21 +185,12 @@ impl PointOp for Adjust {
         super::point::stage(1, &v)
     }
 
+    /// One pixel through the same stages as [`PointOp::apply_block`], so
+    /// the order of the steps is written once.
     fn apply(&self, px: [f32; 4]) -> [f32; 4] {
-        let mut px = px;
-        if let Some(gain) = self.exposure_gain {
-            px = exposure(px, gain);
-        }
-        if self.brightness != 0.0 || self.contrast != 1.0 {
-            px = brightness_contrast(px, self.brightness, self.contrast);
-        }
-        if let Some(m) = &self.matrix {
-            px = matrix(px, m);
-        }
-        if let Some(g) = self.inv_gamma {
-            px = gamma(px, g);
-        }
-        px
+        let mut one = [px];
+        self.apply_block(&mut one);
+        one[0]
     }
 
     fn apply_block(&self, block: &mut [[f32; 4]]) {

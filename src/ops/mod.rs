@@ -212,6 +212,11 @@ registry! {
     Overlay => overlay::Overlay,
 }
 
+/// Whether every pixel of `img` has alpha 255.
+pub fn is_opaque(img: &RgbaImage) -> bool {
+    img.as_raw().chunks_exact(4).all(|p| p[3] == 255)
+}
+
 /// Check a float parameter is finite and inside `lo..=hi`.
 pub(crate) fn check_range(name: &str, v: f64, lo: f64, hi: f64) -> Result<f64, ParamError> {
     if v.is_finite() && (lo..=hi).contains(&v) {

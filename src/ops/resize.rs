@@ -268,7 +268,7 @@ pub fn resize_rgba(
     let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
     // Premultiplying an opaque image changes nothing but costs two passes
     // and a full-size copy of the source (`opaque_resize_skips_alpha_exactly`).
-    opts.mul_div_alpha = !src.as_raw().chunks_exact(4).all(|p| p[3] == 255);
+    opts.mul_div_alpha = !super::is_opaque(src);
     Resizer::new()
         .resize(&src_view, &mut out, &opts)
         .map_err(|e| internal(&e))?;
