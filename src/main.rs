@@ -29,8 +29,8 @@ static ALLOCATOR: secmem_alloc::zeroizing_alloc::ZeroizeAlloc<tikv_jemallocator:
 /// memory is asked for as transparent huge pages (`thp:always`, which only
 /// advises the kernel): a progressive JPEG's decoder reads and writes a
 /// coefficient buffer of 3 bytes per pixel all over, and with 4 KiB pages
-/// the page faults and TLB misses cost 45-50 ms of a 4K thumbnail's 310 ms
-/// (BENCHMARKS.md). One arena (`narenas:1`) keeps the huge pages' slack to
+/// the page faults and TLB misses took a 4K thumbnail from 263 to 318 ms
+/// (BENCHMARKS.md, "What changed"). One arena (`narenas:1`) keeps the huge pages' slack to
 /// one set: a job's few large buffers gain nothing from more.
 #[allow(non_upper_case_globals)]
 #[unsafe(no_mangle)]
