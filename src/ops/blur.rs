@@ -64,18 +64,14 @@ impl Operation for Blur {
     }
 
     fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        // The source is not needed once the horizontal pass has read it, so
-        // the vertical pass writes over it: two frames in memory, not three.
-        let tmp = horizontal(&frame.img, &self.kernel);
-        let w = frame.img.width() as usize;
-        vertical(&tmp, w, &self.kernel, frame.img.as_mut(), |dst, blurred| {
+        separable(&mut frame.img, &self.kernel, |dst, blurred| {
             dst.copy_from_slice(blurred)
         });
         Ok(frame)
     }
 }
 
-// How both passes work:
+// How it works
 //
 // Every pixel is premultiplied by its alpha on the way in. On the way out,
 // a pixel whose blurred alpha rounds to 255 is opaque and kept as is, one
@@ -83,85 +79,181 @@ impl Operation for Blur {
 // their alpha. The rule is per pixel, so the GPU kernel applies it without
 // knowing anything about the rest of the image.
 //
-// Each output sample is `sum_t kernel[t] * input[t]`, added up in tap order
-// in `f32`; the loops are blocked so that the compiler vectorises them
-// (`convolve`) without changing that order, so the result is the same on
-// every CPU.
+// The horizontal pass rounds each sample to a whole 8-bit level (the GPU
+// keeps the same intermediate), and the vertical pass sums `2r + 1` of
+// those rows. Each output sample is `sum_t kernel[t] * input[t]`, added up
+// in tap order in `f32`; the loops are blocked so that the compiler
+// vectorises them (`convolve`) without changing that order, so the result
+// is the same on every CPU.
+//
+// The image is cut into bands of rows, blurred in parallel. A band keeps
+// only the last `2r + 1` horizontally blurred rows, in a ring (as `f32`,
+// already rounded), and writes each output row over its source row: by the
+// time row `y` is written, every source row the band still needs is below
+// it. The rows just outside a band, which its neighbours overwrite, are
+// copied first (its halo). So the image is blurred in place, with no
+// second frame, and the rows being summed stay in cache. An opaque image
+// is blurred on its three colour channels only.
 
-/// The horizontal pass: every row premultiplied, padded by clamping,
-/// convolved and rounded to 8 bits.
-pub(crate) fn horizontal(src: &RgbaImage, kernel: &[f32]) -> Vec<u8> {
-    let w = src.width() as usize;
-    let r = kernel.len() / 2;
-    let mut tmp = vec![0u8; src.as_raw().len()];
-    if w == 0 {
-        return tmp;
-    }
-    tmp.par_chunks_mut(w * 4)
-        .zip(src.as_raw().par_chunks(w * 4))
-        .for_each_init(
-            || (vec![0f32; (w + 2 * r) * 4], vec![0f32; w * 4]),
-            |(padded, acc), (out, row)| {
-                premultiply_padded(row, r, padded);
-                convolve::f32_taps(acc, padded, kernel, 4);
-                convolve::quantise(out, acc);
-            },
-        );
-    tmp
+/// Rows of a band's neighbours that the band reads: `top` holds the source
+/// rows `top_from..a`, `bottom` the rows `b..b + bottom.len() / stride`.
+struct Halo {
+    top_from: usize,
+    top: Vec<u8>,
+    bottom: Vec<u8>,
 }
 
-/// The vertical pass over `tmp` (rows of `w` pixels), clamping row indices
-/// at the edges and dividing by alpha again. Each blurred row is handed to
-/// `finish` with the matching row of `dst`, which is written in parallel
-/// and may be the image the horizontal pass read.
-pub(crate) fn vertical<F>(tmp: &[u8], w: usize, kernel: &[f32], dst: &mut [u8], finish: F)
+/// Blur `img` in place with the normalised `kernel` (both directions).
+/// `finish(row, blurred)` gets each source row with its blurred version
+/// (straight alpha) and writes the output row into `row`; rows are
+/// finished in parallel, and each exactly once.
+pub(crate) fn separable<F>(img: &mut RgbaImage, kernel: &[f32], finish: F)
 where
     F: Fn(&mut [u8], &[u8]) + Sync,
 {
-    if w == 0 {
+    let h = img.height() as usize;
+    let r = kernel.len() / 2;
+    // Enough bands to keep every thread busy, each tall enough that its
+    // halo and ring start-up (2r rows) stay small beside it.
+    let want = 2 * rayon::current_num_threads();
+    let bands = want.min(h / (4 * r).max(32)).max(1);
+    separable_in_bands(img, kernel, bands, finish);
+}
+
+/// [`separable`] with the number of bands given.
+fn separable_in_bands<F>(img: &mut RgbaImage, kernel: &[f32], bands: usize, finish: F)
+where
+    F: Fn(&mut [u8], &[u8]) + Sync,
+{
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
         return;
     }
-    let h = tmp.len() / (w * 4);
     let r = kernel.len() / 2;
-    dst.par_chunks_mut(w * 4).enumerate().for_each_init(
-        || {
-            let rows: Vec<&[u8]> = Vec::with_capacity(kernel.len());
-            (vec![0f32; w * 4], vec![0u8; w * 4], rows)
-        },
-        |(acc, o, rows), (y, d)| {
-            rows.clear();
-            rows.extend((0..kernel.len()).map(|t| {
-                let sy = (y + t).saturating_sub(r).min(h - 1);
-                &tmp[sy * w * 4..(sy + 1) * w * 4]
-            }));
-            convolve::u8_rows(acc, rows, kernel);
-            convolve::quantise(o, acc);
+    let stride = w * 4;
+    let band_rows = h.div_ceil(bands.clamp(1, h));
+    let channels = if super::is_opaque(img) { 3 } else { 4 };
+    let src = img.as_raw();
+    let halos: Vec<Halo> = (0..h.div_ceil(band_rows))
+        .map(|k| {
+            let (a, b) = (k * band_rows, ((k + 1) * band_rows).min(h));
+            let top_from = a.saturating_sub(r);
+            Halo {
+                top_from,
+                top: src[top_from * stride..a * stride].to_vec(),
+                bottom: src[b * stride..(b + r).min(h) * stride].to_vec(),
+            }
+        })
+        .collect();
+    img.par_chunks_mut(band_rows * stride)
+        .zip(halos.par_iter())
+        .enumerate()
+        .for_each(|(k, (band, halo))| {
+            let band = Band {
+                rows: band,
+                a: k * band_rows,
+                h,
+                stride,
+                halo,
+            };
+            blur_band(band, kernel, channels, &finish);
+        });
+}
+
+/// One band of rows `a..a + rows.len() / stride` of an image `h` rows tall.
+struct Band<'a> {
+    rows: &'a mut [u8],
+    a: usize,
+    h: usize,
+    stride: usize,
+    halo: &'a Halo,
+}
+
+impl Band<'_> {
+    /// Source row `v`, clamped to the image: from the band itself (rows not
+    /// yet written) or from its halo.
+    fn source(&self, v: isize) -> &[u8] {
+        let s = v.clamp(0, self.h as isize - 1) as usize;
+        let b = self.a + self.rows.len() / self.stride;
+        let (buf, i) = if s < self.a {
+            (&self.halo.top[..], s - self.halo.top_from)
+        } else if s >= b {
+            (&self.halo.bottom[..], s - b)
+        } else {
+            (&*self.rows, s - self.a)
+        };
+        &buf[i * self.stride..(i + 1) * self.stride]
+    }
+}
+
+/// Blur one band in place, top to bottom, through a ring of `2r + 1`
+/// horizontally blurred rows of `channels` channels each.
+fn blur_band<F>(band: Band, kernel: &[f32], channels: usize, finish: &F)
+where
+    F: Fn(&mut [u8], &[u8]) + Sync,
+{
+    let w = band.stride / 4;
+    let r = kernel.len() / 2;
+    let n = w * channels;
+    let ring_len = kernel.len();
+    let mut ring = vec![0f32; ring_len * n];
+    let mut padded = vec![0f32; (w + 2 * r) * channels];
+    let mut acc = vec![0f32; n];
+    let mut out = vec![0u8; band.stride];
+    let a = band.a as isize;
+    let base = a - r as isize;
+    let slot = |v: isize| (v - base) as usize % ring_len;
+    let mut fill = |band: &Band, ring: &mut [f32], v: isize| {
+        let dst = &mut ring[slot(v) * n..(slot(v) + 1) * n];
+        premultiply_padded(band.source(v), r, channels, &mut padded);
+        convolve::f32_taps(dst, &padded, kernel, channels);
+        convolve::round_whole(dst);
+    };
+    for v in base..a + r as isize {
+        fill(&band, &mut ring, v);
+    }
+    let rows_in_band = band.rows.len() / band.stride;
+    for (i, y) in (a..a + rows_in_band as isize).enumerate() {
+        fill(&band, &mut ring, y + r as isize);
+        let rows: Vec<&[f32]> = (y - r as isize..=y + r as isize)
+            .map(|v| &ring[slot(v) * n..(slot(v) + 1) * n])
+            .collect();
+        convolve::f32_rows(&mut acc, &rows, kernel);
+        if channels == 3 {
+            convolve::quantise_rgb(&mut out, &acc);
+        } else {
+            convolve::quantise(&mut out, &acc);
             // `quantise` already wrote what an opaque pixel gets; only the
             // others need dividing by their alpha.
-            for (px, a) in o.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
+            for (px, a) in out.chunks_exact_mut(4).zip(acc.chunks_exact(4)) {
                 if px[3] != 255 {
                     px.copy_from_slice(&unpremultiply([a[0], a[1], a[2], a[3]]));
                 }
             }
-            finish(d, o);
-        },
-    );
+        }
+        let stride = band.stride;
+        finish(&mut band.rows[i * stride..(i + 1) * stride], &out);
+    }
 }
 
-/// Write `row` as `f32`, premultiplied by alpha, with `r` copies of its edge
-/// pixels on either side, into `padded` (`(width + 2r) * 4` values).
-fn premultiply_padded(row: &[u8], r: usize, padded: &mut [f32]) {
-    let w = row.len() / 4;
-    for (i, px) in padded.chunks_exact_mut(4).enumerate() {
-        let sx = i.saturating_sub(r).min(w - 1) * 4;
-        let p = &row[sx..sx + 4];
-        px.copy_from_slice(&[p[0], p[1], p[2], p[3]].map(f32::from));
-        if p[3] != 255 {
-            let k = f32::from(p[3]) / 255.0;
-            for c in &mut px[..3] {
-                *c *= k;
-            }
-        }
+/// Write the RGBA8 `row` as `f32` with `r` copies of its edge pixels on
+/// either side into `padded` (`(width + 2r) * channels` values): all four
+/// channels premultiplied by alpha, or (`channels == 3`, opaque rows) the
+/// three colour channels as they are.
+fn premultiply_padded(row: &[u8], r: usize, channels: usize, padded: &mut [f32]) {
+    let (w, c) = (row.len() / 4, channels);
+    let (left, rest) = padded.split_at_mut(r * c);
+    let (inner, right) = rest.split_at_mut(w * c);
+    if c == 3 {
+        convolve::rgb_f32(inner, row);
+    } else {
+        convolve::premultiplied_f32(inner, row);
+    }
+    for px in left.chunks_exact_mut(c) {
+        px.copy_from_slice(&inner[..c]);
+    }
+    for px in right.chunks_exact_mut(c) {
+        px.copy_from_slice(&inner[(w - 1) * c..]);
     }
 }
 
@@ -202,7 +294,7 @@ pub(crate) mod convolve {
 
     /// `dst[i] = sum_t kernel[t] * rows[t][i]`, summed in tap order.
     #[multiversion(targets = "simd")]
-    pub fn u8_rows(dst: &mut [f32], rows: &[&[u8]], kernel: &[f32]) {
+    pub fn f32_rows(dst: &mut [f32], rows: &[&[f32]], kernel: &[f32]) {
         let n = dst.len();
         assert!(rows.len() == kernel.len() && rows.iter().all(|r| r.len() >= n));
         let mut x = 0;
@@ -211,7 +303,7 @@ pub(crate) mod convolve {
             for (row, &k) in rows.iter().zip(kernel) {
                 let s = &row[x..x + BLOCK];
                 for i in 0..BLOCK {
-                    a[i] += k * f32::from(s[i]);
+                    a[i] += k * s[i];
                 }
             }
             dst[x..x + BLOCK].copy_from_slice(&a);
@@ -220,9 +312,49 @@ pub(crate) mod convolve {
         for (i, d) in dst.iter_mut().enumerate().skip(x) {
             let mut a = 0f32;
             for (row, &k) in rows.iter().zip(kernel) {
-                a += k * f32::from(row[i]);
+                a += k * row[i];
             }
             *d = a;
+        }
+    }
+
+    /// RGBA8 pixels as `f32`, each colour channel multiplied by alpha / 255
+    /// (by exactly 1 where alpha is 255).
+    #[multiversion(targets = "simd")]
+    pub fn premultiplied_f32(dst: &mut [f32], src: &[u8]) {
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+            let k = f32::from(s[3]) / 255.0;
+            d.copy_from_slice(&[
+                f32::from(s[0]) * k,
+                f32::from(s[1]) * k,
+                f32::from(s[2]) * k,
+                f32::from(s[3]),
+            ]);
+        }
+    }
+
+    /// The colour channels of RGBA8 pixels as `f32`, alpha dropped.
+    #[multiversion(targets = "simd")]
+    pub fn rgb_f32(dst: &mut [f32], src: &[u8]) {
+        for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
+            d.copy_from_slice(&[f32::from(s[0]), f32::from(s[1]), f32::from(s[2])]);
+        }
+    }
+
+    /// Round each value to the 8-bit level [`quantise`] would give it,
+    /// keeping it as `f32` (every level is exact in `f32`).
+    #[multiversion(targets = "simd")]
+    pub fn round_whole(v: &mut [f32]) {
+        for x in v {
+            *x = f32::from(round_u8(*x));
+        }
+    }
+
+    /// [`quantise`] for RGB values, written out as opaque RGBA8.
+    #[multiversion(targets = "simd")]
+    pub fn quantise_rgb(dst: &mut [u8], src: &[f32]) {
+        for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
+            d.copy_from_slice(&[round_u8(s[0]), round_u8(s[1]), round_u8(s[2]), 255]);
         }
     }
 
@@ -236,7 +368,7 @@ pub(crate) mod convolve {
 }
 
 /// Turn a blurred premultiplied pixel (channels in `0..=255`) back into
-/// straight alpha, as described above `horizontal`.
+/// straight alpha, as described in "How it works" above.
 #[inline]
 pub fn unpremultiply(a: [f32; 4]) -> [u8; 4] {
     match round_u8(a[3]) {
@@ -268,6 +400,114 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// The two passes written plainly over whole frames: the same
+    /// arithmetic in the same order, with none of the bands, ring, halos
+    /// or three-channel shortcut.
+    fn plain_blur(img: &RgbaImage, kernel: &[f32]) -> Vec<u8> {
+        let (w, h) = (img.width() as isize, img.height() as isize);
+        let r = (kernel.len() / 2) as isize;
+        let pre = |x: isize, y: isize| {
+            let p = img.get_pixel(x.clamp(0, w - 1) as u32, y as u32).0;
+            let k = if p[3] == 255 {
+                1.0
+            } else {
+                f32::from(p[3]) / 255.0
+            };
+            [0, 1, 2, 3].map(|c| {
+                let v = f32::from(p[c]);
+                if c < 3 {
+                    v * k
+                } else {
+                    v
+                }
+            })
+        };
+        let mut tmp = vec![[0f32; 4]; (w * h) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                let mut a = [0f32; 4];
+                for (t, &k) in kernel.iter().enumerate() {
+                    let p = pre(x + t as isize - r, y);
+                    for c in 0..4 {
+                        a[c] += k * p[c];
+                    }
+                }
+                tmp[(y * w + x) as usize] = a.map(|v| f32::from(round_u8(v)));
+            }
+        }
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let mut a = [0f32; 4];
+                for (t, &k) in kernel.iter().enumerate() {
+                    let sy = (y + t as isize - r).clamp(0, h - 1);
+                    let p = tmp[(sy * w + x) as usize];
+                    for c in 0..4 {
+                        a[c] += k * p[c];
+                    }
+                }
+                out.extend(unpremultiply(a));
+            }
+        }
+        out
+    }
+
+    fn sample(w: u32, h: u32, opaque: bool) -> RgbaImage {
+        RgbaImage::from_fn(w, h, |x, y| {
+            let v = x.wrapping_mul(7919) ^ y.wrapping_mul(104_729) ^ (x * y);
+            let a = if opaque { 255 } else { (v >> 3) as u8 | 1 };
+            image::Rgba([v as u8, (v >> 8) as u8, (x * 9 + y * 5) as u8, a])
+        })
+    }
+
+    #[test]
+    fn bands_ring_and_halos_match_the_plain_two_passes() {
+        for (w, h) in [(1, 1), (37, 53), (64, 9), (3, 40)] {
+            for opaque in [true, false] {
+                let img = sample(w, h, opaque);
+                for sigma in [0.7, 3.0, 8.0] {
+                    let kernel = gaussian_kernel(sigma);
+                    let want = plain_blur(&img, &kernel);
+                    // One band, bands taller and shorter than the radius,
+                    // and one band per row.
+                    for bands in [1, 2, 3, 7, h as usize] {
+                        let mut got = img.clone();
+                        separable_in_bands(&mut got, &kernel, bands, |d, b| d.copy_from_slice(b));
+                        assert!(
+                            got.as_raw() == &want,
+                            "{w}x{h} opaque {opaque} sigma {sigma} in {bands} bands"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn finish_sees_each_source_row_once() {
+        let img = sample(29, 31, false);
+        let kernel = gaussian_kernel(4.0);
+        let blurred = plain_blur(&img, &kernel);
+        let mut got = img.clone();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        separable_in_bands(&mut got, &kernel, 5, |d, b| {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            // Output: the source row's bytes XOR the blurred ones, so both
+            // must be the right rows for the result to match.
+            for (d, b) in d.iter_mut().zip(b) {
+                *d ^= b;
+            }
+        });
+        assert_eq!(calls.into_inner(), 31);
+        let want: Vec<u8> = img
+            .as_raw()
+            .iter()
+            .zip(&blurred)
+            .map(|(s, b)| s ^ b)
+            .collect();
+        assert!(got.as_raw() == &want);
     }
 
     #[test]
