@@ -1,9 +1,9 @@
 //! Gaussian blur: a true, separable Gaussian with clamp-to-edge borders.
 //!
 //! Kernel: `w(i) = exp(-i^2 / 2 sigma^2)` for `|i| <= ceil(3 sigma)`, normalised
-//! to sum 1. The horizontal pass writes 8-bit values (rounded), the vertical
-//! pass reads them; the GPU kernel keeps the same intermediate so both paths
-//! round at the same place. Filtering is in premultiplied alpha, so
+//! to sum 1. The horizontal pass rounds its results to whole 8-bit levels
+//! and the vertical pass sums those; the GPU kernel keeps the same
+//! intermediate so both paths round at the same place. Filtering is in premultiplied alpha, so
 //! transparent pixels do not bleed their colour.
 
 use image::RgbaImage;
