@@ -57,6 +57,21 @@ fn codecs(c: &mut Criterion) {
                 img,
                 |b, img| b.iter(|| encode(img, &enc, None, None).expect("encodes")),
             );
+            if f == Format::Webp {
+                // libwebp with its second thread off, beside the row above.
+                let one = imgworker::codec::webp::WebpOptions {
+                    lossless: false,
+                    quality: f32::from(jobs::WEBP_QUALITY),
+                    threads: false,
+                };
+                group.bench_with_input(
+                    BenchmarkId::new("encode/webp-one-thread", &size),
+                    img,
+                    |b, img| {
+                        b.iter(|| imgworker::codec::webp::encode(img, true, one).expect("encodes"))
+                    },
+                );
+            }
             if f == Format::Avif {
                 continue; // no AVIF decoder is built in
             }

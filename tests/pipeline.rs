@@ -343,6 +343,37 @@ fn auto_orient_honours_exif_and_outputs_carry_no_metadata() {
 }
 
 #[test]
+fn the_source_icc_profile_is_kept_on_jpeg_png_and_webp_outputs() {
+    use image::ImageDecoder;
+    let profile: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
+    app2.extend_from_slice(&profile);
+    let src = test_image(40, 20, 3, false);
+    let jpeg = common::with_segments(&jpeg_bytes(&src, 95), &[(0xE2, &app2)]);
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(&key("original.jpg"), jpeg);
+    let outputs = json!([{"version": "a", "format": "jpeg"}, {"version": "b", "format": "png"},
+        {"version": "c", "format": "webp"}, {"version": "d", "format": "webp", "lossless": true}]);
+    let r = run(&engine, &edit("icc", "original.jpg", json!([]), outputs)).result;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    for object in ["a.jpg", "b.png", "c.webp", "d.webp"] {
+        let bytes = storage.object(&key(object)).unwrap();
+        let cursor = std::io::Cursor::new(&bytes[..]);
+        let mut dec: Box<dyn ImageDecoder> = match object.rsplit('.').next() {
+            Some("jpg") => Box::new(image::codecs::jpeg::JpegDecoder::new(cursor).unwrap()),
+            Some("png") => Box::new(image::codecs::png::PngDecoder::new(cursor).unwrap()),
+            _ => Box::new(image::codecs::webp::WebPDecoder::new(cursor).unwrap()),
+        };
+        assert_eq!(dec.dimensions(), (40, 20), "{object}");
+        assert_eq!(
+            dec.icc_profile().unwrap(),
+            Some(profile.clone()),
+            "{object}"
+        );
+    }
+}
+
+#[test]
 fn alpha_is_flattened_for_jpeg_and_kept_for_png() {
     let (engine, storage) = memory_engine(cfg());
     let src = image::RgbaImage::from_pixel(4, 4, image::Rgba([200, 100, 50, 128]));

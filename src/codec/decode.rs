@@ -69,7 +69,9 @@ fn format_name(f: ImageFormat) -> &'static str {
 /// Whether a JPEG reaches its end-of-image marker. Entropy-coded data never
 /// holds `FF D9` (a data `FF` is stuffed as `FF 00`), so a complete file has
 /// one after its first start-of-scan; decoders fill a truncated file with grey
-/// instead of failing, so this is checked up front.
+/// instead of failing, so this is checked up front. The search runs from the
+/// end, where a complete file's marker is, rather than through megabytes of
+/// scan data.
 fn jpeg_is_complete(b: &[u8]) -> bool {
     let mut i = 2;
     while i + 4 <= b.len() {
@@ -82,7 +84,7 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
             continue;
         }
         if marker == 0xDA {
-            return b[i..].windows(2).any(|w| w == [0xFF, 0xD9]);
+            return b[i..].windows(2).rev().any(|w| w == [0xFF, 0xD9]);
         }
         i += 2 + usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
     }

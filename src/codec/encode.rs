@@ -1,8 +1,8 @@
 //! Encode RGBA8 into the output formats (JPEG through libjpeg-turbo, see
-//! [`super::jpeg`]). No metadata is written (EXIF, XMP
-//! and comments of the source are dropped) unless the output keeps EXIF;
-//! the ICC profile is carried over where the encoder supports it (JPEG,
-//! PNG).
+//! [`super::jpeg`]; WebP through libwebp, see [`super::webp`]). No
+//! metadata is written (EXIF, XMP and comments of the source are dropped)
+//! unless the output keeps EXIF; the ICC profile is carried over into JPEG,
+//! PNG and WebP (the AVIF encoder cannot write one).
 
 use image::codecs::avif::AvifEncoder;
 use image::{ExtendedColorType, ImageEncoder, RgbaImage};
@@ -24,14 +24,6 @@ fn flatten_rgb(img: &RgbaImage) -> Vec<u8> {
         }
     }
     out
-}
-
-/// RGB without the alpha channel (for opaque images).
-fn drop_alpha(img: &RgbaImage) -> Vec<u8> {
-    img.as_raw()
-        .chunks_exact(4)
-        .flat_map(|p| [p[0], p[1], p[2]])
-        .collect()
 }
 
 /// PNG with fast deflate (fdeflate) and adaptive filters, written row by
@@ -89,6 +81,31 @@ fn encode_png(
     Ok(buf)
 }
 
+/// Add an ICC profile and an EXIF block to an encoded JPEG (APP2 and APP1
+/// segments) or WebP (`ICCP` and `EXIF` chunks, with the `VP8X` header
+/// they need); neither libjpeg-turbo's nor libwebp's encoder writes them.
+pub fn with_metadata(
+    encoded: Vec<u8>,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<Vec<u8>, JobError> {
+    use img_parts::{Bytes, DynImage, ImageEXIF, ImageICC};
+    if icc.is_none() && exif.is_none() {
+        return Ok(encoded);
+    }
+    let failed = |e: String| JobError::internal(format!("writing metadata: {e}"));
+    let mut parsed = DynImage::from_bytes(Bytes::from(encoded))
+        .map_err(|e| failed(e.to_string()))?
+        .ok_or_else(|| failed("not a JPEG or WebP".into()))?;
+    if let Some(icc) = icc {
+        parsed.set_icc_profile(Some(Bytes::copy_from_slice(icc)));
+    }
+    if let Some(exif) = exif {
+        parsed.set_exif(Some(Bytes::copy_from_slice(exif)));
+    }
+    Ok(parsed.encoder().bytes().to_vec())
+}
+
 fn failed(format: Format, e: impl std::fmt::Display) -> JobError {
     JobError::internal(format!("{} encoding failed: {e}", format.ext()))
 }
@@ -113,26 +130,19 @@ pub fn encode(
             } else {
                 super::jpeg::encode(&flatten_rgb(img), w, h, false, quality)?
             };
-            buf = super::jpeg::with_metadata(jpeg, icc, exif.as_deref())?;
+            buf = with_metadata(jpeg, icc, exif.as_deref())?;
         }
         Format::Png => {
             buf = encode_png(img, opaque, icc, exif.as_deref()).map_err(|e| failed(f, e))?;
         }
         Format::Webp => {
-            let rgb;
-            let encoder = if opaque {
-                rgb = drop_alpha(img);
-                webp::Encoder::from_rgb(&rgb, w, h)
-            } else {
-                webp::Encoder::from_rgba(img.as_raw(), w, h)
+            let opts = super::webp::WebpOptions {
+                lossless: enc.lossless,
+                quality: f32::from(enc.quality.unwrap_or(80)),
+                threads: true,
             };
-            let mut mem = encoder
-                .encode_simple(enc.lossless, f32::from(enc.quality.unwrap_or(80)))
-                .map_err(|e| failed(f, format!("{e:?}")))?;
-            buf.extend_from_slice(&mem);
-            // libwebp allocated this with C malloc, which the wiping
-            // allocator does not see: wipe it before it is freed.
-            zeroize::Zeroize::zeroize(&mut *mem);
+            let webp = super::webp::encode(img, opaque, opts).map_err(|e| failed(f, e))?;
+            buf = with_metadata(webp, icc, exif.as_deref())?;
         }
         Format::Avif => {
             let mut e = AvifEncoder::new_with_speed_quality(
@@ -148,4 +158,63 @@ pub fn encode(
         }
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageDecoder;
+
+    fn gradient(w: u32, h: u32) -> RgbaImage {
+        RgbaImage::from_fn(w, h, |x, y| {
+            image::Rgba([(x * 255 / w) as u8, (y * 255 / h) as u8, 128, 255])
+        })
+    }
+
+    /// The ICC profile and EXIF block an encoded file carries, as the
+    /// `image` crate's decoders read them.
+    fn read_back(format: Format, bytes: &[u8]) -> (Option<Vec<u8>>, Option<Vec<u8>>) {
+        let cursor = std::io::Cursor::new(bytes);
+        let mut dec: Box<dyn ImageDecoder> = match format {
+            Format::Jpeg => Box::new(image::codecs::jpeg::JpegDecoder::new(cursor).unwrap()),
+            Format::Png => Box::new(image::codecs::png::PngDecoder::new(cursor).unwrap()),
+            Format::Webp => Box::new(image::codecs::webp::WebPDecoder::new(cursor).unwrap()),
+            Format::Avif => unreachable!("no AVIF decoder is built in"),
+        };
+        (dec.icc_profile().unwrap(), dec.exif_metadata().unwrap())
+    }
+
+    #[test]
+    fn icc_and_kept_exif_are_written_and_read_back() {
+        let icc = vec![7u8; 70_000]; // two APP2 segments in a JPEG
+        let exif = b"MM\0\x2a\0\0\0\x08\0\0".to_vec();
+        for format in [Format::Jpeg, Format::Png, Format::Webp] {
+            for alpha in [255u8, 100] {
+                let mut img = gradient(16, 16);
+                img.get_pixel_mut(3, 3)[3] = alpha;
+                for keep_exif in [false, true] {
+                    let enc = Encoding {
+                        format,
+                        quality: format.default_quality(),
+                        lossless: false,
+                        keep_exif,
+                    };
+                    let out = encode(&img, &enc, Some(&icc), Some(&exif)).unwrap();
+                    let (got_icc, got_exif) = read_back(format, &out);
+                    let what = format!("{format:?} alpha {alpha} keep_exif {keep_exif}");
+                    assert_eq!(got_icc.as_ref(), Some(&icc), "{what}");
+                    assert_eq!(got_exif, keep_exif.then(|| exif.clone()), "{what}");
+                    let back = image::load_from_memory(&out).unwrap();
+                    assert_eq!((back.width(), back.height()), (16, 16), "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_metadata_the_encoders_bytes_are_untouched() {
+        let jpeg = super::super::jpeg::encode(gradient(8, 8).as_raw(), 8, 8, true, 85).unwrap();
+        assert_eq!(with_metadata(jpeg.clone(), None, None).unwrap(), jpeg);
+        assert!(with_metadata(b"not an image".to_vec(), Some(b"icc"), None).is_err());
+    }
 }

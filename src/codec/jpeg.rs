@@ -94,28 +94,6 @@ pub fn encode(
     .map_err(failed)
 }
 
-/// Add an ICC profile (APP2 segments) and an EXIF block (APP1) to an encoded
-/// JPEG; libjpeg-turbo's encoder writes neither.
-pub fn with_metadata(
-    jpeg: Vec<u8>,
-    icc: Option<&[u8]>,
-    exif: Option<&[u8]>,
-) -> Result<Vec<u8>, JobError> {
-    use img_parts::{Bytes, ImageEXIF, ImageICC};
-    if icc.is_none() && exif.is_none() {
-        return Ok(jpeg);
-    }
-    let mut parsed = img_parts::jpeg::Jpeg::from_bytes(Bytes::from(jpeg))
-        .map_err(|e| JobError::internal(format!("jpg metadata: {e}")))?;
-    if let Some(icc) = icc {
-        parsed.set_icc_profile(Some(Bytes::copy_from_slice(icc)));
-    }
-    if let Some(exif) = exif {
-        parsed.set_exif(Some(Bytes::copy_from_slice(exif)));
-    }
-    Ok(parsed.encoder().bytes().to_vec())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,20 +137,6 @@ mod tests {
             let q = img.get_pixel(160, 100);
             assert!(p[0].abs_diff(q[0]) <= 10 && p[1].abs_diff(q[1]) <= 10);
         }
-    }
-
-    #[test]
-    fn metadata_is_inserted_and_read_back() {
-        let img = gradient(16, 16);
-        let jpeg = encode(img.as_raw(), 16, 16, true, 85).unwrap();
-        let icc = vec![7u8; 70_000]; // two APP2 segments
-        let exif = b"MM\0\x2a\0\0\0\x08\0\0".to_vec();
-        let out = with_metadata(jpeg, Some(&icc), Some(&exif)).unwrap();
-        let mut dec = image::codecs::jpeg::JpegDecoder::new(std::io::Cursor::new(&out)).unwrap();
-        use image::ImageDecoder;
-        assert_eq!(dec.icc_profile().unwrap(), Some(icc));
-        assert_eq!(dec.exif_metadata().unwrap(), Some(exif));
-        assert!(decode(&out, 1).unwrap().is_some());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod encode;
 pub mod jpeg;
+pub mod webp;
 
 pub use decode::{Decoded, Probe, SourceImage};
 pub use encode::encode;
