@@ -483,7 +483,15 @@ fn the_container_image_is_multi_stage_non_root_and_health_checked() {
             "the Dockerfile copies a missing {src}"
         );
     }
-    for needed in ["Cargo.toml", "Cargo.lock", "src", "shaders", "benches"] {
+    // .cargo holds the CFLAGS libwebp's threads need.
+    for needed in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "src",
+        "shaders",
+        "benches",
+    ] {
         assert!(
             copied.contains(&needed),
             "the Dockerfile does not copy {needed}"
