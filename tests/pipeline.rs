@@ -356,14 +356,18 @@ fn the_source_icc_profile_is_kept_on_jpeg_png_and_webp_outputs() {
         {"version": "c", "format": "webp"}, {"version": "d", "format": "webp", "lossless": true}]);
     let r = run(&engine, &edit("icc", "original.jpg", json!([]), outputs)).result;
     assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
-    for object in ["a.jpg", "b.png", "c.webp", "d.webp"] {
+    for (object, format) in [
+        ("a.jpg", ImageFormat::Jpeg),
+        ("b.png", ImageFormat::Png),
+        ("c.webp", ImageFormat::WebP),
+        ("d.webp", ImageFormat::WebP),
+    ] {
         let bytes = storage.object(&key(object)).unwrap();
-        let cursor = std::io::Cursor::new(&bytes[..]);
-        let mut dec: Box<dyn ImageDecoder> = match object.rsplit('.').next() {
-            Some("jpg") => Box::new(image::codecs::jpeg::JpegDecoder::new(cursor).unwrap()),
-            Some("png") => Box::new(image::codecs::png::PngDecoder::new(cursor).unwrap()),
-            _ => Box::new(image::codecs::webp::WebPDecoder::new(cursor).unwrap()),
-        };
+        let reader = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .unwrap();
+        assert_eq!(reader.format(), Some(format), "{object}");
+        let mut dec = reader.into_decoder().unwrap();
         assert_eq!(dec.dimensions(), (40, 20), "{object}");
         assert_eq!(
             dec.icc_profile().unwrap(),
