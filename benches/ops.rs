@@ -1,5 +1,5 @@
-//! Every op on the CPU and on the GPU at 1024x576, 1920x1080 and 3840x2160,
-//! on the real photo scaled to each size. A GPU sample in `ops/gpu` is a
+//! Every op of the registry (its first example) on the CPU and on the GPU at
+//! 1024x576, 1920x1080 and 3840x2160, on the real photo scaled to each size. A GPU sample in `ops/gpu` is a
 //! whole render: upload, the op's dispatches and the readback; `ops/gpu-kernel`
 //! times the same renders by the device's timestamp queries around each
 //! compute pass, the kernels alone (where the adapter has timestamp queries).
@@ -18,57 +18,17 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use imgworker::backend::{Backend, BackendChoice};
-use imgworker::ops::{Frame, OpContext};
+use imgworker::ops::{Frame, OpContext, OPS};
 use serde_json::{json, Value};
 
-/// One case per op, with the parameters a user would pass.
+/// One case per op: the first example of each op in the registry.
 fn cases() -> Vec<(&'static str, Value)> {
-    vec![
-        ("auto_orient", json!([{"op": "auto_orient"}])),
-        (
-            "resize_lanczos3_half",
-            json!([{"op": "resize", "width": 0.5}]),
-        ),
-        (
-            "crop",
-            json!([{"op": "crop", "x": 16, "y": 16, "width": 0.5, "height": 0.5}]),
-        ),
-        ("rotate_90", json!([{"op": "rotate", "degrees": 90}])),
-        ("flip", json!([{"op": "flip", "axis": "horizontal"}])),
-        (
-            "adjust",
-            json!([{"op": "adjust", "brightness": 0.05, "contrast": 1.1, "saturation": 1.2}]),
-        ),
-        ("grayscale", json!([{"op": "grayscale"}])),
-        ("invert", json!([{"op": "invert"}])),
-        ("sepia", json!([{"op": "sepia", "strength": 0.8}])),
-        ("blur_sigma5", json!([{"op": "blur", "sigma": 5.0}])),
-        (
-            "sharpen",
-            json!([{"op": "sharpen", "sigma": 1.0, "amount": 1.0}]),
-        ),
-        (
-            "pad",
-            json!([{"op": "pad", "top": 8, "right": 8, "bottom": 8, "left": 8, "color": "#ffffff"}]),
-        ),
-        (
-            "overlay",
-            json!([{"op": "overlay", "source": "wm.png", "gravity": "south_east", "opacity": 0.5}]),
-        ),
-    ]
-}
-
-/// Fractions in a case (`0.5`) become pixels of the frame at hand.
-fn concrete(ops: &Value, w: u32, h: u32) -> Value {
-    let mut v = ops.clone();
-    for op in v.as_array_mut().unwrap() {
-        for (key, full) in [("width", w), ("height", h)] {
-            if let Some(f) = op.get(key).and_then(Value::as_f64).filter(|f| *f < 1.0) {
-                op[key] = json!((f64::from(full) * f) as u32);
-            }
-        }
-    }
-    v
+    OPS.iter()
+        .map(|op| {
+            let case: Value = serde_json::from_str(op.examples[0]).expect("a JSON example");
+            (op.name, json!([case]))
+        })
+        .collect()
 }
 
 /// Which clock a group reads.
@@ -86,7 +46,8 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend, clock: Clock)
     let wm = image::RgbaImage::from_fn(256, 256, |x, y| {
         image::Rgba([x as u8, y as u8, 200, ((x + y) / 2) as u8])
     });
-    ctx.overlays = HashMap::from([("wm.png".to_string(), Arc::new(wm))]);
+    // The overlay examples composite `logo.png`.
+    ctx.overlays = HashMap::from([("logo.png".to_string(), Arc::new(wm))]);
     let mut group = c.benchmark_group(format!("ops/{name}"));
     group
         .sample_size(10)
@@ -96,7 +57,7 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend, clock: Clock)
         let (w, h) = img.dimensions();
         group.throughput(Throughput::Elements(u64::from(w) * u64::from(h)));
         for (op, ops) in cases() {
-            let edit = common::edit(concrete(&ops, w, h));
+            let edit = common::edit(ops.clone());
             // auto_orient has work to do only on a rotated source.
             let orientation = if op == "auto_orient" { 6 } else { 1 };
             let frame = || Frame {

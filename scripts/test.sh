@@ -40,16 +40,18 @@ fi
 # Python tools the tests run, in a virtualenv under target/ (ignored by git):
 # moto's S3 server (on 127.0.0.1:9000 for the storage tests, and over HTTPS
 # on a port of their own for the TLS tests) and kubernetes-validate (the
-# Kubernetes manifests' schema check).
+# Kubernetes manifests' schema check) and jsonschema (the job schema's
+# boundary test checks the schema with it, as a Python producer would).
 venv=target/test-venv
-if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ]; then
-  log "installing moto and kubernetes-validate into $venv"
+if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] ||
+  ! "$venv/bin/python" -c 'import jsonschema' 2>/dev/null; then
+  log "installing moto, kubernetes-validate and jsonschema into $venv"
   python3 -m venv "$venv" 2>/dev/null || {
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$venv"
   }
-  "$venv/bin/pip" install -q "moto[server]==5.*" "kubernetes-validate==1.*"
+  "$venv/bin/pip" install -q "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*"
 fi
 s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then
@@ -68,14 +70,19 @@ scripts/bench-peers.sh
 # imgworker picks its adapter itself (the binary sets this too).
 export NODEVICE_SELECT=1
 
+# Every cargo command builds with the same features (the default ones and
+# the tests' fault injection, `test-hooks`), so the crate and its
+# dependencies are compiled once, with one feature set.
+features=(--features test-hooks)
+
 log "Vulkan adapters"
-cargo run --quiet -- devices
+cargo run --quiet "${features[@]}" -- devices
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets "${features[@]}" --quiet -- -D warnings
 
 log "cargo test"
-cargo test --all-targets --no-fail-fast
+cargo test --all-targets "${features[@]}" --no-fail-fast

@@ -1,6 +1,13 @@
-// Separable Gaussian blur; see src/ops/blur.rs. aux holds the kernel weights
-// (f32 bits), i0.x the radius. The horizontal pass premultiplies and writes
-// 8-bit values; the vertical pass divides by alpha per pixel.
+// Separable Gaussian blur; see src/ops/blur.rs (sharpen runs it too). aux
+// holds the kernel weights (f32 bits). The horizontal pass premultiplies and
+// writes 8-bit values; the vertical pass divides by alpha per pixel.
+
+struct BlurUniform {
+    // the kernel has 2 * radius + 1 weights
+    radius: i32,
+}
+
+@group(0) @binding(4) var<uniform> p: BlurUniform;
 
 fn weight(t: i32) -> f32 {
     return bitcast<f32>(aux[u32(t)]);
@@ -8,11 +15,11 @@ fn weight(t: i32) -> f32 {
 
 @compute @workgroup_size(8, 8)
 fn blur_horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
-    let w = i32(params.dims.x);
-    if (id.x >= params.dims.x || id.y >= params.dims.y) {
+    if (outside(id)) {
         return;
     }
-    let r = params.i0.x;
+    let w = i32(sizes.src_width);
+    let r = p.radius;
     let row = i32(id.y) * w;
     var acc = vec4<f32>(0.0);
     for (var t = 0; t <= 2 * r; t++) {
@@ -21,17 +28,17 @@ fn blur_horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
         let k = c.a / 255.0;
         acc += weight(t) * vec4<f32>(c.rgb * k, c.a);
     }
-    dst[id.y * params.dims.x + id.x] = q255v(acc);
+    dst[dst_index(id)] = q255v(acc);
 }
 
 @compute @workgroup_size(8, 8)
 fn blur_vertical(@builtin(global_invocation_id) id: vec3<u32>) {
-    let w = params.dims.x;
-    let h = i32(params.dims.y);
-    if (id.x >= w || id.y >= params.dims.y) {
+    if (outside(id)) {
         return;
     }
-    let r = params.i0.x;
+    let w = sizes.src_width;
+    let h = i32(sizes.src_height);
+    let r = p.radius;
     var acc = vec4<f32>(0.0);
     for (var t = 0; t <= 2 * r; t++) {
         let sy = clamp(i32(id.y) + t - r, 0, h - 1);
@@ -45,5 +52,5 @@ fn blur_vertical(@builtin(global_invocation_id) id: vec3<u32>) {
         let inv = 255.0 / acc.a;
         out = q255v(vec4<f32>(acc.rgb * inv, f32(alpha)));
     }
-    dst[id.y * w + id.x] = out;
+    dst[dst_index(id)] = out;
 }

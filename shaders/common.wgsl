@@ -1,23 +1,34 @@
-// Shared by every kernel: bindings, parameters and pixel packing.
-// Pixels are RGBA8 packed in a u32, red in the low byte (the byte order of
-// an RGBA8 buffer on a little-endian host).
+// Shared by every kernel: bindings, the image sizes, pixel packing and the
+// bounds check. Pixels are RGBA8 packed in a u32, red in the low byte (the
+// byte order of an RGBA8 buffer on a little-endian host).
+//
+// A kernel with parameters of its own declares them as a struct named after
+// it at binding 4 (`@group(0) @binding(4) var<uniform> p: CropParams;`),
+// mirrored in Rust by a `gpu_uniform!` struct of the same name.
 
-// Keep in sync with `Params` in src/gpu/kernels.rs.
-struct Params {
-    // source width, source height, destination width, destination height
-    dims: vec4<u32>,
-    i0: vec4<i32>,
-    i1: vec4<i32>,
-    f0: vec4<f32>,
-    f1: vec4<f32>,
-    f2: vec4<f32>,
-    f3: vec4<f32>,
+// Source and destination sizes (src/gpu/uniform.rs, `Sizes`).
+struct Sizes {
+    src_width: u32,
+    src_height: u32,
+    dst_width: u32,
+    dst_height: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<u32>;
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
-@group(0) @binding(2) var<uniform> params: Params;
+@group(0) @binding(2) var<uniform> sizes: Sizes;
 @group(0) @binding(3) var<storage, read> aux: array<u32>;
+
+// Whether the invocation `id` lies outside the destination image; every
+// kernel returns at once when it does (8x8 workgroups overhang the edges).
+fn outside(id: vec3<u32>) -> bool {
+    return id.x >= sizes.dst_width || id.y >= sizes.dst_height;
+}
+
+// The destination index of the invocation `id`.
+fn dst_index(id: vec3<u32>) -> u32 {
+    return id.y * sizes.dst_width + id.x;
+}
 
 fn channels(p: u32) -> vec4<u32> {
     return vec4<u32>(p & 255u, (p >> 8u) & 255u, (p >> 16u) & 255u, p >> 24u);

@@ -1,11 +1,16 @@
-// crop: copy the rectangle at (i0.x, i0.y) of the source.
+// crop: copy the rectangle at (x, y) of the source; see src/ops/crop.rs.
+
+struct CropUniform {
+    x: u32,
+    y: u32,
+}
+
+@group(0) @binding(4) var<uniform> p: CropUniform;
+
 @compute @workgroup_size(8, 8)
 fn crop(@builtin(global_invocation_id) id: vec3<u32>) {
-    let wo = params.dims.z;
-    if (id.x >= wo || id.y >= params.dims.w) {
+    if (outside(id)) {
         return;
     }
-    let sx = id.x + u32(params.i0.x);
-    let sy = id.y + u32(params.i0.y);
-    dst[id.y * wo + id.x] = src[sy * params.dims.x + sx];
+    dst[dst_index(id)] = src[(id.y + p.y) * sizes.src_width + id.x + p.x];
 }

@@ -1,17 +1,24 @@
-// flip: mirror left-right (i0.x = 0, horizontal axis) or top-bottom (1).
+// flip: mirror left-right (AXIS_HORIZONTAL) or top-bottom (AXIS_VERTICAL);
+// see src/ops/flip.rs.
+
+struct FlipUniform {
+    axis: u32,
+}
+
+@group(0) @binding(4) var<uniform> p: FlipUniform;
+
 @compute @workgroup_size(8, 8)
 fn flip(@builtin(global_invocation_id) id: vec3<u32>) {
-    let w = params.dims.x;
-    let h = params.dims.y;
-    if (id.x >= w || id.y >= h) {
+    if (outside(id)) {
         return;
     }
+    let w = sizes.src_width;
     var sx = id.x;
     var sy = id.y;
-    if (params.i0.x == 0) {
+    if (p.axis == AXIS_HORIZONTAL) {
         sx = w - 1u - id.x;
     } else {
-        sy = h - 1u - id.y;
+        sy = sizes.src_height - 1u - id.y;
     }
-    dst[id.y * w + id.x] = src[sy * w + sx];
+    dst[dst_index(id)] = src[sy * w + sx];
 }

@@ -1,16 +1,25 @@
-// Place the source at (i0.x, i0.y) on a canvas of the destination size
-// filled with the colour i0.z (packed); used by pad and resize's contain fit.
+// pad (and resize's contain fit): place the source at (x, y) on a canvas of
+// the destination size filled with `background`; see src/ops/pad.rs.
+
+struct PadUniform {
+    x: i32,
+    y: i32,
+    // packed pixel
+    background: u32,
+}
+
+@group(0) @binding(4) var<uniform> p: PadUniform;
+
 @compute @workgroup_size(8, 8)
 fn pad(@builtin(global_invocation_id) id: vec3<u32>) {
-    let wo = params.dims.z;
-    if (id.x >= wo || id.y >= params.dims.w) {
+    if (outside(id)) {
         return;
     }
-    let sx = i32(id.x) - params.i0.x;
-    let sy = i32(id.y) - params.i0.y;
-    var p = bitcast<u32>(params.i0.z);
-    if (sx >= 0 && sy >= 0 && u32(sx) < params.dims.x && u32(sy) < params.dims.y) {
-        p = src[u32(sy) * params.dims.x + u32(sx)];
+    let sx = i32(id.x) - p.x;
+    let sy = i32(id.y) - p.y;
+    var px = p.background;
+    if (sx >= 0 && sy >= 0 && u32(sx) < sizes.src_width && u32(sy) < sizes.src_height) {
+        px = src[u32(sy) * sizes.src_width + u32(sx)];
     }
-    dst[id.y * wo + id.x] = p;
+    dst[dst_index(id)] = px;
 }

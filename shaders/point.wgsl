@@ -1,8 +1,16 @@
-// Fused per-pixel ops: one pass applies a run of adjust, grayscale, invert
-// and sepia stages. aux holds the stages, 16 words each: word 0 is the kind
-// (1 adjust, 2 grayscale, 3 invert, 4 sepia), words 1..=15 its f32 values.
-// params.i0.x is the number of stages.
+// Fused per-pixel ops: one pass applies a run of stages. aux holds the
+// stages, 16 words each: word 0 the stage number, words 1..=15 its f32
+// values. The stage functions (`<op>_apply(px, s)`, one per point op's
+// shader) and `apply_stage`, which calls them by number, are appended from
+// the op registry (src/gpu/shaders.rs).
 
+struct PointParams {
+    stages: u32,
+}
+
+@group(0) @binding(4) var<uniform> p: PointParams;
+
+// Value `i` of stage `s`.
 fn stage_f(s: u32, i: u32) -> f32 {
     return bitcast<f32>(aux[s * 16u + 1u + i]);
 }
@@ -18,21 +26,13 @@ fn stage_mat3(s: u32, off: u32, c: vec3<f32>) -> vec3<f32> {
 
 @compute @workgroup_size(8, 8)
 fn point(@builtin(global_invocation_id) id: vec3<u32>) {
-    let w = params.dims.x;
-    if (id.x >= w || id.y >= params.dims.y) {
+    if (outside(id)) {
         return;
     }
-    let i = id.y * w + id.x;
+    let i = dst_index(id);
     var c = unpack_px(src[i]);
-    let n = u32(params.i0.x);
-    for (var s = 0u; s < n; s++) {
-        switch aux[s * 16u] {
-            case 1u: { c = adjust_apply(c, s); }
-            case 2u: { c = grayscale_apply(c); }
-            case 3u: { c = invert_apply(c); }
-            case 4u: { c = sepia_apply(c, s); }
-            default: {}
-        }
+    for (var s = 0u; s < p.stages; s++) {
+        c = apply_stage(c, s);
     }
     dst[i] = pack_px(c);
 }

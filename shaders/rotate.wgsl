@@ -1,47 +1,38 @@
-// rotate: exact quarter turns and EXIF orientations (remap), and any angle.
-
-// Exact rotations and EXIF orientations (auto_orient) as an integer pixel
-// remapping: source (sx, sy) = (a x + b y + c, d x + e y + f) with
-// i0 = (a, b, c, d) and i1 = (e, f, _, _).
-@compute @workgroup_size(8, 8)
-fn remap(@builtin(global_invocation_id) id: vec3<u32>) {
-    let wo = params.dims.z;
-    if (id.x >= wo || id.y >= params.dims.w) {
-        return;
-    }
-    let x = i32(id.x);
-    let y = i32(id.y);
-    let sx = params.i0.x * x + params.i0.y * y + params.i0.z;
-    let sy = params.i0.w * x + params.i1.x * y + params.i1.y;
-    dst[id.y * wo + id.x] = src[u32(sy) * params.dims.x + u32(sx)];
-}
-
-// Any-angle rotation; see src/ops/rotate.rs. f0 = (sin, cos), i0.x = the
-// background colour, packed. Bilinear in premultiplied alpha; taps outside
+// rotate by any angle; see src/ops/rotate.rs (quarter turns use
+// auto_orient.wgsl's remap). Bilinear in premultiplied alpha; taps outside
 // the source read the background.
 
+struct RotateUniform {
+    sin: f32,
+    cos: f32,
+    // packed pixel
+    background: u32,
+}
+
+@group(0) @binding(4) var<uniform> p: RotateUniform;
+
 fn rotate_tap(x: i32, y: i32) -> vec4<f32> {
-    let w = i32(params.dims.x);
-    let h = i32(params.dims.y);
+    let w = i32(sizes.src_width);
+    let h = i32(sizes.src_height);
     if (x < 0 || y < 0 || x >= w || y >= h) {
-        return unpack_px(bitcast<u32>(params.i0.x));
+        return unpack_px(p.background);
     }
     return unpack_px(src[u32(y * w + x)]);
 }
 
 @compute @workgroup_size(8, 8)
 fn rotate(@builtin(global_invocation_id) id: vec3<u32>) {
-    let wo = params.dims.z;
-    let ho = params.dims.w;
-    if (id.x >= wo || id.y >= ho) {
+    if (outside(id)) {
         return;
     }
-    let sin_t = params.f0.x;
-    let cos_t = params.f0.y;
+    let wo = sizes.dst_width;
+    let ho = sizes.dst_height;
+    let sin_t = p.sin;
+    let cos_t = p.cos;
     let dx = f32(id.x) + 0.5 - f32(wo) / 2.0;
     let dy = f32(id.y) + 0.5 - f32(ho) / 2.0;
-    let sx = dx * cos_t + dy * sin_t + f32(params.dims.x) / 2.0 - 0.5;
-    let sy = -dx * sin_t + dy * cos_t + f32(params.dims.y) / 2.0 - 0.5;
+    let sx = dx * cos_t + dy * sin_t + f32(sizes.src_width) / 2.0 - 0.5;
+    let sy = -dx * sin_t + dy * cos_t + f32(sizes.src_height) / 2.0 - 0.5;
     let x0 = floor(sx);
     let y0 = floor(sy);
     let fx = sx - x0;
@@ -64,5 +55,5 @@ fn rotate(@builtin(global_invocation_id) id: vec3<u32>) {
     if (acc.a > 0.0) {
         rgb = acc.rgb / acc.a;
     }
-    dst[id.y * wo + id.x] = pack_px(vec4<f32>(rgb, acc.a));
+    dst[dst_index(id)] = pack_px(vec4<f32>(rgb, acc.a));
 }

@@ -1,9 +1,12 @@
 //! Where pixels are processed: the backend chosen at start-up, and the
 //! fallback from the GPU to the CPU when a job fails on the device.
 
+use std::fmt;
 use std::sync::Arc;
 
 use image::RgbaImage;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use crate::error::JobError;
@@ -25,12 +28,58 @@ pub enum BackendChoice {
     Cpu,
 }
 
+/// Where pixels are (or were) processed. Serialised as `"cpu"` / `"gpu"`
+/// in results, manifests and `imgworker devices --json`; the same strings
+/// are its `Display` form and its metrics label value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// The native CPU code.
+    Cpu,
+    /// wgpu compute shaders.
+    Gpu,
+}
+
+impl BackendKind {
+    /// `"cpu"` or `"gpu"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Gpu => "gpu",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Compares with the string form, so `kind == "gpu"` reads as it prints.
+impl PartialEq<str> for BackendKind {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+/// Compares with the string form, so `kind == "gpu"` reads as it prints.
+impl PartialEq<&str> for BackendKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// Failure to provide the requested backend.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     /// `--backend gpu` without a usable GPU.
     #[error("no usable GPU backend: {0}")]
     NoGpu(String),
+    /// `--backend gpu`: an adapter was found but its device could not be
+    /// set up.
+    #[error("no usable GPU backend: the GPU could not be set up")]
+    GpuSetup(#[source] gpu::GpuError),
 }
 
 /// A backend ready to run jobs.
@@ -47,8 +96,8 @@ pub enum Backend {
 pub struct Rendered {
     /// One image per output, in order.
     pub images: Vec<RgbaImage>,
-    /// `gpu` or `cpu`: where the pixels were actually processed.
-    pub backend: &'static str,
+    /// Where the pixels were actually processed.
+    pub backend: BackendKind,
     /// GPU work counters, when the GPU did the job.
     pub gpu: Option<GpuStats>,
 }
@@ -56,8 +105,8 @@ pub struct Rendered {
 /// What `auto` would pick, and why.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AutoDecision {
-    /// `gpu` or `cpu`.
-    pub backend: &'static str,
+    /// The backend `auto` picks.
+    pub backend: BackendKind,
     /// The adapter chosen, when the GPU.
     pub adapter: Option<String>,
     /// Why.
@@ -68,17 +117,17 @@ pub struct AutoDecision {
 pub fn auto_decision(adapters: &[gpu::AdapterReport]) -> AutoDecision {
     match adapters.iter().find(|a| !a.software) {
         Some(a) => AutoDecision {
-            backend: "gpu",
+            backend: BackendKind::Gpu,
             adapter: Some(a.name.clone()),
             reason: format!("{} is a hardware GPU ({})", a.name, a.device_type),
         },
         None if adapters.is_empty() => AutoDecision {
-            backend: "cpu",
+            backend: BackendKind::Cpu,
             adapter: None,
             reason: "no Vulkan adapter was found".into(),
         },
         None => AutoDecision {
-            backend: "cpu",
+            backend: BackendKind::Cpu,
             adapter: None,
             reason: format!(
                 "only software adapters were found ({}); the native CPU code is faster than a software rasteriser",
@@ -100,7 +149,7 @@ impl Backend {
         let adapter = match choice {
             BackendChoice::Auto => {
                 let d = auto_decision(&reports);
-                if d.backend == "cpu" {
+                if d.backend == BackendKind::Cpu {
                     tracing::info!(reason = %d.reason, "backend auto: using the CPU");
                     return Ok(Backend::Cpu);
                 }
@@ -122,16 +171,22 @@ impl Backend {
                 warn!(error = %e, "backend auto: the GPU could not be set up; using the CPU");
                 Ok(Backend::Cpu)
             }
-            Err(e) => Err(BackendError::NoGpu(e.to_string())),
+            Err(e) => Err(BackendError::GpuSetup(e)),
         }
     }
 
-    /// `cpu` or `gpu`: the configured backend.
-    pub fn name(&self) -> &'static str {
+    /// The configured backend's kind.
+    pub fn kind(&self) -> BackendKind {
         match self {
-            Backend::Cpu => "cpu",
-            Backend::Gpu(_) => "gpu",
+            Backend::Cpu => BackendKind::Cpu,
+            Backend::Gpu(_) => BackendKind::Gpu,
         }
+    }
+
+    /// `"cpu"` or `"gpu"`: [`Self::kind`] as a string, for tracing fields
+    /// (which take `&str`, not `Display` types, without a `%`).
+    pub fn name(&self) -> &'static str {
+        self.kind().as_str()
     }
 
     /// Run the shared ops once, then each output's trailing ops; one image per
@@ -142,7 +197,7 @@ impl Backend {
                 Ok((images, stats)) => {
                     return Ok(Rendered {
                         images,
-                        backend: "gpu",
+                        backend: BackendKind::Gpu,
                         gpu: Some(stats),
                     })
                 }
@@ -154,7 +209,7 @@ impl Backend {
         }
         Ok(Rendered {
             images: render_cpu(src, edit, ctx)?,
-            backend: "cpu",
+            backend: BackendKind::Cpu,
             gpu: None,
         })
     }

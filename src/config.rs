@@ -1,8 +1,10 @@
-//! Worker configuration: limits and the settings shared by every command.
+//! The engine's configuration: job limits, prefixes and the worker's name.
+//! How they are set (defaults, file, environment, flags) is
+//! [`crate::settings`].
 
 use std::time::Duration;
 
-/// Resource limits applied to every job (DESIGN.md, "Limits"). Exceeding one is
+/// Resource limits applied to every job (docs/contract.md, "Limits"). Exceeding one is
 /// `limit_exceeded`, checked before the memory it guards is allocated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limits {

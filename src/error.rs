@@ -1,8 +1,13 @@
-//! Error types and the stable error codes of the job contract.
+//! Error types and the stable error codes of the job contract, and what
+//! the queue does with a job that failed with each code.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-/// The stable error codes a failed result carries (DESIGN.md, "Result message").
+/// The stable error codes a failed result carries (docs/contract.md, "Error codes").
 ///
 /// The string form (`code.as_str()`) is part of the contract: producers branch on
 /// it, dead-letter headers carry it. Never rename a variant's string.
@@ -56,6 +61,56 @@ impl ErrorCode {
     pub fn is_transient(self) -> bool {
         matches!(self, Self::StorageUnavailable | Self::Internal)
     }
+
+    /// What the queue does with a job that failed with this code on its
+    /// `attempt`-th delivery (from 1), when at most `delivery_limit`
+    /// attempts are retried: a transient failure is retried until the
+    /// attempts run out, everything else is dead-lettered at once.
+    pub fn disposition(self, attempt: u32, delivery_limit: u32) -> Disposition {
+        if self.is_transient() && attempt <= delivery_limit {
+            Disposition::Retry
+        } else {
+            Disposition::DeadLetter
+        }
+    }
+}
+
+/// What the queue does with a delivery once its job has run. The one place
+/// that maps an outcome to ack, retry or dead-letter is
+/// [`Disposition::of`] (with [`ErrorCode::disposition`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Disposition {
+    /// The job succeeded: publish its result, then ack.
+    Ack,
+    /// A transient failure with attempts left: requeue after a pause,
+    /// publishing nothing.
+    Retry,
+    /// A permanent failure, or a transient one out of attempts: publish the
+    /// failed result, dead-letter the message with its code, then ack.
+    DeadLetter,
+}
+
+impl Disposition {
+    /// The disposition of a job that failed with `code` (`None`: it
+    /// succeeded) on its `attempt`-th delivery.
+    pub fn of(code: Option<ErrorCode>, attempt: u32, delivery_limit: u32) -> Self {
+        match code {
+            None => Self::Ack,
+            Some(code) => code.disposition(attempt, delivery_limit),
+        }
+    }
+}
+
+/// `e`'s message followed by its direct source's, as `"{e}: {source}"`:
+/// the one-line text of an error whose own `Display` leaves its source out
+/// (the convention of this crate's error types). Only one level is added:
+/// third-party errors (I/O, `object_store`, lapin) already print their own
+/// causes.
+pub fn with_cause(e: &(dyn StdError + 'static)) -> String {
+    match e.source() {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -103,15 +158,25 @@ impl ParamError {
     }
 }
 
+/// A shared, type-erased error: the source a [`JobError`] keeps.
+pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
+
 /// Why a job failed: a stable code plus a message safe to publish (no pixel
 /// data, no metadata text, no secrets).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{code}: {message}")]
+///
+/// The message is complete on its own (it is what producers read, and it
+/// already names the cause); the optional source keeps the typed error it
+/// came from (a [`crate::storage::StorageError`], a signature error, a task
+/// failure) for logs, tests and `downcast_ref`. Two `JobError`s are equal
+/// when their code and message are: the source is diagnostic detail, not
+/// part of the outcome.
+#[derive(Clone)]
 pub struct JobError {
     /// The stable code.
     pub code: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
+    source: Option<SharedError>,
 }
 
 impl JobError {
@@ -120,13 +185,58 @@ impl JobError {
         Self {
             code,
             message: message.into(),
+            source: None,
         }
+    }
+
+    /// Keep `source` as the error this one was made from.
+    pub fn with_source(self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.with_shared_source(Arc::new(source))
+    }
+
+    /// Keep an already shared `source`.
+    pub fn with_shared_source(mut self, source: SharedError) -> Self {
+        self.source = Some(source);
+        self
+    }
+}
+
+impl fmt::Debug for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("JobError");
+        d.field("code", &self.code).field("message", &self.message);
+        if let Some(s) = &self.source {
+            d.field("source", s);
+        }
+        d.finish()
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl StdError for JobError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        // The inner error itself, not the `Arc` around it, so that
+        // `downcast_ref` finds its type.
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn StdError + 'static))
+    }
+}
+
+impl PartialEq for JobError {
+    fn eq(&self, other: &Self) -> bool {
+        self.code == other.code && self.message == other.message
     }
 }
 
 impl From<ParamError> for JobError {
     fn from(e: ParamError) -> Self {
-        Self::new(ErrorCode::InvalidParam, e.to_string())
+        Self::new(ErrorCode::InvalidParam, e.to_string()).with_source(e)
     }
 }
 
@@ -155,3 +265,60 @@ job_error_ctor!(
     storage_unavailable => StorageUnavailable,
     internal => Internal,
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dispositions() {
+        use Disposition::*;
+        assert_eq!(Disposition::of(None, 9, 5), Ack);
+        for code in [ErrorCode::StorageUnavailable, ErrorCode::Internal] {
+            assert_eq!(Disposition::of(Some(code), 1, 5), Retry);
+            assert_eq!(Disposition::of(Some(code), 5, 5), Retry);
+            assert_eq!(Disposition::of(Some(code), 6, 5), DeadLetter);
+        }
+        for code in [
+            ErrorCode::InvalidJob,
+            ErrorCode::InvalidSignature,
+            ErrorCode::UnsupportedOp,
+            ErrorCode::InvalidParam,
+            ErrorCode::ForbiddenKey,
+            ErrorCode::SourceNotFound,
+            ErrorCode::UnsupportedFormat,
+            ErrorCode::DecodeFailed,
+            ErrorCode::LimitExceeded,
+        ] {
+            assert_eq!(code.disposition(1, 5), DeadLetter, "{code}");
+        }
+    }
+
+    #[test]
+    fn job_errors_keep_their_source_and_compare_by_code_and_message() {
+        let io = std::io::Error::other("disk on fire");
+        let e = JobError::storage_unavailable("storage unavailable: disk on fire").with_source(io);
+        let src = e.source().expect("a source");
+        assert_eq!(
+            src.downcast_ref::<std::io::Error>().unwrap().to_string(),
+            "disk on fire"
+        );
+        assert_eq!(
+            e,
+            JobError::storage_unavailable("storage unavailable: disk on fire")
+        );
+        assert_ne!(e, JobError::internal("storage unavailable: disk on fire"));
+        assert_eq!(
+            e.to_string(),
+            "storage_unavailable: storage unavailable: disk on fire"
+        );
+        assert!(e.clone().source().is_some());
+    }
+
+    #[test]
+    fn with_cause_adds_one_level() {
+        let e = JobError::internal("outer").with_source(std::io::Error::other("inner"));
+        assert_eq!(with_cause(&e), "internal: outer: inner");
+        assert_eq!(with_cause(&JobError::internal("alone")), "internal: alone");
+    }
+}

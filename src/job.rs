@@ -11,13 +11,21 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::WorkerConfig;
+use crate::config::{Limits, WorkerConfig};
 use crate::error::{ErrorCode, JobError, ParamError};
 use crate::keys::{self, ImageId, ObjectName};
 use crate::ops::{Op, OpSpec, OP_NAMES};
 
 /// The only job schema version this worker speaks.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// Longest job id, in characters (`[A-Za-z0-9_-]`, at least one).
+pub const MAX_JOB_ID_LEN: usize = 128;
+
+/// Lowest output `quality` (jpeg, webp, avif).
+pub const MIN_QUALITY: i64 = 1;
+/// Highest output `quality`.
+pub const MAX_QUALITY: i64 = 100;
 
 /// What a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -40,26 +48,63 @@ impl JobKind {
 }
 
 /// The job message as producers send it.
+///
+/// Its JSON Schema (`imgworker schema`) holds every range, pattern, length
+/// and list of values the worker checks, with the limits that are worker
+/// settings at their default values. Rules that tie fields together are
+/// only written in the descriptions (the worker checks them): what an edit
+/// or a purge job must and must not carry, the total op count, versions
+/// that repeat or name the source, and the rules given with each op.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobMessage {
     /// Always 1.
+    #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema: u32,
     /// Job id, `[A-Za-z0-9_-]{1,128}` (a UUID fits).
+    #[schemars(
+        regex(pattern = keys::name_pattern()),
+        length(min = 1, max = MAX_JOB_ID_LEN),
+        extend("not" = keys::line_break_refusal())
+    )]
     pub id: String,
     /// `edit` or `purge`.
     #[serde(rename = "type")]
     pub kind: JobKind,
-    /// The image folder, e.g. `users/42/images/7`.
+    /// The image folder, e.g. `users/42/images/7`: segments of
+    /// `[A-Za-z0-9_-]` joined by `/`, at most 256 characters. A worker may
+    /// also be limited to some prefixes (its `allow_prefixes` setting, none
+    /// by default), which the schema cannot state.
+    #[schemars(
+        regex(pattern = keys::image_pattern()),
+        length(min = 1, max = keys::MAX_IMAGE_LEN),
+        extend("not" = keys::line_break_refusal())
+    )]
     pub image: String,
-    /// Object of the image to edit, e.g. `original.jpg` (edit only).
+    /// Object of the image to edit, e.g. `original.jpg`: `[A-Za-z0-9_-]{1,64}`
+    /// with an optional `.ext` of `[A-Za-z0-9]{1,10}`. Required for an edit,
+    /// absent from a purge (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        regex(pattern = keys::object_name_pattern()),
+        length(min = 1, max = keys::MAX_OBJECT_NAME_LEN),
+        extend("not" = keys::line_break_refusal())
+    )]
     pub source: Option<String>,
-    /// Ops applied once to the decoded source (edit only).
+    /// Ops applied once to the decoded source (edit only, not expressed in
+    /// the schema). The shared ops and every output's ops together count
+    /// against the worker's `max_ops` (default 32): the schema can only cap
+    /// each list at that default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = Limits::default().max_ops))]
     pub ops: Option<Vec<OpSpec>>,
-    /// Versions to write (edit only), each with optional trailing ops.
+    /// Versions to write, each with optional trailing ops: at least one and
+    /// at most the worker's `max_outputs` (default 8, the schema's
+    /// `maxItems`), each version once and none named like the source's stem.
+    /// Required for an edit, absent from a purge (neither expressed in the
+    /// schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = Limits::default().max_outputs))]
     pub outputs: Option<Vec<OutputSpec>>,
 }
 
@@ -114,21 +159,48 @@ impl Format {
 #[serde(deny_unknown_fields)]
 pub struct OutputSpec {
     /// Version name, `[A-Za-z0-9_-]{1,64}`; the object is `{version}.{ext}`.
+    #[schemars(
+        regex(pattern = keys::name_pattern()),
+        length(min = 1, max = keys::MAX_VERSION_LEN),
+        extend("not" = keys::line_break_refusal())
+    )]
     pub version: String,
-    /// Encoding.
+    /// Encoding; `jpg` is read as `jpeg`.
+    #[schemars(transform = with_jpg_alias)]
     pub format: Format,
-    /// `1..=100` for jpeg, webp and avif (defaults 85, 80, 60).
+    /// `1..=100` for jpeg, webp and avif (defaults 85, 80, 60); not with png
+    /// (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_QUALITY, max = MAX_QUALITY))]
     pub quality: Option<i64>,
-    /// WebP only: encode losslessly.
+    /// WebP only (not expressed in the schema): encode losslessly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lossless: Option<bool>,
-    /// Ops applied after the job's shared ops, for this output only.
+    /// Ops applied after the job's shared ops, for this output only. They
+    /// count against the same `max_ops` as the shared ops (see the job's
+    /// `ops`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = Limits::default().max_ops))]
     pub ops: Option<Vec<OpSpec>>,
-    /// What happens to the source's metadata (default `strip`).
+    /// What happens to the source's metadata (default `strip`); `keep_exif`
+    /// is not for webp (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<MetadataPolicy>,
+}
+
+/// The schema of [`OutputSpec::format`]: [`Format`]'s, plus the alias `jpg`
+/// that serde reads as `jpeg` (the schema of `Format` itself, shared with
+/// the results and manifests the worker writes, has `jpeg` only).
+fn with_jpg_alias(schema: &mut schemars::Schema) {
+    if let Some(format) = schema.remove("$ref") {
+        schema.insert(
+            "anyOf".into(),
+            serde_json::json!([
+                { "$ref": format },
+                { "const": "jpg", "type": "string", "description": "Same as `jpeg`." }
+            ]),
+        );
+    }
 }
 
 /// The source's metadata on an output. The ICC profile is carried over
@@ -152,6 +224,7 @@ pub struct Encoding {
     pub format: Format,
     /// Quality where it applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_QUALITY, max = MAX_QUALITY))]
     pub quality: Option<u8>,
     /// WebP lossless.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -258,7 +331,7 @@ pub fn identify(body: &[u8]) -> Identity {
 }
 
 fn valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
+    (1..=MAX_JOB_ID_LEN).contains(&id.len())
         && id
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
@@ -354,7 +427,9 @@ impl JobMessage {
             )));
         }
         if !valid_id(&self.id) {
-            return Err(JobError::invalid_job("\"id\" must be [A-Za-z0-9_-]{1,128}"));
+            return Err(JobError::invalid_job(format!(
+                "\"id\" must be [A-Za-z0-9_-]{{1,{MAX_JOB_ID_LEN}}}"
+            )));
         }
         let image = ImageId::parse(&self.image, &cfg.allow_prefixes)?;
         let task = match self.kind {
@@ -451,8 +526,12 @@ impl OutputSpec {
                     ParamError::new(&format!("{at}.quality"), "does not apply to png").into(),
                 );
             }
-            (Some(q), Some(_)) if !(1..=100).contains(&q) => {
-                return Err(ParamError::range(&format!("{at}.quality"), "1..=100").into());
+            (Some(q), Some(_)) if !(MIN_QUALITY..=MAX_QUALITY).contains(&q) => {
+                return Err(ParamError::range(
+                    &format!("{at}.quality"),
+                    &format!("{MIN_QUALITY}..={MAX_QUALITY}"),
+                )
+                .into());
             }
             (Some(q), Some(_)) => Some(q as u8),
             (None, d) => d,

@@ -1,19 +1,121 @@
-//! Storage key validation: image ids, object names and versions.
+//! Storage key validation: image ids, object names and versions; and the
+//! `id:secret` lists that configure signing and encryption keys.
 //!
 //! Every key a job names is checked here before storage is touched; anything
-//! that does not match the grammar of DESIGN.md ("Storage layout") is
+//! that does not match the grammar of docs/contract.md ("Storage layout") is
 //! `forbidden_key`. The checks are whitelists, so traversal (`..`), absolute
 //! paths, backslashes, NUL bytes and Unicode look-alikes are all refused.
+//!
+//! [`parse_key_list`] splits `--signing-keys` and `--encryption-keys`
+//! (`k1:secret,k0:secret`); each user checks the secrets its own way.
 
 use crate::error::JobError;
 
+/// Why an `id:secret[,id:secret…]` list is malformed. It names the entry by
+/// position only, never its text, which holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyListError {
+    /// An entry without the `:` between id and secret.
+    #[error("entry {0} has no `:`")]
+    NoColon(usize),
+    /// An entry whose id or secret is empty.
+    #[error("entry {0} has an empty key id or secret")]
+    Empty(usize),
+}
+
+/// Split a key list `id:secret[,id:secret…]` into `(id, secret)` pairs, in
+/// order. Entries are separated by commas and trimmed; empty entries are
+/// skipped, so an empty list gives no pairs. Each entry splits at its first
+/// `:` (secrets may contain more). Entries are numbered from 1 in errors.
+pub fn parse_key_list(list: &str) -> Result<Vec<(&str, &str)>, KeyListError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .enumerate()
+        .map(|(i, entry)| {
+            let (id, secret) = entry.split_once(':').ok_or(KeyListError::NoColon(i + 1))?;
+            if id.is_empty() || secret.is_empty() {
+                return Err(KeyListError::Empty(i + 1));
+            }
+            Ok((id, secret))
+        })
+        .collect()
+}
+
 /// Longest image id, in characters.
 pub const MAX_IMAGE_LEN: usize = 256;
-/// Longest version name.
+/// Longest version name, which is also the longest object name stem.
 pub const MAX_VERSION_LEN: usize = 64;
+/// Longest object name extension (after the `.`).
+pub const MAX_EXT_LEN: usize = 10;
+/// Longest object name: a stem, a `.` and an extension.
+pub const MAX_OBJECT_NAME_LEN: usize = MAX_VERSION_LEN + 1 + MAX_EXT_LEN;
+
+/// The characters of an image id segment, a version name and an object name
+/// stem ([`is_segment_char`]), as a regex class.
+const SEGMENT_CLASS: &str = "[A-Za-z0-9_-]";
+/// The characters of an object name extension, as a regex class.
+const EXT_CLASS: &str = "[A-Za-z0-9]";
+
+/// Line terminators, as a regex class of the characters themselves (not
+/// escapes, which regex dialects spell differently). A string holding one
+/// is never a valid id, key or colour, but the schemas' `^...$` patterns
+/// alone let a final one through in validators whose `$` also matches
+/// before a final line break (Python's `re`, which `jsonschema` uses;
+/// Java's), so the schemas refuse them separately ([`line_break_refusal`]).
+pub const LINE_BREAKS: &str = "[\n\r\u{85}\u{2028}\u{2029}]";
 
 fn is_segment_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// JSON Schema `pattern` of one name: at least one of `[A-Za-z0-9_-]` (job
+/// ids and version names; their lengths are separate `minLength` and
+/// `maxLength`).
+pub fn name_pattern() -> String {
+    format!("^{SEGMENT_CLASS}+$")
+}
+
+/// JSON Schema `pattern` of an image id ([`ImageId::parse`]): segments joined
+/// by `/` (its length, [`MAX_IMAGE_LEN`], is a separate `maxLength`).
+pub fn image_pattern() -> String {
+    format!("^{SEGMENT_CLASS}+(?:/{SEGMENT_CLASS}+)*$")
+}
+
+/// The object name grammar of [`ObjectName::parse`] as a regex, unanchored.
+fn object_name_regex() -> String {
+    format!("{SEGMENT_CLASS}{{1,{MAX_VERSION_LEN}}}(?:\\.{EXT_CLASS}{{1,{MAX_EXT_LEN}}})?")
+}
+
+/// JSON Schema `pattern` of an object name ([`ObjectName::parse`]).
+pub fn object_name_pattern() -> String {
+    format!("^{}$", object_name_regex())
+}
+
+/// JSON Schema `pattern` of an object reference: an object name, or
+/// `image/object` ([`parse_foreign_key`]) with the image at most
+/// [`MAX_IMAGE_LEN`] characters. The image's segments are not checked for
+/// emptiness here (`a//b`): [`foreign_key_refusal`] refuses `//`. Whether the
+/// image lies under a configured prefix is not part of the grammar.
+pub fn object_ref_pattern() -> String {
+    let image = format!(
+        "{SEGMENT_CLASS}(?:[A-Za-z0-9_/-]{{0,{}}}{SEGMENT_CLASS})?",
+        MAX_IMAGE_LEN - 2
+    );
+    format!("^(?:{image}/)?{}$", object_name_regex())
+}
+
+/// The JSON Schema a key or id field puts under `not`: strings holding a
+/// line break ([`LINE_BREAKS`]). Other types pass, so `null` stays allowed
+/// where the field is optional.
+pub fn line_break_refusal() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": LINE_BREAKS })
+}
+
+/// [`line_break_refusal`] for an [`object_ref_pattern`] field, which also
+/// refuses the empty image segment (`//`) that the pattern lets through.
+pub fn foreign_key_refusal() -> serde_json::Value {
+    serde_json::json!({ "type": "string", "pattern": format!("//|{LINE_BREAKS}") })
 }
 
 /// A validated image id: `[A-Za-z0-9_-]+` segments joined by `/`.
@@ -68,7 +170,8 @@ pub fn prefix_matches(key: &str, prefix: &str) -> bool {
 }
 
 /// A validated object name inside an image folder: `name` or `name.ext`, with
-/// `name` in `[A-Za-z0-9_-]{1,64}` and `ext` in `[A-Za-z0-9]{1,10}`.
+/// `name` in `[A-Za-z0-9_-]{1,64}` ([`MAX_VERSION_LEN`]) and `ext` in
+/// `[A-Za-z0-9]{1,10}` ([`MAX_EXT_LEN`]).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ObjectName(String);
 
@@ -82,12 +185,12 @@ impl ObjectName {
         let stem_ok =
             !stem.is_empty() && stem.len() <= MAX_VERSION_LEN && stem.chars().all(is_segment_char);
         let ext_ok = ext.is_none_or(|e| {
-            !e.is_empty() && e.len() <= 10 && e.chars().all(|c| c.is_ascii_alphanumeric())
+            !e.is_empty() && e.len() <= MAX_EXT_LEN && e.chars().all(|c| c.is_ascii_alphanumeric())
         });
         if !(stem_ok && ext_ok) {
-            return Err(JobError::forbidden_key(
-                "object name must be [A-Za-z0-9_-]{1,64} with an optional .ext of [A-Za-z0-9]{1,10}",
-            ));
+            return Err(JobError::forbidden_key(format!(
+                "object name must be [A-Za-z0-9_-]{{1,{MAX_VERSION_LEN}}} with an optional .ext of [A-Za-z0-9]{{1,{MAX_EXT_LEN}}}",
+            )));
         }
         Ok(Self(s.to_string()))
     }
@@ -111,9 +214,9 @@ impl ObjectName {
 /// Validate a version name: `[A-Za-z0-9_-]{1,64}`.
 pub fn validate_version(s: &str) -> Result<(), JobError> {
     if s.is_empty() || s.len() > MAX_VERSION_LEN || !s.chars().all(is_segment_char) {
-        return Err(JobError::forbidden_key(
-            "version must be [A-Za-z0-9_-]{1,64}",
-        ));
+        return Err(JobError::forbidden_key(format!(
+            "version must be [A-Za-z0-9_-]{{1,{MAX_VERSION_LEN}}}",
+        )));
     }
     Ok(())
 }
@@ -189,6 +292,24 @@ mod tests {
             ObjectName::parse("v2.jpg").unwrap().manifest().as_str(),
             "v2.json"
         );
+    }
+
+    #[test]
+    fn key_lists() {
+        assert_eq!(
+            parse_key_list(" k1:a:b , k0:c,,").unwrap(),
+            [("k1", "a:b"), ("k0", "c")]
+        );
+        assert!(parse_key_list("").unwrap().is_empty());
+        assert!(parse_key_list(" , ").unwrap().is_empty());
+        assert_eq!(
+            parse_key_list("k1:s3cret,nocolon"),
+            Err(KeyListError::NoColon(2))
+        );
+        assert_eq!(parse_key_list(":secret"), Err(KeyListError::Empty(1)));
+        assert_eq!(parse_key_list("id:"), Err(KeyListError::Empty(1)));
+        let e = parse_key_list("k1:s3cret,k2").unwrap_err().to_string();
+        assert!(!e.contains("s3cret") && !e.contains("k2"), "{e}");
     }
 
     #[test]

@@ -9,13 +9,19 @@
 //! # Layout
 //! - [`job`]: the job message and its validation into a runnable [`job::Job`];
 //!   [`result`]: the result message; [`manifest`]: version manifests.
-//! - [`ops`]: one module per op (parameters, validation, planning, CPU code).
+//! - [`ops`]: one module per op (parameters, validation, planning, CPU code
+//!   and GPU recording) and the registry every op list derives from.
 //! - [`codec`]: decoding with limits checked from the header, and encoding.
 //! - [`backend`]: where pixels are processed: [`gpu`] (wgpu compute shaders,
 //!   `shaders/*.wgsl`) or the CPU code of the ops; [`pipeline`]: one job end to end.
 //! - [`storage`]: the storage trait and its backends; [`keys`]: key validation.
-//! - [`config`]: limits and settings; [`error`]: the stable error codes.
+//! - [`config`]: limits; [`settings`]: layered settings (defaults, TOML
+//!   file, `IMGWORKER_*` environment, flags); [`app`]: a worker assembled
+//!   from settings (engine, broker, serve); [`error`]: the stable error codes.
+//! - [`queue`]: the RabbitMQ worker; [`bench`]: the `imgworker bench` runner
+//!   (cargo feature `bench`).
 
+pub mod app;
 pub mod backend;
 pub mod bench;
 pub mod codec;
@@ -32,6 +38,7 @@ pub mod privacy;
 pub mod queue;
 pub mod result;
 pub mod schema;
+pub mod settings;
 pub mod storage;
 
 pub use error::{ErrorCode, JobError};

@@ -12,13 +12,14 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::backend::BackendKind;
 use crate::result::{ResultMessage, Status};
 
 /// Labels of the job counter.
@@ -28,8 +29,15 @@ pub struct JobLabels {
     pub status: String,
     /// The error code, or empty on success.
     pub code: String,
-    /// `gpu`, `cpu`, or empty when no pixels were processed.
-    pub backend: String,
+    /// `gpu`, `cpu`, or empty (`None`) when no pixels were processed.
+    pub backend: Option<BackendKind>,
+}
+
+/// The label value is the kind's string form, `cpu` or `gpu`.
+impl EncodeLabelValue for BackendKind {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        EncodeLabelValue::encode(&self.as_str(), encoder)
+    }
 }
 
 /// Labels of the stage histogram.
@@ -134,7 +142,7 @@ impl Metrics {
             .get_or_create(&JobLabels {
                 status: result.status.as_str().to_string(),
                 code,
-                backend: result.backend.clone().unwrap_or_default(),
+                backend: result.backend,
             })
             .inc();
         if gpu_fallback {
@@ -216,4 +224,38 @@ pub async fn serve(addr: std::net::SocketAddr, m: Arc<Metrics>) -> std::io::Resu
     let listener = tokio::net::TcpListener::bind(addr).await?;
     tracing::info!(%addr, "metrics and health endpoints listening");
     axum::serve(listener, router(m)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::JobError;
+    use crate::job::Identity;
+
+    #[test]
+    fn jobs_are_labelled_by_status_code_and_backend() {
+        let m = Metrics::new();
+        let failed = ResultMessage::failed(
+            &Identity::default(),
+            &JobError::invalid_param("x: must be in 1..=2"),
+            1,
+            "w",
+        );
+        let ok = ResultMessage {
+            status: Status::Succeeded,
+            error: None,
+            backend: Some(BackendKind::Gpu),
+            ..failed.clone()
+        };
+        m.record(&failed, false);
+        m.record(&ok, true);
+        let text = m.encode();
+        for needle in [
+            "imgworker_jobs_total{status=\"failed\",code=\"invalid_param\",backend=\"\"} 1",
+            "imgworker_jobs_total{status=\"succeeded\",code=\"\",backend=\"gpu\"} 1",
+            "imgworker_gpu_fallbacks_total 1",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
 }

@@ -6,6 +6,9 @@
 //! rendered and encoded in memory next; only then is anything written, each
 //! version before its manifest, and a storage failure part-way rolls back what
 //! this attempt wrote. A failed job leaves storage as it found it.
+//!
+//! (Over 600 lines: the stages above are one sequence that is easier to
+//! check for that order when read in one file.)
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,11 +17,11 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tracing::{info, info_span, warn, Instrument};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendKind};
 use crate::codec::{self, SourceImage};
 use crate::config::WorkerConfig;
-use crate::error::JobError;
-use crate::job::{identify, Edit, Job, Output, Task, SCHEMA_VERSION};
+use crate::error::{with_cause, JobError};
+use crate::job::{identify, Edit, Identity, Job, Output, Task, SCHEMA_VERSION};
 use crate::manifest::{Manifest, Recipe};
 use crate::ops::{check_dims, Frame, OpContext, Shape};
 use crate::result::{OutputResult, ResultMessage, Status, Timings};
@@ -39,8 +42,8 @@ pub struct JobStats {
     pub source_shrink: u32,
     /// Objects written (versions and manifests).
     pub objects_written: u32,
-    /// Where the pixels were processed (`gpu` or `cpu`), once they were.
-    pub backend: Option<&'static str>,
+    /// Where the pixels were processed, once they were.
+    pub backend: Option<BackendKind>,
     /// GPU work counters, when the GPU did the job.
     pub gpu: Option<crate::gpu::GpuStats>,
 }
@@ -89,14 +92,22 @@ impl Engine {
         }
     }
 
-    /// `gpu` or `cpu`: the configured backend.
-    pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
+    /// The configured backend.
+    pub fn backend_kind(&self) -> BackendKind {
+        self.backend.kind()
     }
 
     /// The worker configuration.
     pub fn config(&self) -> &WorkerConfig {
         &self.cfg
+    }
+
+    /// The failed result of the job `ident` names, on its `attempt`-th
+    /// delivery, from this worker: how every failure becomes a result,
+    /// whether the job was refused by the queue (a bad signature), by
+    /// validation, or failed while running.
+    pub fn failure(&self, ident: &Identity, err: &JobError, attempt: u32) -> ResultMessage {
+        ResultMessage::failed(ident, err, attempt, &self.cfg.worker_name)
     }
 
     /// Parse, validate and run a job message; never fails, a failure is a
@@ -107,16 +118,8 @@ impl Engine {
             Ok(job) => job,
             Err(e) => {
                 warn!(job_id = ident.id.as_deref().unwrap_or(""), code = %e.code, error = %e.message, "job rejected");
-                let result = ResultMessage::failed(
-                    ident.id,
-                    ident.kind,
-                    ident.image,
-                    &e,
-                    attempt,
-                    &self.cfg.worker_name,
-                );
                 return Outcome {
-                    result,
+                    result: self.failure(&ident, &e, attempt),
                     stats: JobStats::default(),
                 };
             }
@@ -126,7 +129,7 @@ impl Engine {
 
     /// Run a validated job.
     pub async fn run_job(&self, job: &Job, attempt: u32) -> Outcome {
-        let span = info_span!("job", job_id = %job.id, kind = job.kind().as_str(), backend = self.backend.name());
+        let span = info_span!("job", job_id = %job.id, kind = job.kind().as_str(), backend = self.backend.kind().as_str());
         async move {
             let started = Instant::now();
             let mut stats = JobStats::default();
@@ -138,14 +141,7 @@ impl Engine {
                 Ok(r) => r,
                 Err(e) => {
                     warn!(code = %e.code, error = %e.message, "job failed");
-                    ResultMessage::failed(
-                        Some(job.id.clone()),
-                        Some(job.kind()),
-                        Some(job.image.as_str().to_string()),
-                        &e,
-                        attempt,
-                        &self.cfg.worker_name,
-                    )
+                    self.failure(&identity(job), &e, attempt)
                 }
             };
             result.attempt = attempt;
@@ -187,19 +183,19 @@ impl Engine {
         let res = tokio::time::timeout_at(deadline.into(), self.storage.get(key, max))
             .await
             .unwrap_or_else(|_| {
-                Err(StorageError::Unavailable(format!(
+                Err(StorageError::unavailable_because(format!(
                     "reading {key} did not finish before the job's deadline"
                 )))
             });
         let bytes = res.as_ref().map_or(0, Vec::len);
-        let outcome = res.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into());
+        let outcome = res.as_ref().map_or_else(|e| with_cause(e), |_| "ok".into());
         info!(target: "audit", job_id = %job.id, action = "read", key, bytes, outcome = %outcome);
         res
     }
 
     async fn write(&self, job: &Job, key: &str, data: &[u8]) -> Result<(), StorageError> {
         let res = self.storage.put(key, data).await;
-        let outcome = res.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into());
+        let outcome = res.as_ref().map_or_else(|e| with_cause(e), |_| "ok".into());
         info!(target: "audit", job_id = %job.id, action = "write", key, bytes = data.len(), outcome = %outcome);
         res
     }
@@ -207,7 +203,7 @@ impl Engine {
     async fn remove(&self, job: &Job, key: &str) -> Result<bool, StorageError> {
         let res = self.storage.delete(key).await;
         let outcome = res.as_ref().map_or_else(
-            |e| e.to_string(),
+            |e| with_cause(e),
             |d| if *d { "ok" } else { "absent" }.into(),
         );
         info!(target: "audit", job_id = %job.id, action = "delete", key, bytes = 0u64, outcome = %outcome);
@@ -327,7 +323,7 @@ impl Engine {
             )
         })
         .await
-        .map_err(|e| JobError::internal(format!("pixel task failed: {e}")))??;
+        .map_err(|e| JobError::internal(format!("pixel task failed: {e}")).with_source(e))??;
         stats.source_decodes += decodes.0;
         stats.source_shrink = shrink;
         stats.backend = Some(used);
@@ -357,7 +353,7 @@ impl Engine {
                     .await?;
                 let mkey = job.image.key(&out.object.manifest());
                 let body = serde_json::to_vec_pretty(&manifest)
-                    .map_err(|e| JobError::internal(e.to_string()))?;
+                    .map_err(|e| JobError::internal(e.to_string()).with_source(e))?;
                 self.write(job, &mkey, &body).await?;
                 written.push(mkey);
                 outputs.push(OutputResult {
@@ -375,7 +371,7 @@ impl Engine {
         if let Err(e) = store.await {
             for key in written.iter().rev() {
                 if let Err(undo) = self.remove(job, key).await {
-                    warn!(key, error = %undo, "could not roll back a write of the failed job");
+                    warn!(key, error = %with_cause(&undo), "could not roll back a write of the failed job");
                 }
             }
             return Err(e);
@@ -385,7 +381,7 @@ impl Engine {
         timings.total = ms(started);
         Ok(ResultMessage {
             outputs,
-            backend: Some(used.to_string()),
+            backend: Some(used),
             timings_ms: Some(timings),
             ..self.success(job)
         })
@@ -397,7 +393,7 @@ impl Engine {
         edit: &Edit,
         out: &Output,
         r: &Rendered,
-        backend: &str,
+        backend: BackendKind,
         parent_recipe: Option<Recipe>,
     ) -> Result<Manifest, JobError> {
         // A redelivered job keeps the first write's timestamp, so it rewrites
@@ -439,6 +435,15 @@ impl Engine {
     }
 }
 
+/// What a failed result says about a validated job.
+fn identity(job: &Job) -> Identity {
+    Identity {
+        id: Some(job.id.clone()),
+        kind: Some(job.kind()),
+        image: Some(job.image.as_str().to_string()),
+    }
+}
+
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -455,7 +460,7 @@ struct Rendering {
     t_decode: f64,
     t_ops: f64,
     t_encode: f64,
-    backend: &'static str,
+    backend: BackendKind,
     gpu: Option<crate::gpu::GpuStats>,
 }
 

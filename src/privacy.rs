@@ -29,11 +29,11 @@ pub const NO_DISK_CACHE_ENV: &[(&str, &str)] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum PrivacyError {
     /// `setrlimit(RLIMIT_CORE)` failed.
-    #[error("cannot disable core dumps (RLIMIT_CORE): {0}")]
-    CoreLimit(std::io::Error),
+    #[error("cannot disable core dumps (RLIMIT_CORE)")]
+    CoreLimit(#[source] std::io::Error),
     /// `prctl(PR_SET_DUMPABLE)` failed.
-    #[error("cannot mark the process non-dumpable (PR_SET_DUMPABLE): {0}")]
-    Dumpable(std::io::Error),
+    #[error("cannot mark the process non-dumpable (PR_SET_DUMPABLE)")]
+    Dumpable(#[source] std::io::Error),
 }
 
 /// Disable core dumps and make the process non-dumpable.

@@ -3,8 +3,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::BackendKind;
 use crate::error::{ErrorCode, JobError};
-use crate::job::{Format, JobKind, SCHEMA_VERSION};
+use crate::job::{Format, Identity, JobKind, SCHEMA_VERSION};
 
 /// Whether the job did what it asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -98,7 +99,7 @@ pub struct ResultMessage {
     pub removed: Option<u64>,
     /// `gpu` or `cpu`: where the pixels were processed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backend: Option<String>,
+    pub backend: Option<BackendKind>,
     /// Delivery attempt, from 1.
     pub attempt: u32,
     /// The worker that ran the job.
@@ -112,21 +113,16 @@ pub struct ResultMessage {
 }
 
 impl ResultMessage {
-    /// A failed result.
-    pub fn failed(
-        id: Option<String>,
-        kind: Option<JobKind>,
-        image: Option<String>,
-        err: &JobError,
-        attempt: u32,
-        worker: &str,
-    ) -> Self {
+    /// The failed result of the job `ident` names (as much of it as could be
+    /// read: an unreadable message has no id and counts as an edit), on its
+    /// `attempt`-th delivery, by `worker`.
+    pub fn failed(ident: &Identity, err: &JobError, attempt: u32, worker: &str) -> Self {
         Self {
             schema: SCHEMA_VERSION,
-            id: id.unwrap_or_default(),
-            kind: kind.unwrap_or(JobKind::Edit),
+            id: ident.id.clone().unwrap_or_default(),
+            kind: ident.kind.unwrap_or(JobKind::Edit),
             status: Status::Failed,
-            image,
+            image: ident.image.clone(),
             outputs: Vec::new(),
             removed: None,
             backend: None,
@@ -138,6 +134,13 @@ impl ResultMessage {
                 message: err.message.clone(),
             }),
         }
+    }
+
+    /// The error code of a failed result (`internal` when a failed result
+    /// carries none); `None` when the job succeeded.
+    pub fn error_code(&self) -> Option<ErrorCode> {
+        (self.status != Status::Succeeded)
+            .then(|| self.error.as_ref().map_or(ErrorCode::Internal, |e| e.code))
     }
 
     /// The routing key on the results exchange: `{type}.{status}`.

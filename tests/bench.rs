@@ -3,7 +3,10 @@
 //! ImageMagick command lines; pyvips, Pillow and Pillow-SIMD in-process),
 //! with the report, the chart and each tool's output checked. Needs the
 //! photos (scripts/fetch-photos.sh) and the peers (scripts/bench-peers.sh);
-//! scripts/test.sh provides both.
+//! scripts/test.sh provides both. Only with the `bench` cargo feature (on
+//! by default), which holds the runner.
+
+#![cfg(feature = "bench")]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -9,12 +9,6 @@ use std::io::Write;
 use common::{cfg, memory_engine, png_with_header, run};
 use serde_json::json;
 
-fn peak_rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn valid_20000_square_png_is_refused_with_low_memory() {
     let (w, h) = (20_000u32, 20_000u32);
@@ -30,7 +24,7 @@ fn valid_20000_square_png_is_refused_with_low_memory() {
                      "outputs": [{"version": "v2", "format": "png"}]});
     let r = run(&engine, &job).result;
     assert_eq!(r.error.unwrap().code.as_str(), "limit_exceeded");
-    let peak = peak_rss_kib();
+    let peak = imgworker::app::memory::peak_rss_bytes().expect("/proc/self/status") >> 10;
     assert!(
         peak < 256 * 1024,
         "peak resident memory {peak} KiB: the image was decoded"

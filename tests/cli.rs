@@ -187,6 +187,94 @@ fn config_file_sets_limits_and_flags_override_it() {
 }
 
 #[test]
+fn settings_layer_file_then_environment_then_flags() {
+    // The source is 64x32 = 2048 pixels: a limit of 100 refuses it, 5000
+    // lets it through. Each layer flips the outcome of the one below.
+    let dir = seeded();
+    let store = dir.path().join("store");
+    let conf = dir.path().join("worker.toml");
+    std::fs::write(&conf, "[limits]\nmax_source_pixels = 100\n").unwrap();
+    let path = write_job(
+        dir.path(),
+        &job(json!([{"version": "v2", "format": "png"}])),
+    );
+    let run = |env: Option<&str>, flag: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgworker"));
+        cmd.args(["run", &path, "--storage", store.to_str().unwrap()])
+            .env("IMGWORKER_CONFIG", &conf)
+            .env_remove("IMGWORKER_MAX_SOURCE_PIXELS");
+        if let Some(v) = env {
+            cmd.env("IMGWORKER_MAX_SOURCE_PIXELS", v);
+        }
+        if let Some(v) = flag {
+            cmd.args(["--max-source-pixels", v]);
+        }
+        let out = cmd.output().unwrap();
+        last_line(&out)["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(run(None, None), "failed", "the file's limit applies");
+    assert_eq!(
+        run(Some("5000"), None),
+        "succeeded",
+        "environment over file"
+    );
+    assert_eq!(
+        run(Some("5000"), Some("100")),
+        "failed",
+        "flag over environment"
+    );
+    assert_eq!(run(Some(""), None), "failed", "an empty variable is unset");
+}
+
+/// A 32-byte encryption key (`A` x 32), base64.
+const SEAL_KEY: &str = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+
+#[test]
+fn secrets_are_refused_in_the_config_file_and_never_printed() {
+    let dir = seeded();
+    let conf = dir.path().join("worker.toml");
+    std::fs::write(&conf, "signing_keys = \"k1:file-secret\"\n").unwrap();
+    let out = imgworker(&["schema", "--config", conf.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("IMGWORKER_SIGNING_KEYS"), "{stderr}");
+    assert!(!stderr.contains("file-secret"), "{stderr}");
+
+    // The settings are logged at debug level, with the secrets redacted.
+    let path = write_job(
+        dir.path(),
+        &job(json!([{"version": "v2", "format": "png"}])),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["run", &path, "--storage", "memory://"])
+        .env("IMGWORKER_LOG", "imgworker=debug")
+        .env("IMGWORKER_ENCRYPTION_KEYS", format!("k1:{SEAL_KEY}"))
+        .env("IMGWORKER_SIGNING_KEYS", "k1:env-secret")
+        .env("IMGWORKER_AMQP_URL", "amqp://u:url-secret@h/%2f")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("<redacted>"),
+        "settings not logged: {stderr}"
+    );
+    for secret in [SEAL_KEY, "env-secret", "url-secret"] {
+        assert!(!stderr.contains(secret), "{secret} printed: {stderr}");
+    }
+}
+
+/// A build without the `bench` feature (a worker image) still knows the
+/// command, and says which feature it needs.
+#[cfg(not(feature = "bench"))]
+#[test]
+fn bench_without_its_feature_exits_2_and_names_the_feature() {
+    let out = imgworker(&["bench", "--quiet"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("`bench` cargo feature"), "{stderr}");
+}
+
+#[test]
 fn schema_describes_job_result_and_manifest() {
     let out = imgworker(&["schema"]);
     assert_eq!(out.status.code(), Some(0));

@@ -522,3 +522,51 @@ async fn the_health_command_answers_for_a_running_worker() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("no answer"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_process_worker_answers_health_checks_and_stops_on_shutdown() {
+    use common::broker::*;
+    use imgworker::settings::Settings;
+    let url = vhost("deploy-in-process");
+    let (_dir, store) = store_with_source((8, 8));
+    let settings = Settings {
+        amqp_url: url.as_str().into(),
+        storage: store.to_string_lossy().into_owned(),
+        backend: imgworker::backend::BackendChoice::Cpu,
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        ..Settings::default()
+    };
+    let worker = imgworker::app::Worker::new(&settings).await.unwrap();
+    let port = worker.http_addr().unwrap().port();
+    assert_ne!(port, 0, "the system picked a port");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(worker.run(async {
+        let _ = stopped.await;
+    }));
+    let ready = async {
+        while http_get(port, "/readyz").map(|(s, _)| s).unwrap_or(0) != 200 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), ready)
+        .await
+        .expect("the in-process worker never became ready");
+    let health = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .args(["health", "--http-addr", &format!("127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(
+        health.status.success(),
+        "{}",
+        String::from_utf8_lossy(&health.stderr)
+    );
+    stop.send(()).unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(30), serving)
+        .await
+        .expect("the worker did not stop after shutdown");
+    stopped.unwrap().unwrap();
+    assert!(
+        http_get(port, "/healthz").is_err(),
+        "the HTTP endpoints outlived the worker"
+    );
+}

@@ -260,7 +260,7 @@ fn crop_copies_the_rectangle() {
 }
 
 #[test]
-fn flips_mirror_exactly() {
+fn flip_mirrors_exactly() {
     each_size(|img, (w, h)| {
         let hz = apply(&op(json!({"op": "flip", "axis": "horizontal"})), img);
         let vt = apply(&op(json!({"op": "flip", "axis": "vertical"})), img);
@@ -272,7 +272,7 @@ fn flips_mirror_exactly() {
 }
 
 #[test]
-fn exact_rotations_map_pixels() {
+fn rotate_by_quarter_turns_maps_pixels() {
     each_size(|img, (w, h)| {
         let r90 = apply(&op(json!({"op": "rotate", "degrees": 90})), img);
         let r180 = apply(&op(json!({"op": "rotate", "degrees": 180})), img);
@@ -330,7 +330,7 @@ fn reference_rotate(img: &RgbaImage, deg: f64, bg: [u8; 4], out: (u32, u32)) -> 
 }
 
 #[test]
-fn any_angle_rotation_matches_reference() {
+fn rotate_by_any_angle_matches_reference() {
     for (deg, bg) in [
         (30.0, [255, 255, 255, 255]),
         (-17.5, [0, 0, 0, 0]),

@@ -46,7 +46,7 @@ fn renditions_decode_once_and_give_each_output_its_size_and_format() {
     let r = out.result;
     assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
     assert_eq!(out.stats.source_decodes, 1);
-    assert_eq!(r.backend.as_deref(), Some("cpu"));
+    assert_eq!(r.backend, Some(imgworker::backend::BackendKind::Cpu));
     let expect = [
         ("v2.jpg", ImageFormat::Jpeg, (640, 480)),
         ("v2-thumb.webp", ImageFormat::WebP, (256, 256)),
@@ -173,6 +173,8 @@ fn a_redelivered_job_rewrites_identical_objects() {
     assert_eq!(first.len(), 5);
 }
 
+/// Needs the `test-hooks` feature (`MemoryStorage::fail_writes_after`).
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_storage_failure_part_way_rolls_back_every_write() {
     for writes_before_failure in [0, 1, 2, 3] {
@@ -198,6 +200,48 @@ fn a_storage_failure_part_way_rolls_back_every_write() {
             "after {writes_before_failure} writes"
         );
     }
+}
+
+/// The same rollback without a test hook: a real folder where the second
+/// write (the first manifest) cannot land, because a folder holds its name.
+#[test]
+fn a_local_write_that_fails_rolls_back_the_versions_already_written() {
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join(IMAGE);
+    std::fs::create_dir_all(folder.join("v2.json/in-the-way")).unwrap();
+    std::fs::write(
+        folder.join("original.png"),
+        png_bytes(&test_image(50, 40, 4, false)),
+    )
+    .unwrap();
+    let storage = Arc::new(imgworker::storage::LocalStorage::new(dir.path()).unwrap());
+    let engine = imgworker::pipeline::Engine::new(cfg(), storage, imgworker::backend::Backend::Cpu);
+    let job = edit(
+        "fails-locally",
+        "original.png",
+        json!([]),
+        json!([{"version": "v2", "format": "png"}, {"version": "v3", "format": "jpeg"}]),
+    );
+    let r = run(&engine, &job).result;
+    let err = r.error.expect("the job failed");
+    assert_eq!(err.code.as_str(), "storage_unavailable", "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("storage unavailable: write failed: "),
+        "{}",
+        err.message
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["original.png", "v2.json"],
+        "v2.png was not rolled back"
+    );
 }
 
 #[test]

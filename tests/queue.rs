@@ -313,7 +313,14 @@ async fn sigterm_finishes_the_jobs_in_flight_and_exits_0() {
         json!([{"op": "blur", "sigma": 12.0}, {"op": "sharpen", "sigma": 4.0}]),
     );
     publish(&url, &bodies, None).await;
-    let mut w = Worker::start(&url, &store, &["--concurrency", "2", "--grace-secs", "120"]);
+    // lapin's own logs on (Worker::start turns them off): a clean drain
+    // must not make it log an error either.
+    let mut w = Worker::spawn(
+        &url,
+        &store,
+        &["--concurrency", "2", "--grace-secs", "120"],
+        &[("IMGWORKER_LOG", "info")],
+    );
     let end = Instant::now() + Duration::from_secs(60);
     while w.metric("imgworker_jobs_in_flight") < 1.0 {
         assert!(Instant::now() < end, "no job started; log:\n{}", w.log());
@@ -346,6 +353,17 @@ async fn sigterm_finishes_the_jobs_in_flight_and_exits_0() {
     assert!(
         w.log().contains("every job in flight finished"),
         "{}",
+        w.log()
+    );
+    let errors: Vec<String> = w
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(String::from)
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "a clean drain logged errors: {errors:#?}\nlog:\n{}",
         w.log()
     );
 }
@@ -416,6 +434,82 @@ async fn only_correctly_signed_jobs_run() {
     assert_eq!(
         objects(&store),
         vec!["v2.json".to_string(), "v2.png".to_string()]
+    );
+}
+
+/// Signature headers as AMQP byte arrays (what Python's pika sends for
+/// `bytes` values) are read like strings: a correct signature runs, a wrong
+/// one is refused as `invalid_signature`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_in_byte_array_headers_are_checked_like_strings() {
+    use lapin::types::{AMQPValue, ByteArray};
+    let _serial = SERIAL.lock().await;
+    let url = vhost("signed-bytes");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((16, 16));
+    let w = Worker::start(&url, &store, &["--signing-keys", "k1:first-secret"]);
+    w.wait_ready();
+    let keys = imgworker::queue::SigningKeys::parse("k1:first-secret").unwrap();
+    let headers = |key_id: &str, sig: &str| {
+        let mut h = FieldTable::default();
+        h.insert(
+            "x-imgworker-key-id".into(),
+            AMQPValue::ByteArray(ByteArray::from(key_id.as_bytes())),
+        );
+        h.insert(
+            "x-imgworker-signature".into(),
+            AMQPValue::ByteArray(ByteArray::from(sig.as_bytes())),
+        );
+        h
+    };
+    let good = job("bytes-ok", "v0", json!([{"op": "invert"}]));
+    let sig = keys.sign("k1", &good).unwrap();
+    publish(&url, &[good], Some(headers("k1", &sig))).await;
+    // Signed correctly, but for another body.
+    let bad = job("bytes-bad", "v1", json!([]));
+    publish(&url, &[bad], Some(headers("k1", &sig))).await;
+
+    wait_depth(&url, "imgworker.dead", 1, Duration::from_secs(30), Some(&w)).await;
+    wait_results(&url, 2, Duration::from_secs(30), &w).await;
+    let mut res: Vec<(String, String, String)> = results(&url)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["id"].as_str().unwrap_or_default().to_string(),
+                r["status"].as_str().unwrap_or_default().to_string(),
+                r["error"]["code"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    res.sort();
+    assert_eq!(
+        res,
+        vec![
+            (
+                "bytes-bad".into(),
+                "failed".into(),
+                "invalid_signature".into()
+            ),
+            ("bytes-ok".into(), "succeeded".into(), String::new()),
+        ],
+        "log:\n{}",
+        w.log()
+    );
+    let dead = drain_queue(&url, "imgworker.dead").await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        header(&dead[0].0, "x-imgworker-error").as_deref(),
+        Some("invalid_signature")
+    );
+    // The dead letter keeps the original headers, byte arrays included.
+    assert!(matches!(
+        dead[0].0.inner().get("x-imgworker-signature"),
+        Some(AMQPValue::ByteArray(_))
+    ));
+    assert_eq!(
+        objects(&store),
+        vec!["v0.json".to_string(), "v0.png".to_string()]
     );
 }
 

@@ -192,5 +192,80 @@ fn open_picks_the_backend_from_the_url() {
         imgworker::storage::open("memory://").unwrap().describe(),
         "memory://"
     );
-    assert!(imgworker::storage::open("ftp://host/x").is_err());
+}
+
+/// A storage URL with a scheme no backend handles is a configuration error
+/// of its own kind, never `storage_unavailable` (which the queue retries).
+#[test]
+fn an_unknown_storage_scheme_is_a_configuration_error() {
+    for (url, scheme) in [
+        ("ftp://host/x", "ftp"),
+        ("gs://bucket", "gs"),
+        ("S3://b", "S3"),
+    ] {
+        let err = imgworker::storage::open(url).unwrap_err();
+        assert!(
+            matches!(&err, StorageError::UnsupportedScheme(s) if s == scheme),
+            "{url}: {err:?}"
+        );
+        assert!(err.is_config(), "{url}");
+        assert!(
+            err.to_string().contains("unsupported storage scheme"),
+            "{err}"
+        );
+        // Were it ever to reach a job, it would not be a transient failure
+        // of the store.
+        let job_err = imgworker::JobError::from(err);
+        assert_ne!(job_err.code, imgworker::ErrorCode::StorageUnavailable);
+    }
+    // A malformed s3:// URL is a configuration error too.
+    for url in ["s3://", "s3:///prefix"] {
+        let err = imgworker::storage::open(url).unwrap_err();
+        assert!(matches!(err, StorageError::Config { .. }), "{url}: {err:?}");
+    }
+    // The transient kind stays what a store that fails gives.
+    let unavailable = StorageError::unavailable("read failed", std::io::Error::other("EIO"));
+    assert!(!unavailable.is_config());
+    let job_err = imgworker::JobError::from(unavailable);
+    assert_eq!(job_err.code, imgworker::ErrorCode::StorageUnavailable);
+    assert_eq!(job_err.message, "storage unavailable: read failed: EIO");
+    let source = std::error::Error::source(&job_err).expect("the storage error is kept");
+    assert!(source.downcast_ref::<StorageError>().is_some());
+}
+
+/// The binary refuses such a URL at start-up: exit 2, no result, a clear
+/// message, and nothing created.
+#[test]
+fn the_binary_exits_2_on_an_unknown_storage_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let job = dir.path().join("job.json");
+    std::fs::write(
+        &job,
+        r#"{"schema": 1, "id": "scheme", "type": "edit", "image": "a/b",
+            "source": "original.png", "outputs": [{"version": "v", "format": "png"}]}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"))
+        .current_dir(dir.path())
+        .args(["run", "--backend", "cpu", "--storage", "ftp://x/y"])
+        .arg(&job)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "a result was printed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains("unsupported storage scheme \"ftp\""),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("storage unavailable"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only the job file"
+    );
 }

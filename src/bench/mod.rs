@@ -8,6 +8,15 @@
 //! - [`peers`]: the peer tools' commands, and timing a child process.
 //! - [`report`]: the summary table, the ratios and the JSON document.
 //! - [`chart`]: the SVG chart of a report.
+//!
+//! Only with the `bench` cargo feature (on by default): a worker built with
+//! `--no-default-features` leaves the runner and its dependencies out.
+//!
+//! (Over 600 lines: the run loop, its alternation and its memory
+//! measurement are one procedure whose fairness is easier to check in one
+//! place.)
+
+#![cfg(feature = "bench")]
 
 pub mod chart;
 pub mod jobs;
@@ -22,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::app::memory::{peak_rss_bytes, reset_peak_rss};
 use crate::backend::{Backend, BackendChoice};
 use crate::config::WorkerConfig;
 use crate::pipeline::Engine;
@@ -183,22 +193,6 @@ fn probe_input(path: &Path) -> Result<(InputInfo, Vec<u8>), BenchError> {
     ))
 }
 
-/// Reset this process's peak RSS (`VmHWM`) so the next reading covers only
-/// what follows. Where the kernel refuses, the reading covers the whole run
-/// so far: an upper bound, still worth reporting.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-/// This process's peak RSS since the last reset, bytes.
-fn peak_rss() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .as_deref()
-        .and_then(peers::vm_hwm_kib)
-        .map_or(0, |kb| kb * 1024)
-}
-
 /// Everything the runs share.
 struct Bench {
     opts: BenchOptions,
@@ -342,7 +336,7 @@ impl Bench {
                     lat,
                     Measured {
                         wall,
-                        peak_rss: peak_rss(),
+                        peak_rss: peak_rss_bytes().unwrap_or(0),
                     },
                 ))
             }
@@ -442,7 +436,8 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
         ));
     }
     let (input, bytes) = probe_input(&opts.input)?;
-    let backend = Backend::select(opts.backend).map_err(|e| BenchError::Config(e.to_string()))?;
+    let backend = Backend::select(opts.backend)
+        .map_err(|e| BenchError::Config(crate::error::with_cause(&e)))?;
     let backend_name = backend.name();
     let gpu_name = match &backend {
         Backend::Gpu(g) => Some(g.adapter_name().to_string()),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::jobs::{self, StandardJob};
 use super::BenchError;
+use crate::app::memory::vm_hwm_kib;
 
 /// A peer image tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -496,15 +497,6 @@ pub fn run_process_capture(
         )));
     }
     Ok((Measured { wall, peak_rss }, out_text))
-}
-
-/// `VmHWM` (peak RSS, KiB) from a `/proc/PID/status` text; `None` once the
-/// process is a zombie (no memory left to report).
-pub fn vm_hwm_kib(status: &str) -> Option<u64> {
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[cfg(test)]

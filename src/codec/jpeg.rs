@@ -4,7 +4,7 @@
 //! large downscale starts from a smaller image ("shrink-on-load").
 //!
 //! libjpeg-turbo allocates through the process allocator, so its buffers are
-//! overwritten when freed like every other (see `src/main.rs`).
+//! overwritten when freed like every other (see the binary's allocator module).
 
 use image::RgbaImage;
 use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};

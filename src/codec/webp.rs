@@ -3,17 +3,15 @@
 //!
 //! The frame goes to libwebp as it is: RGBA, or for opaque images the same
 //! buffer read as RGBX (the fourth byte ignored), so no RGB copy is made.
-//! A lossy picture is held by libwebp as YUV only. The `webp` crate's
-//! encoder, used before, first built a 4-byte-per-pixel ARGB copy and
-//! converted that (libwebp's own simple API, `WebPEncodeRGB`, does not): at
-//! 4K that was 58 MB of extra fresh memory, the RGB and ARGB copies, for
-//! the same bitstream. The encoded bytes are written straight into a Rust
-//! `Vec`.
+//! A lossy picture is held by libwebp as YUV only; no ARGB copy of the
+//! frame is made (the simpler wrappers build one, for the same bitstream).
+//! The encoded bytes are written straight into a Rust `Vec`.
 //!
 //! `thread_level` 1 lets libwebp analyse the two halves of the picture on
 //! two threads, which changes no output byte (a unit test checks that).
 //! libwebp allocates through the process allocator, so its buffers are
-//! overwritten when freed like every other (see `src/main.rs`).
+//! overwritten when freed like every other (see the binary's allocator
+//! module).
 
 use std::ffi::{c_int, c_void};
 

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use super::shaders::{module_source, ENTRY_POINTS, MODULES};
+use super::shaders::{entry_points, modules};
 use super::GpuError;
 
 /// A device with all pipelines compiled, shared by every job.
@@ -22,10 +22,25 @@ pub struct GpuContext {
     pub layout: wgpu::BindGroupLayout,
     /// A tiny buffer bound where a kernel has no auxiliary data.
     pub dummy: wgpu::Buffer,
-    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    /// A tiny uniform bound where a kernel has no parameters of its own.
+    pub dummy_uniform: wgpu::Buffer,
+    pipelines: HashMap<String, wgpu::ComputePipeline>,
     lost: Arc<AtomicBool>,
     /// Whether the device was created with timestamp queries.
     pub timestamps: bool,
+}
+
+fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -74,17 +89,9 @@ impl GpuContext {
             entries: &[
                 storage(0, true),
                 storage(1, false),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 2,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: None,
-                    },
-                    count: None,
-                },
+                uniform(2),
                 storage(3, true),
+                uniform(4),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
@@ -92,35 +99,35 @@ impl GpuContext {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let modules: HashMap<&str, wgpu::ShaderModule> = MODULES
-            .iter()
-            .map(|(name, _)| {
-                let src = module_source(name).expect("module listed");
-                let m = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(src.into()),
-                });
-                (*name, m)
-            })
-            .collect();
-        let pipelines = ENTRY_POINTS
-            .iter()
-            .map(|(entry, module)| {
+        let mut pipelines = HashMap::new();
+        for (name, src) in modules() {
+            let entries = entry_points(&src);
+            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(src.into()),
+            });
+            for entry in entries {
                 let p = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some(entry),
+                    label: Some(&entry),
                     layout: Some(&pipeline_layout),
-                    module: &modules[module],
-                    entry_point: Some(entry),
+                    module: &module,
+                    entry_point: Some(&entry),
                     compilation_options: Default::default(),
                     cache: None,
                 });
-                (*entry, p)
-            })
-            .collect();
+                pipelines.insert(entry, p);
+            }
+        }
         let dummy = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("imgworker dummy"),
             size: 16,
             usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
+        let dummy_uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("imgworker dummy uniform"),
+            size: 16,
+            usage: wgpu::BufferUsages::UNIFORM,
             mapped_at_creation: false,
         });
         if let Some(e) = pollster::block_on(scope.pop()) {
@@ -133,6 +140,7 @@ impl GpuContext {
             limits,
             layout,
             dummy,
+            dummy_uniform,
             pipelines,
             lost,
             timestamps,
@@ -140,8 +148,10 @@ impl GpuContext {
     }
 
     /// The pipeline of an entry point.
-    pub fn pipeline(&self, entry: &str) -> &wgpu::ComputePipeline {
-        &self.pipelines[entry]
+    pub fn pipeline(&self, entry: &str) -> Result<&wgpu::ComputePipeline, GpuError> {
+        self.pipelines
+            .get(entry)
+            .ok_or_else(|| GpuError::Shader(format!("no compute entry point {entry}")))
     }
 
     /// Whether the device reported itself lost.

@@ -9,20 +9,22 @@
 //! the next job.
 
 pub mod context;
-pub mod kernels;
 pub mod pool;
+pub mod recorder;
 pub mod shaders;
+pub mod uniform;
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use image::RgbaImage;
 
+use crate::error::JobError;
 use crate::job::Edit;
-use crate::ops::{Frame, Op, OpContext};
+use crate::ops::{run_chain, ChainTarget, Frame, Op, OpContext, PointOp};
 use context::GpuContext;
-use kernels::{GpuImage, Recorder};
 use pool::BufferPool;
+use recorder::{GpuImage, GpuInputs, Recorder};
 
 /// GPU failures; each one sends the job back to the CPU path.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,6 +49,9 @@ pub enum GpuError {
     /// An op could not be planned on the GPU.
     #[error("GPU planning failed: {0}")]
     Plan(String),
+    /// The job itself failed while it was recorded (its deadline passed).
+    #[error(transparent)]
+    Job(#[from] JobError),
 }
 
 /// Work counted for one job on the GPU.
@@ -140,7 +145,8 @@ pub struct GpuBackend {
     instance: wgpu::Instance,
     adapter_name: String,
     state: Mutex<State>,
-    faults: AtomicU32,
+    #[cfg(feature = "test-hooks")]
+    faults: std::sync::atomic::AtomicU32,
     fallbacks: AtomicU64,
     recreated: AtomicU64,
 }
@@ -165,7 +171,8 @@ impl GpuBackend {
                 ctx: Arc::new(ctx),
                 pool: BufferPool::default(),
             }),
-            faults: AtomicU32::new(0),
+            #[cfg(feature = "test-hooks")]
+            faults: std::sync::atomic::AtomicU32::new(0),
             fallbacks: AtomicU64::new(0),
             recreated: AtomicU64::new(0),
         })
@@ -189,12 +196,14 @@ impl GpuBackend {
     }
 
     /// Test hook: make the next `n` jobs hit a real device validation error.
+    #[cfg(feature = "test-hooks")]
     pub fn inject_faults(&self, n: u32) {
         self.faults.store(n, Ordering::SeqCst);
     }
 
     /// Test hook: behave as if the device had just been lost; the next job
     /// recreates it.
+    #[cfg(feature = "test-hooks")]
     pub fn simulate_device_loss(&self) {
         if let Ok(s) = self.state.lock() {
             s.ctx.mark_lost();
@@ -224,6 +233,7 @@ impl GpuBackend {
     /// Non-zero bytes left in the pool's idle buffers: 0 when every job's
     /// pixels were wiped from device memory. Reads every idle buffer back,
     /// so this is for tests and diagnostics, not the job path.
+    #[cfg(feature = "test-hooks")]
     pub fn pooled_nonzero_bytes(&self) -> Result<u64, GpuError> {
         let state = self
             .state
@@ -248,7 +258,7 @@ impl GpuBackend {
                 buf
             };
             ctx.queue.submit([enc.finish()]);
-            kernels::map_wait(ctx, source.slice(..), wgpu::MapMode::Read)?;
+            recorder::map_wait(ctx, source.slice(..), wgpu::MapMode::Read)?;
             let data = source
                 .slice(..)
                 .get_mapped_range()
@@ -288,25 +298,35 @@ impl GpuBackend {
             self.recreate(&mut state)?;
         }
         let ctx = state.ctx.clone();
-        let fault = self
-            .faults
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut rec = Recorder::new(&ctx, &mut state.pool, fault);
+        let mut rec = Recorder::new(&ctx, &mut state.pool);
+        #[cfg(feature = "test-hooks")]
+        if self
+            .faults
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            rec.inject_fault();
+        }
         let recorded = (|| {
-            let mut overlays = Vec::new();
+            let mut gpu_inputs = GpuInputs::default();
             for (name, img) in &inputs.overlays {
-                overlays.push((name.clone(), rec.upload(img, 1)?));
+                gpu_inputs
+                    .overlays
+                    .push((name.clone(), rec.upload(img, 1)?));
                 rec.stats.overlay_uploads += 1;
                 rec.stats.uploads -= 1;
             }
             let source = rec.upload(&src.img, src.orientation)?;
-            let shared = run_chain(&mut rec, source, &edit.ops, &overlays)?;
+            let mut target = Gpu {
+                rec: &mut rec,
+                inputs: &gpu_inputs,
+            };
+            let shared = target.chain(source, &edit.ops, inputs)?;
             for out in &edit.outputs {
-                let img = run_chain(&mut rec, shared.clone(), &out.ops, &overlays)?;
-                rec.download(&img)?;
+                let img = target.chain(shared.clone(), &out.ops, inputs)?;
+                target.rec.download(&img)?;
             }
             Ok::<(), GpuError>(())
         })();
@@ -333,33 +353,43 @@ impl GpuBackend {
     }
 }
 
-/// Record a chain, fusing runs of per-pixel ops into one dispatch.
-fn run_chain(
-    rec: &mut Recorder<'_>,
-    mut img: GpuImage,
-    ops: &[Op],
-    overlays: &[(String, GpuImage)],
-) -> Result<GpuImage, GpuError> {
-    // Plan the chain first: an op that does not fit its input (the pipeline
-    // checks this before decoding) must fail here, not read out of bounds.
-    let mut shape = crate::ops::Shape {
-        dims: crate::ops::Dims::new(img.width, img.height),
-        orientation: img.orientation,
-    };
-    for op in ops {
-        shape = op.plan(shape).map_err(|e| GpuError::Plan(e.to_string()))?;
-    }
-    let mut i = 0;
-    while i < ops.len() {
-        let run: Vec<&dyn crate::ops::PointOp> =
-            ops[i..].iter().map_while(|op| op.as_point()).collect();
-        if run.is_empty() {
-            img = rec.op(&ops[i], &img, overlays)?;
-            i += 1;
-        } else {
-            img = rec.point_run(&img, &run)?;
-            i += run.len();
+/// The GPU recorder as a [`ChainTarget`].
+struct Gpu<'r, 'a> {
+    rec: &'r mut Recorder<'a>,
+    inputs: &'r GpuInputs,
+}
+
+impl Gpu<'_, '_> {
+    /// Record a chain. It is planned first: an op that does not fit its
+    /// input (the pipeline checks this before decoding) must fail here, not
+    /// read out of bounds.
+    fn chain(&mut self, img: GpuImage, ops: &[Op], ctx: &OpContext) -> Result<GpuImage, GpuError> {
+        let mut shape = img.shape();
+        for op in ops {
+            shape = op.plan(shape).map_err(|e| GpuError::Plan(e.to_string()))?;
         }
+        run_chain(self, img, ops, ctx)
     }
-    Ok(img)
+}
+
+impl ChainTarget for Gpu<'_, '_> {
+    type Image = GpuImage;
+    type Error = GpuError;
+    const BACKEND: &'static str = "gpu";
+
+    fn op(&mut self, op: &Op, img: GpuImage) -> Result<GpuImage, GpuError> {
+        op.record_gpu(recorder::GpuStep {
+            rec: self.rec,
+            src: &img,
+            inputs: self.inputs,
+        })
+    }
+
+    fn point_run(&mut self, ops: &[Op], img: GpuImage) -> Result<GpuImage, GpuError> {
+        let run: Vec<(&str, &dyn PointOp)> = ops
+            .iter()
+            .filter_map(|op| op.as_point().map(|p| (op.name(), p)))
+            .collect();
+        self.rec.point_run(&img, &run)
+    }
 }

@@ -4,7 +4,7 @@
 //! region this job uses, so every kernel writes each pixel of its output and
 //! reads only pixels written earlier in the same job; in addition every
 //! pixel buffer is zeroed at the end of its job, before it comes back here
-//! (see `kernels::wipe`), so idle buffers hold no one's pixels.
+//! (see `recorder::wipe`), so idle buffers hold no one's pixels.
 
 use std::collections::HashMap;
 

@@ -1,73 +1,107 @@
-//! WGSL sources, loaded from `shaders/` at compile time.
+//! Shader modules, composed from the op registry.
 //!
-//! Every kernel module is `common.wgsl` (bindings, parameters, packing)
-//! followed by its own file(s). Pipelines are keyed by entry point name.
-//! Each op's shader is `shaders/{op}.wgsl`; `auto_orient` reuses the
-//! `remap` kernel of `rotate.wgsl`, and `point.wgsl` fuses runs of the
-//! per-pixel ops (adjust, grayscale, invert, sepia).
+//! Every module is built the same way: `shaders/common.wgsl` (bindings, the
+//! [`Sizes`](super::uniform::Sizes) uniform, pixel packing, the bounds check),
+//! then the constants generated from the op's Rust enums, then the op's own
+//! shader (`Operation::SHADER`, `shaders/<op>.wgsl`). Each non-point op is one
+//! module named after it. The per-pixel ops form one module, `point`:
+//! `shaders/point.wgsl` (the fused kernel), each point op's stage function
+//! `<op>_apply`, and a generated `apply_stage` that calls them by stage
+//! number. Entry points are the `@compute` functions found in each module's
+//! source, so no table is kept by hand.
 
-macro_rules! shader {
-    ($name:literal) => {
-        include_str!(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/shaders/",
-            $name,
-            ".wgsl"
-        ))
-    };
+use crate::ops::{OpInfo, OPS};
+
+/// Bindings, sizes, packing and the bounds check, shared by every module.
+pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// The fused per-pixel kernel (see [`point_module`]).
+pub const POINT: &str = include_str!("../../shaders/point.wgsl");
+
+/// The name of the fused per-pixel module.
+pub const POINT_MODULE: &str = "point";
+
+/// The stage number of a point op in `shaders/point.wgsl`'s records: its
+/// position among the point ops of the registry, from 1 (0 is no stage).
+pub fn point_stage(name: &str) -> Option<u32> {
+    point_ops()
+        .position(|op| op.name == name)
+        .map(|i| i as u32 + 1)
 }
 
-/// Bindings, the parameter block and pixel packing, shared by every kernel.
-pub const COMMON: &str = shader!("common");
+fn point_ops() -> impl Iterator<Item = &'static OpInfo> {
+    OPS.iter().filter(|op| op.point)
+}
 
-/// Each shader module: its name and the files it is built from, after `common`.
-pub const MODULES: &[(&str, &[&str])] = &[
-    (
-        "point",
-        &[
-            shader!("adjust"),
-            shader!("grayscale"),
-            shader!("invert"),
-            shader!("sepia"),
-            shader!("point"),
-        ],
-    ),
-    ("crop", &[shader!("crop")]),
-    ("flip", &[shader!("flip")]),
-    ("rotate", &[shader!("rotate")]),
-    ("pad", &[shader!("pad")]),
-    ("resize", &[shader!("resize")]),
-    ("blur", &[shader!("blur")]),
-    ("sharpen", &[shader!("sharpen")]),
-    ("overlay", &[shader!("overlay")]),
-];
-
-/// Every compute entry point and the module that holds it.
-pub const ENTRY_POINTS: &[(&str, &str)] = &[
-    ("point", "point"),
-    ("crop", "crop"),
-    ("flip", "flip"),
-    ("remap", "rotate"),
-    ("rotate", "rotate"),
-    ("pad", "pad"),
-    ("premultiply", "resize"),
-    ("unpremultiply", "resize"),
-    ("resize_vertical", "resize"),
-    ("resize_horizontal", "resize"),
-    ("resize_nearest", "resize"),
-    ("blur_horizontal", "blur"),
-    ("blur_vertical", "blur"),
-    ("sharpen", "sharpen"),
-    ("overlay", "overlay"),
-];
-
-/// The full source of a module: `common.wgsl` and its own files.
-pub fn module_source(name: &str) -> Option<String> {
-    let (_, files) = MODULES.iter().find(|(n, _)| *n == name)?;
+/// `common.wgsl` and the generated constants of every op, the prefix of
+/// every module.
+fn prelude() -> String {
     let mut src = String::from(COMMON);
-    for f in *files {
+    for op in OPS {
         src.push('\n');
-        src.push_str(f);
+        src.push_str(&(op.wgsl_consts)());
     }
-    Some(src)
+    src
+}
+
+/// The point module: the fused kernel, each point op's stage function, and
+/// the dispatch from stage number to function.
+fn point_module() -> String {
+    let mut src = prelude();
+    src.push('\n');
+    src.push_str(POINT);
+    let mut dispatch = String::from(
+        "\n// Generated from the op registry: stage number to stage function.\n\
+         fn apply_stage(c: vec4<f32>, s: u32) -> vec4<f32> {\n    var r = c;\n    switch aux[s * 16u] {\n",
+    );
+    for op in point_ops() {
+        src.push('\n');
+        src.push_str(op.shader);
+        let n = point_stage(op.name).expect("a point op");
+        dispatch.push_str(&format!(
+            "        case {n}u: {{ r = {}_apply(c, s); }}\n",
+            op.name
+        ));
+    }
+    dispatch.push_str("        default: {}\n    }\n    return r;\n}\n");
+    src.push_str(&dispatch);
+    src
+}
+
+/// Every shader module: its name and full source.
+pub fn modules() -> Vec<(&'static str, String)> {
+    let mut out = vec![(POINT_MODULE, point_module())];
+    for op in OPS.iter().filter(|op| !op.point) {
+        let mut src = prelude();
+        src.push('\n');
+        src.push_str(op.shader);
+        out.push((op.name, src));
+    }
+    out
+}
+
+/// The full source of one module.
+pub fn module_source(name: &str) -> Option<String> {
+    modules()
+        .into_iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, src)| src)
+}
+
+/// The `@compute` entry points a WGSL source declares, in order.
+pub fn entry_points(src: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut rest = src;
+    while let Some(at) = rest.find("@compute") {
+        rest = &rest[at + "@compute".len()..];
+        if let Some(f) = rest.find("fn ") {
+            let name: String = rest[f + 3..]
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            found.push(name);
+        }
+    }
+    found
 }

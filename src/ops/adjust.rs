@@ -11,32 +11,65 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::point::{map_block, mat3, PointOp};
-use super::{check_range, Frame, OpContext, Operation, Shape};
+use super::check_range;
+use super::point::{map_block, mat3, PointOp, PointOperation};
 use crate::config::Limits;
-use crate::error::{JobError, ParamError};
+use crate::error::ParamError;
 
-/// Parameters of `adjust`; at least one must be given.
+/// Smallest `brightness`.
+pub const MIN_BRIGHTNESS: f64 = -1.0;
+/// Largest `brightness`.
+pub const MAX_BRIGHTNESS: f64 = 1.0;
+/// Smallest `contrast`.
+pub const MIN_CONTRAST: f64 = 0.0;
+/// Largest `contrast`.
+pub const MAX_CONTRAST: f64 = 4.0;
+/// Smallest `saturation` (grey).
+pub const MIN_SATURATION: f64 = 0.0;
+/// Largest `saturation`.
+pub const MAX_SATURATION: f64 = 4.0;
+/// Smallest `hue`, in degrees.
+pub const MIN_HUE: f64 = -360.0;
+/// Largest `hue`, in degrees.
+pub const MAX_HUE: f64 = 360.0;
+/// Smallest `gamma`.
+pub const MIN_GAMMA: f64 = 0.1;
+/// Largest `gamma`.
+pub const MAX_GAMMA: f64 = 10.0;
+/// Smallest `exposure`, in stops.
+pub const MIN_EXPOSURE: f64 = -10.0;
+/// Largest `exposure`, in stops.
+pub const MAX_EXPOSURE: f64 = 10.0;
+
+/// Parameters of `adjust`; at least one must be given (a rule the JSON
+/// Schema does not express).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustParams {
-    /// Added to each channel, `-1..=1`. Default 0.
+    /// Added to each channel, `-1..=1`. Default 0. Give at least one of the
+    /// six parameters (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_BRIGHTNESS, max = MAX_BRIGHTNESS))]
     pub brightness: Option<f64>,
     /// Scale around mid-grey, `0..=4`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_CONTRAST, max = MAX_CONTRAST))]
     pub contrast: Option<f64>,
     /// `0` is grey, `1` unchanged, up to `4`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_SATURATION, max = MAX_SATURATION))]
     pub saturation: Option<f64>,
     /// Hue rotation in degrees, `-360..=360`. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_HUE, max = MAX_HUE))]
     pub hue: Option<f64>,
     /// Gamma, `0.1..=10`; above 1 brightens. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_GAMMA, max = MAX_GAMMA))]
     pub gamma: Option<f64>,
     /// Exposure in stops, `-10..=10`. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_EXPOSURE, max = MAX_EXPOSURE))]
     pub exposure: Option<f64>,
 }
 
@@ -128,9 +161,21 @@ pub fn linear_to_srgb(c: f32) -> f32 {
     }
 }
 
-impl Operation for Adjust {
+impl PointOperation for Adjust {
     const NAME: &'static str = "adjust";
+    const SUMMARY: &'static str =
+        "exposure (in linear light), brightness, contrast, saturation, hue and gamma, in that order";
     type Params = AdjustParams;
+    const SHADER: &'static str = include_str!("../../shaders/adjust.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "adjust", "brightness": 0.05, "contrast": 1.1, "saturation": 1.2}"#,
+        r#"{"op": "adjust", "brightness": 0.2, "contrast": 1.3}"#,
+        r#"{"op": "adjust", "saturation": 1.6, "hue": 40}"#,
+        r#"{"op": "adjust", "saturation": 0.0}"#,
+        r#"{"op": "adjust", "gamma": 2.2}"#,
+        r#"{"op": "adjust", "gamma": 0.5, "exposure": 0.7}"#,
+        r#"{"op": "adjust", "brightness": -0.3, "contrast": 0.6, "saturation": 1.2, "hue": -75, "gamma": 1.4, "exposure": -0.5}"#,
+    ];
 
     fn validate(p: &AdjustParams, _: &Limits) -> Result<Self, ParamError> {
         if *p == AdjustParams::default() {
@@ -139,12 +184,32 @@ impl Operation for Adjust {
                 "give at least one of brightness, contrast, saturation, hue, gamma, exposure",
             ));
         }
-        let brightness = check_range("brightness", p.brightness.unwrap_or(0.0), -1.0, 1.0)?;
-        let contrast = check_range("contrast", p.contrast.unwrap_or(1.0), 0.0, 4.0)?;
-        let saturation = check_range("saturation", p.saturation.unwrap_or(1.0), 0.0, 4.0)?;
-        let hue = check_range("hue", p.hue.unwrap_or(0.0), -360.0, 360.0)?;
-        let gamma = check_range("gamma", p.gamma.unwrap_or(1.0), 0.1, 10.0)?;
-        let exposure = check_range("exposure", p.exposure.unwrap_or(0.0), -10.0, 10.0)?;
+        let brightness = check_range(
+            "brightness",
+            p.brightness.unwrap_or(0.0),
+            MIN_BRIGHTNESS,
+            MAX_BRIGHTNESS,
+        )?;
+        let contrast = check_range(
+            "contrast",
+            p.contrast.unwrap_or(1.0),
+            MIN_CONTRAST,
+            MAX_CONTRAST,
+        )?;
+        let saturation = check_range(
+            "saturation",
+            p.saturation.unwrap_or(1.0),
+            MIN_SATURATION,
+            MAX_SATURATION,
+        )?;
+        let hue = check_range("hue", p.hue.unwrap_or(0.0), MIN_HUE, MAX_HUE)?;
+        let gamma = check_range("gamma", p.gamma.unwrap_or(1.0), MIN_GAMMA, MAX_GAMMA)?;
+        let exposure = check_range(
+            "exposure",
+            p.exposure.unwrap_or(0.0),
+            MIN_EXPOSURE,
+            MAX_EXPOSURE,
+        )?;
         let matrix = (saturation != 1.0 || hue != 0.0).then(|| {
             let m = mul(&hue_matrix(hue), &saturation_matrix(saturation));
             m.map(|row| row.map(|v| v as f32))
@@ -157,23 +222,10 @@ impl Operation for Adjust {
             inv_gamma: (gamma != 1.0).then(|| (1.0 / gamma) as f32),
         })
     }
-
-    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
-        Ok(input)
-    }
-
-    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        super::point::run_fused(&mut frame.img, &[self]);
-        Ok(frame)
-    }
-
-    fn as_point(&self) -> Option<&dyn PointOp> {
-        Some(self)
-    }
 }
 
 impl PointOp for Adjust {
-    fn stage(&self) -> [u32; 16] {
+    fn stage_values(&self) -> Vec<f32> {
         let mut v = vec![
             self.exposure_gain.unwrap_or(0.0),
             self.brightness,
@@ -182,7 +234,7 @@ impl PointOp for Adjust {
         ];
         v.extend(self.matrix.unwrap_or_default().iter().flatten());
         v.push(self.inv_gamma.unwrap_or(0.0));
-        super::point::stage(1, &v)
+        v
     }
 
     /// One pixel through the same stages as [`PointOp::apply_block`], so

@@ -12,10 +12,50 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::point::round_u8;
-use super::{check_range, Frame, OpContext, Operation, Shape};
+use super::{check_range, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{Aux, GpuImage, GpuStep, Recorder};
+use crate::gpu::uniform::{Uniform, UniformLayout};
+use crate::gpu::GpuError;
 
+crate::gpu_uniform! {
+    /// `shaders/blur.wgsl`.
+    pub struct BlurUniform {
+        /// The kernel has `2 * radius + 1` weights.
+        pub radius: i32,
+    }
+}
+
+/// The separable Gaussian with normalised weights `kernel` on the GPU: a
+/// horizontal then a vertical pass (also sharpen's first step).
+pub(crate) fn record_blur(
+    rec: &mut Recorder<'_>,
+    src: &GpuImage,
+    kernel: &[f32],
+) -> Result<GpuImage, GpuError> {
+    let weights: Vec<u32> = kernel.iter().map(|w| w.to_bits()).collect();
+    let params = BlurUniform {
+        radius: (kernel.len() / 2) as i32,
+    };
+    let tmp = rec.kernel(
+        "blur_horizontal",
+        src,
+        src.dims(),
+        Aux::Words(&weights),
+        params,
+    )?;
+    rec.kernel(
+        "blur_vertical",
+        &tmp,
+        src.dims(),
+        Aux::Words(&weights),
+        params,
+    )
+}
+
+/// Smallest sigma accepted (`blur`, `sharpen`).
+pub const MIN_SIGMA: f64 = 0.1;
 /// Largest sigma accepted (radius 192).
 pub const MAX_SIGMA: f64 = 64.0;
 
@@ -24,6 +64,7 @@ pub const MAX_SIGMA: f64 = 64.0;
 #[serde(deny_unknown_fields)]
 pub struct BlurParams {
     /// Standard deviation in pixels, `0.1..=64`.
+    #[schemars(range(min = MIN_SIGMA, max = MAX_SIGMA))]
     pub sigma: f64,
 }
 
@@ -46,12 +87,22 @@ pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
 
 /// Validate a sigma parameter named `name`.
 pub fn check_sigma(name: &str, sigma: f64) -> Result<f64, ParamError> {
-    check_range(name, sigma, 0.1, MAX_SIGMA)
+    check_range(name, sigma, MIN_SIGMA, MAX_SIGMA)
 }
 
 impl Operation for Blur {
     const NAME: &'static str = "blur";
+    const SUMMARY: &'static str =
+        "separable Gaussian blur in premultiplied alpha, the kernel computed in float64";
     type Params = BlurParams;
+    const SHADER: &'static str = include_str!("../../shaders/blur.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "blur", "sigma": 5.0}"#,
+        r#"{"op": "blur", "sigma": 3.0}"#,
+        r#"{"op": "blur", "sigma": 0.8}"#,
+        r#"{"op": "blur", "sigma": 12.0}"#,
+    ];
+    const PARITY: Tolerance = Tolerance::FLOAT;
 
     fn validate(p: &BlurParams, _: &Limits) -> Result<Self, ParamError> {
         Ok(Self {
@@ -68,6 +119,14 @@ impl Operation for Blur {
             dst.copy_from_slice(blurred)
         });
         Ok(frame)
+    }
+
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        record_blur(step.rec, step.src, &self.kernel)
+    }
+
+    fn uniforms() -> Vec<UniformLayout> {
+        vec![BlurUniform::layout()]
     }
 }
 
@@ -266,30 +325,13 @@ pub(crate) mod convolve {
 
     const BLOCK: usize = 32;
 
-    /// `dst[i] = sum_t kernel[t] * src[i + t * step]`, summed in tap order.
-    #[multiversion(targets = "simd")]
+    /// `dst[i] = sum_t kernel[t] * src[i + t * step]`, summed in tap order
+    /// (the taps as rows of [`f32_rows`]).
     pub fn f32_taps(dst: &mut [f32], src: &[f32], kernel: &[f32], step: usize) {
         let n = dst.len();
         assert!(src.len() + step >= n + kernel.len() * step);
-        let mut x = 0;
-        while x + BLOCK <= n {
-            let mut a = [0f32; BLOCK];
-            for (t, &k) in kernel.iter().enumerate() {
-                let s = &src[x + t * step..x + t * step + BLOCK];
-                for i in 0..BLOCK {
-                    a[i] += k * s[i];
-                }
-            }
-            dst[x..x + BLOCK].copy_from_slice(&a);
-            x += BLOCK;
-        }
-        for (i, d) in dst.iter_mut().enumerate().skip(x) {
-            let mut a = 0f32;
-            for (t, &k) in kernel.iter().enumerate() {
-                a += k * src[i + t * step];
-            }
-            *d = a;
-        }
+        let rows: Vec<&[f32]> = (0..kernel.len()).map(|t| &src[t * step..]).collect();
+        f32_rows(dst, &rows, kernel);
     }
 
     /// `dst[i] = sum_t kernel[t] * rows[t][i]`, summed in tap order.

@@ -5,6 +5,10 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The JSON Schema `pattern` of a colour: the forms [`Color::parse`] reads,
+/// 3, 4, 6 or 8 hex digits after `#`.
+pub const PATTERN: &str = "^#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$";
+
 /// An RGBA colour, straight alpha.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Color(pub [u8; 4]);
@@ -29,6 +33,12 @@ impl Color {
             _ => return None,
         };
         Some(Color(c))
+    }
+
+    /// As one RGBA8 pixel packed in a `u32`, red in the low byte (the
+    /// shaders' pixel format).
+    pub fn packed(self) -> u32 {
+        u32::from_le_bytes(self.0)
     }
 
     /// As an `image` pixel.
@@ -67,7 +77,8 @@ impl JsonSchema for Color {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$",
+            "pattern": PATTERN,
+            "not": crate::keys::line_break_refusal(),
             "description": "RGBA colour: #RGB, #RGBA, #RRGGBB or #RRGGBBAA"
         })
     }

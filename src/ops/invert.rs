@@ -1,39 +1,29 @@
 //! Invert: every colour channel `c` becomes `1 - c`; alpha is kept.
 
-use super::point::PointOp;
-use super::{Frame, NoParams, OpContext, Operation, Shape};
+use super::point::{PointOp, PointOperation};
+use super::NoParams;
 use crate::config::Limits;
-use crate::error::{JobError, ParamError};
+use crate::error::ParamError;
 
 /// The `invert` op.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Invert;
 
-impl Operation for Invert {
+impl PointOperation for Invert {
     const NAME: &'static str = "invert";
+    const SUMMARY: &'static str = "every colour channel `c` becomes `1 - c`; alpha is kept";
     type Params = NoParams;
+    const SHADER: &'static str = include_str!("../../shaders/invert.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[r#"{"op": "invert"}"#];
 
     fn validate(_: &NoParams, _: &Limits) -> Result<Self, ParamError> {
         Ok(Self)
     }
-
-    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
-        Ok(input)
-    }
-
-    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        super::point::run_fused(&mut frame.img, &[self]);
-        Ok(frame)
-    }
-
-    fn as_point(&self) -> Option<&dyn PointOp> {
-        Some(self)
-    }
 }
 
 impl PointOp for Invert {
-    fn stage(&self) -> [u32; 16] {
-        super::point::stage(3, &[])
+    fn stage_values(&self) -> Vec<f32> {
+        Vec::new()
     }
 
     fn apply(&self, [r, g, b, a]: [f32; 4]) -> [f32; 4] {

@@ -2,12 +2,16 @@
 //!
 //! One op is defined once, in `src/ops/<name>.rs`: its parameters (the serde
 //! struct a job carries), its validation, its effect on image dimensions (the
-//! planner), and its CPU implementation. The op's name is the same everywhere:
-//! the job's `"op"` tag, the module, the tracing span field and the bench id.
+//! planner), its CPU implementation and its GPU recording, plus its compute
+//! shader `shaders/<name>.wgsl`, and one line in [`registry!`] below. The
+//! op's name is the same everywhere: the job's `"op"` tag, the module, the
+//! shader, the tracing span field, the bench id and the docs' op table.
+//! Everything that lists ops (the shader modules, the parity and reference
+//! tests, the per-op benches, the op table) reads [`OPS`].
 //!
-//! Ops that change each pixel independently of its neighbours (adjust,
-//! grayscale, invert, sepia) also implement [`PointOp`]; runs of them are fused
-//! into a single pass over the image ([`point::run_fused`]).
+//! Ops that change each pixel independently of its neighbours implement
+//! [`PointOperation`] instead of [`Operation`]: runs of them are fused into a
+//! single pass over the image on both backends ([`point`]).
 
 pub mod adjust;
 pub mod auto_orient;
@@ -24,6 +28,7 @@ pub mod resize;
 pub mod rotate;
 pub mod sepia;
 pub mod sharpen;
+mod table;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,8 +39,12 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{GpuImage, GpuStep};
+use crate::gpu::uniform::UniformLayout;
+use crate::gpu::GpuError;
 
-pub use point::PointOp;
+pub use point::{PointOp, PointOperation};
+pub use table::markdown_table;
 
 /// Width and height of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,12 +118,42 @@ impl OpContext {
     }
 }
 
-/// One image operation: parameters, validation, planning and CPU code.
+/// How far the GPU's output may be from the CPU's for an op: the largest
+/// difference of one channel, and the mean over all channels, in levels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Largest difference of one channel.
+    pub max: u8,
+    /// Mean difference over every channel.
+    pub mean: f64,
+}
+
+impl Tolerance {
+    /// Integer or table arithmetic reproduced exactly.
+    pub const EXACT: Tolerance = Tolerance { max: 0, mean: 0.0 };
+    /// Float arithmetic whose rounding may differ (GPU `pow`, FMA): at most
+    /// 2 levels, well under one on average.
+    pub const FLOAT: Tolerance = Tolerance { max: 2, mean: 0.05 };
+}
+
+/// One image operation: parameters, validation, planning, CPU code and GPU
+/// recording.
 pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     /// The op's name: the job's `"op"` tag, its module and its shader.
     const NAME: &'static str;
+    /// What the op does, one line for the op table.
+    const SUMMARY: &'static str;
     /// The parameters as a job carries them.
     type Params: DeserializeOwned + Serialize + JsonSchema + std::fmt::Debug + Clone + PartialEq;
+    /// Its compute shader, `shaders/<NAME>.wgsl`.
+    const SHADER: &'static str;
+    /// Example ops as a job carries them (JSON, `"op"` included): the cases
+    /// the GPU parity test and the per-op bench run. At least one.
+    const EXAMPLES: &'static [&'static str];
+    /// How close the GPU's output is to the CPU's.
+    const PARITY: Tolerance;
+    /// Whether this is a per-pixel op, fused with its neighbours.
+    const POINT: bool = false;
 
     /// Check every parameter; the only way to build the op.
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError>;
@@ -125,10 +164,47 @@ pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     /// Run on the CPU.
     fn run_cpu(&self, frame: Frame, inputs: &OpContext) -> Result<Frame, JobError>;
 
+    /// Record the op's dispatches on the GPU, from `step.src` into a new
+    /// device image.
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError>;
+
     /// The per-pixel form of the op, when it has one (enables fusion).
     fn as_point(&self) -> Option<&dyn PointOp> {
         None
     }
+
+    /// The layouts of the uniform structs its shader declares.
+    fn uniforms() -> Vec<UniformLayout> {
+        Vec::new()
+    }
+
+    /// WGSL constants its shader uses, generated from Rust enums.
+    fn wgsl_consts() -> String {
+        String::new()
+    }
+}
+
+/// What the registry knows of an op without an instance of it.
+#[derive(Debug, Clone, Copy)]
+pub struct OpInfo {
+    /// The op's name.
+    pub name: &'static str,
+    /// One line on what it does.
+    pub summary: &'static str,
+    /// Its shader source.
+    pub shader: &'static str,
+    /// Example ops (JSON).
+    pub examples: &'static [&'static str],
+    /// GPU/CPU tolerance.
+    pub parity: Tolerance,
+    /// Whether it is a per-pixel op.
+    pub point: bool,
+    /// Its uniform structs' layouts.
+    pub uniforms: fn() -> Vec<UniformLayout>,
+    /// Its generated WGSL constants.
+    pub wgsl_consts: fn() -> String,
+    /// The JSON Schema of its parameters.
+    pub params_schema: fn() -> schemars::Schema,
 }
 
 /// Parameters of ops that take none; unknown fields are still rejected.
@@ -160,6 +236,19 @@ macro_rules! registry {
         /// Every op name this worker knows, in registry order.
         pub const OP_NAMES: &[&str] = &[$(<$module::$ty as Operation>::NAME),*];
 
+        /// Every op, in registry order.
+        pub const OPS: &[OpInfo] = &[$(OpInfo {
+            name: <$module::$ty as Operation>::NAME,
+            summary: <$module::$ty as Operation>::SUMMARY,
+            shader: <$module::$ty as Operation>::SHADER,
+            examples: <$module::$ty as Operation>::EXAMPLES,
+            parity: <$module::$ty as Operation>::PARITY,
+            point: <$module::$ty as Operation>::POINT,
+            uniforms: <$module::$ty as Operation>::uniforms,
+            wgsl_consts: <$module::$ty as Operation>::wgsl_consts,
+            params_schema: || schemars::schema_for!(<$module::$ty as Operation>::Params),
+        }),*];
+
         impl OpSpec {
             /// The op's name.
             pub fn name(&self) -> &'static str {
@@ -168,7 +257,7 @@ macro_rules! registry {
 
             /// Validate the parameters into a runnable op.
             pub fn validate(&self, lim: &Limits) -> Result<Op, ParamError> {
-                match self { $(Self::$variant(p) => <$module::$ty>::validate(p, lim).map(Op::$variant),)* }
+                match self { $(Self::$variant(p) => <$module::$ty as Operation>::validate(p, lim).map(Op::$variant),)* }
             }
         }
 
@@ -191,6 +280,11 @@ macro_rules! registry {
             /// The per-pixel form, when the op has one.
             pub fn as_point(&self) -> Option<&dyn PointOp> {
                 match self { $(Self::$variant(op) => op.as_point(),)* }
+            }
+
+            /// Record on the GPU.
+            pub fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+                match self { $(Self::$variant(op) => op.record_gpu(step),)* }
             }
         }
     };
@@ -244,23 +338,75 @@ pub(crate) fn check_dims(d: Dims, lim: &Limits) -> Result<(), JobError> {
     Ok(())
 }
 
-/// Run a chain of ops on the CPU, fusing runs of per-pixel ops into one pass.
-pub fn run_chain_cpu(mut frame: Frame, ops: &[Op], inputs: &OpContext) -> Result<Frame, JobError> {
+/// Where a chain of ops runs: the CPU on frames, or the GPU recorder on
+/// device images. [`run_chain`] drives either the same way.
+pub trait ChainTarget {
+    /// The image the ops pass along.
+    type Image;
+    /// What a failing op returns.
+    type Error: From<JobError>;
+    /// `cpu` or `gpu`, for the op spans.
+    const BACKEND: &'static str;
+
+    /// Run one op that is not fused.
+    fn op(&mut self, op: &Op, img: Self::Image) -> Result<Self::Image, Self::Error>;
+
+    /// Run a run of per-pixel ops (each `as_point()` is `Some`) in one pass.
+    fn point_run(&mut self, ops: &[Op], img: Self::Image) -> Result<Self::Image, Self::Error>;
+}
+
+/// Run a chain of ops, fusing runs of per-pixel ops into one pass and
+/// checking the deadline before each step.
+pub fn run_chain<T: ChainTarget>(
+    target: &mut T,
+    mut img: T::Image,
+    ops: &[Op],
+    ctx: &OpContext,
+) -> Result<T::Image, T::Error> {
     let mut i = 0;
     while i < ops.len() {
-        inputs.check_deadline()?;
-        let run: Vec<&dyn PointOp> = ops[i..].iter().map_while(|op| op.as_point()).collect();
-        if run.is_empty() {
-            let _span = tracing::debug_span!("op", op = ops[i].name(), backend = "cpu").entered();
-            frame = ops[i].run_cpu(frame, inputs)?;
+        ctx.check_deadline()?;
+        let n = ops[i..]
+            .iter()
+            .take_while(|op| op.as_point().is_some())
+            .count();
+        if n == 0 {
+            let _span =
+                tracing::debug_span!("op", op = ops[i].name(), backend = T::BACKEND).entered();
+            img = target.op(&ops[i], img)?;
             i += 1;
         } else {
-            let names: Vec<&str> = ops[i..i + run.len()].iter().map(Op::name).collect();
+            let run = &ops[i..i + n];
+            let names: Vec<&str> = run.iter().map(Op::name).collect();
             let _span =
-                tracing::debug_span!("op", op = %names.join("+"), backend = "cpu").entered();
-            point::run_fused(&mut frame.img, &run);
-            i += run.len();
+                tracing::debug_span!("op", op = %names.join("+"), backend = T::BACKEND).entered();
+            img = target.point_run(run, img)?;
+            i += n;
         }
     }
-    Ok(frame)
+    Ok(img)
+}
+
+/// The CPU as a [`ChainTarget`].
+struct Cpu<'a>(&'a OpContext);
+
+impl ChainTarget for Cpu<'_> {
+    type Image = Frame;
+    type Error = JobError;
+    const BACKEND: &'static str = "cpu";
+
+    fn op(&mut self, op: &Op, frame: Frame) -> Result<Frame, JobError> {
+        op.run_cpu(frame, self.0)
+    }
+
+    fn point_run(&mut self, ops: &[Op], mut frame: Frame) -> Result<Frame, JobError> {
+        let run: Vec<&dyn PointOp> = ops.iter().filter_map(Op::as_point).collect();
+        point::run_fused(&mut frame.img, &run);
+        Ok(frame)
+    }
+}
+
+/// Run a chain of ops on the CPU, fusing runs of per-pixel ops into one pass.
+pub fn run_chain_cpu(frame: Frame, ops: &[Op], inputs: &OpContext) -> Result<Frame, JobError> {
+    run_chain(&mut Cpu(inputs), frame, ops, inputs)
 }

@@ -14,9 +14,30 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::point::quantize;
-use super::{check_range, Frame, OpContext, Operation, Shape};
+use super::{check_range, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
+use crate::gpu::uniform::{GpuEnum, Uniform, UniformLayout};
+use crate::gpu::GpuError;
+
+crate::gpu_uniform! {
+    /// `shaders/overlay.wgsl`.
+    pub struct OverlayUniform {
+        /// Left edge of the overlay on the base.
+        pub x: i32,
+        /// Top edge of the overlay on the base.
+        pub y: i32,
+        /// Overlay width.
+        pub width: i32,
+        /// Overlay height.
+        pub height: i32,
+        /// A [`Blend`] constant.
+        pub blend: u32,
+        /// Opacity, `0..=1`.
+        pub opacity: f32,
+    }
+}
 
 /// Where the overlay sits on the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -56,24 +77,52 @@ pub enum Blend {
     Screen,
 }
 
-/// Parameters of `overlay`.
+/// Longest `source` of an `overlay`, in bytes.
+pub const MAX_SOURCE_LEN: usize = 512;
+/// Smallest `opacity` of an `overlay`.
+pub const MIN_OPACITY: f64 = 0.0;
+/// Largest `opacity` of an `overlay`.
+pub const MAX_OPACITY: f64 = 1.0;
+
+/// Parameters of `overlay`. Placement is `gravity` or `x` and `y` together,
+/// a rule the JSON Schema does not express.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverlayParams {
     /// An object of the same image (`logo.png`), or `image/object` under an
-    /// allowed watermark prefix (`watermarks/acme/logo.png`).
+    /// allowed watermark prefix (`watermarks/acme/logo.png`). The prefixes
+    /// are a worker setting (`watermark_prefixes`, none by default), which
+    /// the schema cannot state: it gives the grammar of both forms.
+    #[schemars(
+        regex(pattern = crate::keys::object_ref_pattern()),
+        length(min = 1, max = MAX_SOURCE_LEN),
+        extend("not" = crate::keys::foreign_key_refusal())
+    )]
     pub source: String,
-    /// Placement; default `center`. Not with `x`/`y`.
+    /// Placement; default `center`. Not with `x`/`y` (not expressed in the
+    /// schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gravity: Option<Gravity>,
-    /// Left edge of the overlay on the base; give `x` and `y` together.
+    /// Left edge of the overlay on the base, `-max_side..=max_side` (a
+    /// worker setting, default 65535); give `x` and `y` together (not
+    /// expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(
+        min = -i64::from(Limits::default().max_side),
+        max = Limits::default().max_side
+    ))]
     pub x: Option<i32>,
-    /// Top edge of the overlay on the base.
+    /// Top edge of the overlay on the base, `-max_side..=max_side` (a
+    /// worker setting, default 65535).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(
+        min = -i64::from(Limits::default().max_side),
+        max = Limits::default().max_side
+    ))]
     pub y: Option<i32>,
     /// `0..=1`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_OPACITY, max = MAX_OPACITY))]
     pub opacity: Option<f64>,
     /// Blend mode. Default `normal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -146,13 +195,36 @@ pub fn composite(blend: Blend, s: [f32; 4], b: [f32; 4]) -> [f32; 4] {
     out
 }
 
+impl GpuEnum for Blend {
+    const PREFIX: &'static str = "BLEND";
+    const ALL: &'static [Self] = &[Self::Normal, Self::Multiply, Self::Screen];
+
+    fn code(self) -> u32 {
+        self as u32
+    }
+}
+
 impl Operation for Overlay {
     const NAME: &'static str = "overlay";
+    const SUMMARY: &'static str = "composite another image over this one with opacity and a blend mode, as W3C Compositing level 1";
     type Params = OverlayParams;
+    const SHADER: &'static str = include_str!("../../shaders/overlay.wgsl");
+    /// The parity test and the bench provide `logo.png`.
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "overlay", "source": "logo.png", "gravity": "south_east", "opacity": 0.5}"#,
+        r#"{"op": "overlay", "source": "logo.png", "x": 2, "y": 1, "opacity": 0.7, "blend": "multiply"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "x": -5, "y": -3, "blend": "screen"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "gravity": "center", "opacity": 0.3, "blend": "screen"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "gravity": "north_west", "blend": "multiply"}"#,
+    ];
+    const PARITY: Tolerance = Tolerance::FLOAT;
 
     fn validate(p: &OverlayParams, lim: &Limits) -> Result<Self, ParamError> {
-        if p.source.is_empty() || p.source.len() > 512 {
-            return Err(ParamError::new("source", "must be 1..=512 characters"));
+        if p.source.is_empty() || p.source.len() > MAX_SOURCE_LEN {
+            return Err(ParamError::new(
+                "source",
+                format!("must be 1..={MAX_SOURCE_LEN} characters"),
+            ));
         }
         let max = i64::from(lim.max_side);
         let placement = match (p.gravity, p.x, p.y) {
@@ -173,7 +245,12 @@ impl Operation for Overlay {
         Ok(Self {
             source: p.source.clone(),
             placement,
-            opacity: check_range("opacity", p.opacity.unwrap_or(1.0), 0.0, 1.0)? as f32,
+            opacity: check_range(
+                "opacity",
+                p.opacity.unwrap_or(1.0),
+                MIN_OPACITY,
+                MAX_OPACITY,
+            )? as f32,
             blend: p.blend.unwrap_or_default(),
         })
     }
@@ -189,6 +266,35 @@ impl Operation for Overlay {
             .ok_or_else(|| JobError::internal("overlay image was not fetched"))?;
         overlay_onto(&mut frame.img, top, self);
         Ok(frame)
+    }
+
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        let top = step.inputs.overlay(&self.source)?;
+        let (x, y) = self.position(step.src.width, step.src.height, top.width, top.height);
+        let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
+        let params = OverlayUniform {
+            x: clamp(x),
+            y: clamp(y),
+            width: top.width as i32,
+            height: top.height as i32,
+            blend: self.blend.code(),
+            opacity: self.opacity,
+        };
+        step.rec.kernel(
+            "overlay",
+            step.src,
+            step.src.dims(),
+            Aux::Image(top),
+            params,
+        )
+    }
+
+    fn uniforms() -> Vec<UniformLayout> {
+        vec![OverlayUniform::layout()]
+    }
+
+    fn wgsl_consts() -> String {
+        Blend::wgsl_consts()
     }
 }
 

@@ -3,11 +3,26 @@
 //! A point op maps one RGBA pixel (channels as `f32` in `0..=1`, straight
 //! alpha) to another. A run of consecutive point ops is applied pixel by pixel
 //! in a single pass, converting to float once and quantising once; the GPU
-//! backend fuses the same runs, so both backends round at the same places.
+//! backend fuses the same runs (`shaders/point.wgsl`), so both backends round
+//! at the same places.
+//!
+//! A point op implements [`PointOp`] (the pixel map) and [`PointOperation`]
+//! (its name, parameters and validation); the rest of [`Operation`] (an
+//! unchanged shape, the CPU pass, the GPU stage) is shared by all of them.
+//! On the GPU each op is a stage function `<name>_apply(px, s)` in its
+//! shader, reading its values with `stage_f(s, i)`.
 
 use image::RgbaImage;
 use multiversion::multiversion;
 use rayon::prelude::*;
+use schemars::JsonSchema;
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{Frame, OpContext, Operation, Shape, Tolerance};
+use crate::config::Limits;
+use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{GpuImage, GpuStep};
+use crate::gpu::GpuError;
 
 /// An op that changes each pixel on its own.
 pub trait PointOp: Send + Sync {
@@ -21,19 +36,59 @@ pub trait PointOp: Send + Sync {
         map_block(block, |px| self.apply(px));
     }
 
-    /// The same op as a stage record for `shaders/point.wgsl`: word 0 is the
-    /// kind, words 1..=15 the op's `f32` values (see its shader file).
-    fn stage(&self) -> [u32; 16];
+    /// The op's values for its GPU stage function, at most 15, read there
+    /// as `stage_f(s, 0)`, `stage_f(s, 1)`, ... (see its shader).
+    fn stage_values(&self) -> Vec<f32>;
 }
 
-/// Build a stage record from a kind and up to 15 values.
-pub fn stage(kind: u32, values: &[f32]) -> [u32; 16] {
-    let mut s = [0u32; 16];
-    s[0] = kind;
-    for (slot, v) in s[1..].iter_mut().zip(values) {
-        *slot = v.to_bits();
+/// The definition of a per-pixel op: what differs from one to the next.
+/// Every such type is an [`Operation`] through the blanket impl below.
+pub trait PointOperation: PointOp + Sized + std::fmt::Debug + Clone + 'static {
+    /// The op's name (see [`Operation::NAME`]).
+    const NAME: &'static str;
+    /// See [`Operation::SUMMARY`].
+    const SUMMARY: &'static str;
+    /// The parameters as a job carries them.
+    type Params: DeserializeOwned + Serialize + JsonSchema + std::fmt::Debug + Clone + PartialEq;
+    /// Its stage function `<NAME>_apply`, `shaders/<NAME>.wgsl`.
+    const SHADER: &'static str;
+    /// See [`Operation::EXAMPLES`].
+    const EXAMPLES: &'static [&'static str];
+
+    /// Check every parameter; the only way to build the op.
+    fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError>;
+}
+
+impl<T: PointOperation> Operation for T {
+    const NAME: &'static str = <T as PointOperation>::NAME;
+    const SUMMARY: &'static str = <T as PointOperation>::SUMMARY;
+    type Params = <T as PointOperation>::Params;
+    const SHADER: &'static str = <T as PointOperation>::SHADER;
+    const EXAMPLES: &'static [&'static str] = <T as PointOperation>::EXAMPLES;
+    const PARITY: Tolerance = Tolerance::FLOAT;
+    const POINT: bool = true;
+
+    fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError> {
+        <T as PointOperation>::validate(p, lim)
     }
-    s
+
+    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
+        Ok(input)
+    }
+
+    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
+        run_fused(&mut frame.img, &[self]);
+        Ok(frame)
+    }
+
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        step.rec
+            .point_run(step.src, &[(<T as PointOperation>::NAME, self)])
+    }
+
+    fn as_point(&self) -> Option<&dyn PointOp> {
+        Some(self)
+    }
 }
 
 /// Quantise a channel in `0..=1` to `0..=255`, rounding half up (as the shaders do).

@@ -1,6 +1,10 @@
 //! Resize with a choice of fit and filter, through fast_image_resize (SIMD,
 //! multi-threaded). Alpha is premultiplied while filtering.
 //!
+//! (Longer than most op files: the GPU path needs the filter weights and
+//! nearest-neighbour tables computed here exactly as fast_image_resize
+//! does, so that both backends give the same pixels; they belong with the op.)
+//!
 //! Fits, when both `width` and `height` are given:
 //! - `inside` (default): keep the aspect ratio, fit within the box;
 //! - `contain`: as `inside`, then centred on a canvas of exactly the box,
@@ -10,6 +14,12 @@
 //! - `fill`: stretch to the box.
 //!
 //! With only one side given, the other follows the aspect ratio.
+//!
+//! This file is longer than most (over 600 lines) because one op lives in
+//! one file: besides the parameters, planner and CPU path it holds
+//! fast_image_resize's coefficient and index tables, rebuilt here so that
+//! the GPU kernels reproduce its fixed-point arithmetic bit for bit, the GPU
+//! recording, and the tests of the fits.
 
 use fast_image_resize::{
     images::Image as FirImage, FilterType as FirFilter, PixelType, ResizeAlg, ResizeOptions,
@@ -20,10 +30,28 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::color::Color;
-use super::pad::place_on_canvas;
-use super::{Dims, Frame, OpContext, Operation, Shape};
+use super::crop::record_crop;
+use super::pad::{place_on_canvas, record_place_on_canvas};
+use super::{Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
+use crate::gpu::uniform::{Uniform, UniformLayout};
+use crate::gpu::GpuError;
+
+crate::gpu_uniform! {
+    /// `shaders/resize.wgsl`: one convolution pass ([`ConvPass`]).
+    pub struct ResizeConvUniform {
+        /// Fixed-point precision: the bits shifted out after summing
+        /// (`precision` is a reserved word in WGSL).
+        pub shift: u32,
+        /// Coefficients per record.
+        pub window: u32,
+        /// The column (vertical pass) or row (horizontal pass) where the
+        /// other axis's crop begins.
+        pub offset: u32,
+    }
+}
 
 /// How the image fits the requested box.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -57,15 +85,19 @@ pub enum Filter {
     Lanczos3,
 }
 
-/// Parameters of `resize`.
+/// Parameters of `resize`: `width`, `height` or both (a rule the JSON Schema
+/// does not express).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeParams {
-    /// Target width.
+    /// Target width, `1..=max_side` (a worker setting, default 65535); give
+    /// `width`, `height` or both (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = super::crop::MIN_SIDE, max = Limits::default().max_side))]
     pub width: Option<u32>,
-    /// Target height.
+    /// Target height, `1..=max_side` (a worker setting, default 65535).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = super::crop::MIN_SIDE, max = Limits::default().max_side))]
     pub height: Option<u32>,
     /// How to fit the box. Default `inside`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -73,7 +105,8 @@ pub struct ResizeParams {
     /// Resampling filter. Default `lanczos3`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<Filter>,
-    /// Canvas colour for `contain`. Default `#00000000`.
+    /// Canvas colour for `contain`, and only with `fit: contain` (not
+    /// expressed in the schema). Default `#00000000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<Color>,
 }
@@ -201,12 +234,25 @@ impl Resize {
 
 impl Operation for Resize {
     const NAME: &'static str = "resize";
+    const SUMMARY: &'static str = "resize with a choice of fit and filter, in premultiplied alpha (fast_image_resize on the CPU, its fixed-point arithmetic reproduced on the GPU)";
     type Params = ResizeParams;
+    const SHADER: &'static str = include_str!("../../shaders/resize.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "resize", "width": 512, "height": 512}"#,
+        r#"{"op": "resize", "width": 11}"#,
+        r#"{"op": "resize", "width": 100, "height": 100, "fit": "fill", "filter": "bilinear"}"#,
+        r#"{"op": "resize", "width": 40, "height": 40, "fit": "cover", "filter": "bicubic"}"#,
+        r##"{"op": "resize", "width": 30, "height": 50, "fit": "contain", "filter": "mitchell", "background": "#00ff0040"}"##,
+        r#"{"op": "resize", "width": 3, "height": 200, "fit": "fill", "filter": "nearest"}"#,
+        r#"{"op": "resize", "width": 500, "height": 500, "fit": "inside"}"#,
+    ];
+    // The GPU replicates fast_image_resize's fixed-point arithmetic.
+    const PARITY: Tolerance = Tolerance::EXACT;
 
     fn validate(p: &ResizeParams, lim: &Limits) -> Result<Self, ParamError> {
-        let range = format!("1..={}", lim.max_side);
+        let range = format!("{}..={}", super::crop::MIN_SIDE, lim.max_side);
         for (name, v) in [("width", p.width), ("height", p.height)] {
-            if v.is_some_and(|v| v == 0 || v > lim.max_side) {
+            if v.is_some_and(|v| v < super::crop::MIN_SIDE || v > lim.max_side) {
                 return Err(ParamError::range(name, &range));
             }
         }
@@ -245,6 +291,79 @@ impl Operation for Resize {
             place_on_canvas(&scaled, g.canvas, g.offset.0, g.offset.1, self.background)
         };
         Ok(Frame { img, ..frame })
+    }
+
+    /// fast_image_resize's 8-bit algorithm, step for step.
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        let g = self.geometry(step.src.dims());
+        let [left, top, bw, bh] = g.src_box;
+        let scaled = if self.filter == Filter::Nearest {
+            let tables = nearest_tables(step.src.dims(), g.src_box, g.scaled);
+            step.rec.kernel(
+                "resize_nearest",
+                step.src,
+                g.scaled,
+                Aux::Words(&tables),
+                (),
+            )?
+        } else if f64::from(g.scaled.width) == bw
+            && f64::from(g.scaled.height) == bh
+            && left == left.round()
+            && top == top.round()
+        {
+            // Same size at whole-pixel offsets: fast_image_resize copies the crop.
+            record_crop(step.rec, step.src, left as u32, top as u32, g.scaled)?
+        } else {
+            let need_h = f64::from(g.scaled.width) != bw || left != left.round();
+            let need_v = f64::from(g.scaled.height) != bh || top != top.round();
+            let mut cur =
+                step.rec
+                    .kernel("premultiply", step.src, step.src.dims(), Aux::None, ())?;
+            if need_v {
+                let pass = conv_pass(step.src.height, top, top + bh, g.scaled.height, self.filter);
+                let (width, offset) = if need_h {
+                    (step.src.width, 0)
+                } else {
+                    (g.scaled.width, left as u32)
+                };
+                let params = ResizeConvUniform {
+                    shift: pass.precision,
+                    window: pass.window,
+                    offset,
+                };
+                let dims = Dims::new(width, g.scaled.height);
+                cur = step.rec.kernel(
+                    "resize_vertical",
+                    &cur,
+                    dims,
+                    Aux::Words(&pass.records),
+                    params,
+                )?;
+            }
+            if need_h {
+                let pass = conv_pass(step.src.width, left, left + bw, g.scaled.width, self.filter);
+                let params = ResizeConvUniform {
+                    shift: pass.precision,
+                    window: pass.window,
+                    offset: if need_v { 0 } else { top as u32 },
+                };
+                let records = Aux::Words(&pass.records);
+                cur = step
+                    .rec
+                    .kernel("resize_horizontal", &cur, g.scaled, records, params)?;
+            }
+            step.rec
+                .kernel("unpremultiply", &cur, g.scaled, Aux::None, ())?
+        };
+        if g.canvas == g.scaled {
+            return Ok(scaled);
+        }
+        let (x, y) = g.offset;
+        record_place_on_canvas(step.rec, &scaled, g.canvas, x, y, self.background)
+    }
+
+    fn uniforms() -> Vec<UniformLayout> {
+        vec![ResizeConvUniform::layout()]
     }
 }
 

@@ -11,18 +11,41 @@ use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::auto_orient::record_orientation;
 use super::color::Color;
-use super::{check_range, Dims, Frame, OpContext, Operation, Shape};
+use super::{check_range, Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
+use crate::gpu::uniform::{Uniform, UniformLayout};
+use crate::gpu::GpuError;
+
+crate::gpu_uniform! {
+    /// `shaders/rotate.wgsl`: the any-angle rotation.
+    pub struct RotateUniform {
+        /// Sine of the clockwise angle.
+        pub sin: f32,
+        /// Its cosine.
+        pub cos: f32,
+        /// The canvas colour, packed.
+        pub background: u32,
+    }
+}
+
+/// Smallest `degrees` of a `rotate`.
+pub const MIN_DEGREES: f64 = -360.0;
+/// Largest `degrees` of a `rotate`.
+pub const MAX_DEGREES: f64 = 360.0;
 
 /// Parameters of `rotate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateParams {
     /// Clockwise angle in degrees, `-360..=360`.
+    #[schemars(range(min = MIN_DEGREES, max = MAX_DEGREES))]
     pub degrees: f64,
-    /// Canvas colour; required unless the angle is a multiple of 90.
+    /// Canvas colour; required unless the angle is a multiple of 90 (not
+    /// expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<Color>,
 }
@@ -54,10 +77,23 @@ pub fn rotated_dims(w: u32, h: u32, radians: f64) -> Dims {
 
 impl Operation for Rotate {
     const NAME: &'static str = "rotate";
+    const SUMMARY: &'static str = "rotate clockwise: multiples of 90 degrees exactly, any other angle onto a canvas grown to hold the image";
     type Params = RotateParams;
+    const SHADER: &'static str = include_str!("../../shaders/rotate.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "rotate", "degrees": 90}"#,
+        r#"{"op": "rotate", "degrees": 180}"#,
+        r#"{"op": "rotate", "degrees": 270}"#,
+        r#"{"op": "rotate", "degrees": 0}"#,
+        r##"{"op": "rotate", "degrees": 10, "background": "#20408080"}"##,
+        r##"{"op": "rotate", "degrees": -45, "background": "#20408080"}"##,
+        r##"{"op": "rotate", "degrees": 123.4, "background": "#20408080"}"##,
+    ];
+    // Any angle samples bilinearly in float arithmetic.
+    const PARITY: Tolerance = Tolerance::FLOAT;
 
     fn validate(p: &RotateParams, _: &Limits) -> Result<Self, ParamError> {
-        let deg = check_range("degrees", p.degrees, -360.0, 360.0)?;
+        let deg = check_range("degrees", p.degrees, MIN_DEGREES, MAX_DEGREES)?;
         if deg % 90.0 == 0.0 {
             return Ok(Self::Exact(deg.rem_euclid(360.0) as u16));
         }
@@ -99,6 +135,34 @@ impl Operation for Rotate {
             }
         };
         Ok(Frame { img, ..frame })
+    }
+
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        match self {
+            Self::Exact(90) => record_orientation(step.rec, step.src, 6),
+            Self::Exact(180) => record_orientation(step.rec, step.src, 3),
+            Self::Exact(270) => record_orientation(step.rec, step.src, 8),
+            Self::Exact(_) => Ok(step.src.clone()),
+            Self::Any {
+                radians,
+                background,
+            } => {
+                let dims = self
+                    .plan(step.src.shape())
+                    .map_err(|e| GpuError::Plan(e.to_string()))?
+                    .dims;
+                let params = RotateUniform {
+                    sin: radians.sin() as f32,
+                    cos: radians.cos() as f32,
+                    background: background.packed(),
+                };
+                step.rec.kernel("rotate", step.src, dims, Aux::None, params)
+            }
+        }
+    }
+
+    fn uniforms() -> Vec<UniformLayout> {
+        vec![RotateUniform::layout()]
     }
 }
 

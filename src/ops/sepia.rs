@@ -3,10 +3,15 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::point::{mat3, PointOp};
-use super::{check_range, Frame, OpContext, Operation, Shape};
+use super::check_range;
+use super::point::{mat3, PointOp, PointOperation};
 use crate::config::Limits;
-use crate::error::{JobError, ParamError};
+use crate::error::ParamError;
+
+/// Smallest `strength` of a `sepia` (unchanged).
+pub const MIN_STRENGTH: f64 = 0.0;
+/// Largest `strength` of a `sepia` (full sepia).
+pub const MAX_STRENGTH: f64 = 1.0;
 
 /// Parameters of `sepia`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -14,6 +19,7 @@ use crate::error::{JobError, ParamError};
 pub struct SepiaParams {
     /// `0` unchanged to `1` full sepia. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_STRENGTH, max = MAX_STRENGTH))]
     pub strength: Option<f64>,
 }
 
@@ -34,34 +40,33 @@ pub fn sepia_matrix(s: f64) -> [[f64; 3]; 3] {
     ]
 }
 
-impl Operation for Sepia {
+impl PointOperation for Sepia {
     const NAME: &'static str = "sepia";
+    const SUMMARY: &'static str = "sepia tone: the W3C filter-effects `sepia(strength)` matrix";
     type Params = SepiaParams;
+    const SHADER: &'static str = include_str!("../../shaders/sepia.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "sepia", "strength": 0.8}"#,
+        r#"{"op": "sepia"}"#,
+        r#"{"op": "sepia", "strength": 0.4}"#,
+    ];
 
     fn validate(p: &SepiaParams, _: &Limits) -> Result<Self, ParamError> {
-        let s = check_range("strength", p.strength.unwrap_or(1.0), 0.0, 1.0)?;
+        let s = check_range(
+            "strength",
+            p.strength.unwrap_or(1.0),
+            MIN_STRENGTH,
+            MAX_STRENGTH,
+        )?;
         Ok(Self {
             matrix: sepia_matrix(s).map(|r| r.map(|v| v as f32)),
         })
     }
-
-    fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
-        Ok(input)
-    }
-
-    fn run_cpu(&self, mut frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        super::point::run_fused(&mut frame.img, &[self]);
-        Ok(frame)
-    }
-
-    fn as_point(&self) -> Option<&dyn PointOp> {
-        Some(self)
-    }
 }
 
 impl PointOp for Sepia {
-    fn stage(&self) -> [u32; 16] {
-        super::point::stage(4, self.matrix.as_flattened())
+    fn stage_values(&self) -> Vec<f32> {
+        self.matrix.as_flattened().to_vec()
     }
 
     fn apply(&self, px: [f32; 4]) -> [f32; 4] {

@@ -6,11 +6,33 @@ use multiversion::multiversion;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::blur::{check_sigma, gaussian_kernel, separable};
+use super::blur::{check_sigma, gaussian_kernel, record_blur, separable};
 use super::point::round_u8;
-use super::{check_range, Frame, OpContext, Operation, Shape};
+use super::{check_range, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
+use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
+use crate::gpu::uniform::{Uniform, UniformLayout};
+use crate::gpu::GpuError;
+
+crate::gpu_uniform! {
+    /// `shaders/sharpen.wgsl`: the mask step.
+    pub struct SharpenUniform {
+        /// Strength.
+        pub amount: f32,
+        /// Smallest difference sharpened, in levels.
+        pub threshold: f32,
+    }
+}
+
+/// Smallest `amount` of a `sharpen`.
+pub const MIN_AMOUNT: f64 = 0.0;
+/// Largest `amount` of a `sharpen`.
+pub const MAX_AMOUNT: f64 = 10.0;
+/// Smallest `threshold` of a `sharpen`.
+pub const MIN_THRESHOLD: f64 = 0.0;
+/// Largest `threshold` of a `sharpen` (full scale).
+pub const MAX_THRESHOLD: f64 = 1.0;
 
 /// Parameters of `sharpen`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -18,12 +40,15 @@ use crate::error::{JobError, ParamError};
 pub struct SharpenParams {
     /// Blur radius as a Gaussian sigma, `0.1..=64`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = super::blur::MIN_SIGMA, max = super::blur::MAX_SIGMA))]
     pub sigma: Option<f64>,
     /// Strength, `0..=10`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_AMOUNT, max = MAX_AMOUNT))]
     pub amount: Option<f64>,
     /// Smallest difference sharpened, fraction of full scale `0..=1`. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_THRESHOLD, max = MAX_THRESHOLD))]
     pub threshold: Option<f64>,
 }
 
@@ -40,12 +65,25 @@ pub struct Sharpen {
 
 impl Operation for Sharpen {
     const NAME: &'static str = "sharpen";
+    const SUMMARY: &'static str = "unsharp mask: the original plus `amount` times its difference from a Gaussian blur, where that difference is at least `threshold`";
     type Params = SharpenParams;
+    const SHADER: &'static str = include_str!("../../shaders/sharpen.wgsl");
+    const EXAMPLES: &'static [&'static str] = &[
+        r#"{"op": "sharpen", "sigma": 1.0, "amount": 1.0}"#,
+        r#"{"op": "sharpen"}"#,
+        r#"{"op": "sharpen", "sigma": 2.0, "amount": 1.5, "threshold": 0.05}"#,
+    ];
+    const PARITY: Tolerance = Tolerance::FLOAT;
 
     fn validate(p: &SharpenParams, _: &Limits) -> Result<Self, ParamError> {
         let sigma = check_sigma("sigma", p.sigma.unwrap_or(1.0))?;
-        let amount = check_range("amount", p.amount.unwrap_or(1.0), 0.0, 10.0)?;
-        let threshold = check_range("threshold", p.threshold.unwrap_or(0.0), 0.0, 1.0)?;
+        let amount = check_range("amount", p.amount.unwrap_or(1.0), MIN_AMOUNT, MAX_AMOUNT)?;
+        let threshold = check_range(
+            "threshold",
+            p.threshold.unwrap_or(0.0),
+            MIN_THRESHOLD,
+            MAX_THRESHOLD,
+        )?;
         Ok(Self {
             kernel: gaussian_kernel(sigma),
             amount: amount as f32,
@@ -64,6 +102,25 @@ impl Operation for Sharpen {
             mask(orig, blurred, self.amount, self.threshold)
         });
         Ok(frame)
+    }
+
+    fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+        let blurred = record_blur(step.rec, step.src, &self.kernel)?;
+        let params = SharpenUniform {
+            amount: self.amount,
+            threshold: self.threshold,
+        };
+        step.rec.kernel(
+            "sharpen",
+            step.src,
+            step.src.dims(),
+            Aux::Image(&blurred),
+            params,
+        )
+    }
+
+    fn uniforms() -> Vec<UniformLayout> {
+        vec![SharpenUniform::layout()]
     }
 }
 

@@ -35,10 +35,26 @@ pub enum QueueError {
     /// A setting is invalid.
     #[error("{0}")]
     Config(String),
+    /// A file named by a setting cannot be read.
+    #[error("cannot read the {what} {}", path.display())]
+    File {
+        /// What the file is (`CA file`, `client key`).
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The TLS handshake failed: an untrusted or invalid certificate, or no
     /// common protocol version. A configuration error; retrying cannot help.
-    #[error("TLS handshake with the broker failed: {0} (check --amqp-ca-file and the broker's certificate)")]
-    Tls(String),
+    #[error(
+        "TLS handshake with the broker failed (check --amqp-ca-file and the broker's certificate)"
+    )]
+    Tls(#[source] rustls::Error),
+    /// A message could not be encoded.
+    #[error("cannot encode a message")]
+    Encode(#[from] serde_json::Error),
     /// The broker did not confirm a publish in time.
     #[error("the broker did not confirm a publish within {0:?}")]
     Unconfirmed(std::time::Duration),

@@ -55,8 +55,8 @@ pub async fn result(
     reply_to: Option<&ShortString>,
     correlation_id: Option<&ShortString>,
 ) -> Result<(), QueueError> {
-    let body = serde_json::to_vec(result).map_err(|e| QueueError::Config(e.to_string()))?;
-    let key = format!("{}.{}", result.kind.as_str(), result.status.as_str());
+    let body = serde_json::to_vec(result)?;
+    let key = result.routing_key();
     let mut props = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_delivery_mode(PERSISTENT)
@@ -98,14 +98,21 @@ pub async fn dead_letter(
     confirmed(ch, dlx, "", body, props).await
 }
 
-/// A header's value as a string, when it is one.
-pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
-    let v = headers?.inner().get(name)?;
-    match v {
-        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
-        AMQPValue::ShortString(s) => Some(s.as_str().to_string()),
+/// A header's raw bytes, when it is a long string, a short string or a byte
+/// array (what Python's pika sends for `bytes` values).
+pub fn header_bytes<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a [u8]> {
+    match headers?.inner().get(name)? {
+        AMQPValue::LongString(s) => Some(s.as_bytes()),
+        AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),
+        AMQPValue::ByteArray(b) => Some(b.as_slice()),
         _ => None,
     }
+}
+
+/// A header's value as a string, when it is a long string, a short string
+/// or a byte array (invalid UTF-8 replaced).
+pub fn header_str(headers: Option<&FieldTable>, name: &str) -> Option<String> {
+    header_bytes(headers, name).map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
 /// A header's value as an integer, when it is one.

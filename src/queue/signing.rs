@@ -4,19 +4,27 @@
 //! `x-imgworker-signature` (the lowercase hex HMAC-SHA256 of the exact body
 //! bytes under that key). With keys configured, a job without a valid
 //! signature is rejected as `invalid_signature` before storage is touched.
+//!
+//! The headers may arrive as AMQP long strings, short strings or byte arrays
+//! (Python's pika sends `bytes` values as byte arrays); all three are read
+//! alike.
 
 use hmac::{Hmac, Mac};
+use lapin::types::FieldTable;
 use sha2::Sha256;
+
+use super::publish::header_bytes;
+use crate::keys::{parse_key_list, KeyListError as ListError};
 
 /// Header naming the signing key.
 pub const KEY_ID_HEADER: &str = "x-imgworker-key-id";
 /// Header holding the hex HMAC-SHA256 of the body.
 pub const SIGNATURE_HEADER: &str = "x-imgworker-signature";
 
-/// A signing key list is malformed.
+/// A signing key list is malformed (never shows a secret).
 #[derive(Debug, thiserror::Error)]
-#[error("signing keys must be `key-id:secret` pairs separated by commas: {0}")]
-pub struct KeyListError(String);
+#[error("signing keys must be `key-id:secret` pairs separated by commas")]
+pub struct KeyListError(#[from] ListError);
 
 /// Signing keys by id. The secret never appears in `Debug` output.
 #[derive(Clone, Default)]
@@ -48,16 +56,10 @@ pub enum SignatureError {
 impl SigningKeys {
     /// Parse `id:secret[,id:secret...]`; empty means signing is off.
     pub fn parse(list: &str) -> Result<Self, KeyListError> {
-        let mut keys = Vec::new();
-        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, secret) = pair
-                .split_once(':')
-                .ok_or_else(|| KeyListError("an entry has no `:`".into()))?;
-            if id.is_empty() || secret.is_empty() {
-                return Err(KeyListError("empty key id or secret".into()));
-            }
-            keys.push((id.to_string(), secret.as_bytes().to_vec()));
-        }
+        let keys = parse_key_list(list)?
+            .into_iter()
+            .map(|(id, secret)| (id.to_string(), secret.as_bytes().to_vec()))
+            .collect();
         Ok(Self { keys })
     }
 
@@ -83,18 +85,50 @@ impl SigningKeys {
         Some(hex::encode(mac.finalize().into_bytes()))
     }
 
-    /// Check a body against its headers (constant-time comparison).
+    /// Check a body against its key id and hex signature (constant-time
+    /// comparison).
     pub fn verify(
         &self,
         key_id: Option<&str>,
         signature: Option<&str>,
         body: &[u8],
     ) -> Result<(), SignatureError> {
+        self.verify_bytes(
+            key_id.map(str::as_bytes),
+            signature.map(str::as_bytes),
+            body,
+        )
+    }
+
+    /// Check a delivery's body against its [`KEY_ID_HEADER`] and
+    /// [`SIGNATURE_HEADER`], each a long string, short string or byte
+    /// array.
+    pub fn verify_headers(
+        &self,
+        headers: Option<&FieldTable>,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
+        self.verify_bytes(
+            header_bytes(headers, KEY_ID_HEADER),
+            header_bytes(headers, SIGNATURE_HEADER),
+            body,
+        )
+    }
+
+    /// [`Self::verify`] on the headers' raw bytes: a key id that is not
+    /// UTF-8 is unknown, a signature that is not hex does not match.
+    fn verify_bytes(
+        &self,
+        key_id: Option<&[u8]>,
+        signature: Option<&[u8]>,
+        body: &[u8],
+    ) -> Result<(), SignatureError> {
         let (Some(id), Some(sig)) = (key_id, signature) else {
             return Err(SignatureError::Missing);
         };
+        let id = std::str::from_utf8(id).map_err(|_| SignatureError::UnknownKey)?;
         let mut mac = self.mac(id).ok_or(SignatureError::UnknownKey)?;
-        let sig = hex::decode(sig.trim()).map_err(|_| SignatureError::Mismatch)?;
+        let sig = hex::decode(sig.trim_ascii()).map_err(|_| SignatureError::Mismatch)?;
         mac.update(body);
         mac.verify_slice(&sig).map_err(|_| SignatureError::Mismatch)
     }
@@ -143,9 +177,60 @@ mod tests {
     }
 
     #[test]
+    fn headers_are_read_as_long_strings_short_strings_or_byte_arrays() {
+        use lapin::types::{AMQPValue, ByteArray, LongString, ShortString};
+        let k = SigningKeys::parse("k1:secret-one").unwrap();
+        let body = br#"{"id":"x"}"#;
+        let sig = k.sign("k1", body).unwrap();
+        let table = |id: AMQPValue, sig: AMQPValue| {
+            let mut h = FieldTable::default();
+            h.insert(KEY_ID_HEADER.into(), id);
+            h.insert(SIGNATURE_HEADER.into(), sig);
+            h
+        };
+        let long = |s: &str| AMQPValue::LongString(LongString::from(s));
+        let short = |s: &str| AMQPValue::ShortString(ShortString::from(s));
+        let bytes = |s: &str| AMQPValue::ByteArray(ByteArray::from(s.as_bytes()));
+        for (id, sig) in [
+            (long("k1"), long(&sig)),
+            (short("k1"), short(&sig)),
+            (bytes("k1"), bytes(&sig)),
+            (bytes("k1"), long(&sig)),
+        ] {
+            let h = table(id, sig);
+            assert_eq!(k.verify_headers(Some(&h), body), Ok(()), "{h:?}");
+            assert_eq!(
+                k.verify_headers(Some(&h), b"other"),
+                Err(SignatureError::Mismatch)
+            );
+        }
+        let wrong = table(bytes("k1"), bytes(&"0".repeat(64)));
+        assert_eq!(
+            k.verify_headers(Some(&wrong), body),
+            Err(SignatureError::Mismatch)
+        );
+        let not_utf8 = table(
+            AMQPValue::ByteArray(ByteArray::from(&[0xff, 0xfe][..])),
+            bytes(&sig),
+        );
+        assert_eq!(
+            k.verify_headers(Some(&not_utf8), body),
+            Err(SignatureError::UnknownKey)
+        );
+        let numeric = table(long("k1"), AMQPValue::LongLongInt(7));
+        assert_eq!(
+            k.verify_headers(Some(&numeric), body),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(k.verify_headers(None, body), Err(SignatureError::Missing));
+    }
+
+    #[test]
     fn rejects_malformed_lists() {
         assert!(SigningKeys::parse("nocolon").is_err());
         assert!(SigningKeys::parse(":secret").is_err());
         assert!(!SigningKeys::parse("").unwrap().enabled());
+        let e = SigningKeys::parse("k1:hunter2,broken").unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("hunter2"));
     }
 }

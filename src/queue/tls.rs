@@ -33,15 +33,29 @@ pub struct TlsFiles {
 }
 
 /// A broker URL with its TLS settings, checked and loaded once.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BrokerEndpoint {
     url: String,
     tls: OwnedTLSConfig,
 }
 
-fn read(path: &Path, what: &str) -> Result<Vec<u8>, QueueError> {
-    std::fs::read(path)
-        .map_err(|e| QueueError::Config(format!("cannot read the {what} {}: {e}", path.display())))
+/// The URL's password and the TLS material (a client key among it) are
+/// never printed.
+impl std::fmt::Debug for BrokerEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerEndpoint")
+            .field("url", &super::worker::redact(&self.url))
+            .field("tls", &self.is_tls())
+            .finish()
+    }
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, QueueError> {
+    std::fs::read(path).map_err(|source| QueueError::File {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Whether a URL is `amqps://`.
@@ -126,16 +140,16 @@ impl BrokerEndpoint {
 }
 
 /// The TLS failure inside a connection error, if it is one.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<rustls::Error> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(err) = cur {
         if let Some(t) = err.downcast_ref::<rustls::Error>() {
-            return Some(t.to_string());
+            return Some(t.clone());
         }
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             if let Some(inner) = io.get_ref() {
                 if let Some(t) = inner.downcast_ref::<rustls::Error>() {
-                    return Some(t.to_string());
+                    return Some(t.clone());
                 }
             }
         }
@@ -173,6 +187,11 @@ mod tests {
         assert!(e.to_string().contains("use amqps://"), "{e}");
         let e = BrokerEndpoint::new("amqps://h/", &ca).unwrap_err();
         assert!(e.to_string().contains("cannot read the CA file"), "{e}");
+        let source = std::error::Error::source(&e).expect("the I/O error is kept");
+        assert_eq!(
+            source.downcast_ref::<std::io::Error>().map(|e| e.kind()),
+            Some(std::io::ErrorKind::NotFound)
+        );
         let half = TlsFiles {
             cert_file: Some("c.pem".into()),
             ..Default::default()

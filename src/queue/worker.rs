@@ -23,14 +23,14 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use tokio::sync::{watch, Semaphore};
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
-use super::publish::{self, header_int, header_str};
-use super::signing::{KEY_ID_HEADER, SIGNATURE_HEADER};
+use super::publish::{self, header_int};
 use super::{BrokerEndpoint, QueueError, SigningKeys, Topology};
-use crate::error::{ErrorCode, JobError};
-use crate::job::identify;
+use crate::backend::BackendKind;
+use crate::error::{with_cause, Disposition, ErrorCode, JobError};
+use crate::job::{identify, Identity};
 use crate::metrics::Metrics;
 use crate::pipeline::Engine;
-use crate::result::{ResultMessage, Status};
+use crate::result::ResultMessage;
 
 /// Settings of `imgworker serve`.
 #[derive(Debug, Clone)]
@@ -86,10 +86,63 @@ struct Shared {
     slots: Arc<Semaphore>,
 }
 
+/// How long closing a session at shutdown may wait for the broker.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A live session's connection and channels, held through a drain.
+struct Session {
+    conn: Connection,
+    /// Results and dead letters, in confirm mode.
+    publisher: Channel,
+    /// Deliveries, acks and nacks.
+    consumer_ch: Channel,
+    /// The (cancelled) consumer: dropped only after its channel is closed.
+    consumer: lapin::Consumer,
+}
+
+impl Session {
+    /// Cancel the consumer `tag` (waiting for the broker's cancel-ok) and
+    /// keep the session open for the drain.
+    async fn stop_consuming(self, tag: &str) -> SessionEnd {
+        if let Err(e) = self
+            .consumer_ch
+            .basic_cancel(tag.into(), BasicCancelOptions::default())
+            .await
+        {
+            debug!(error = %e, "cancelling the consumer failed");
+        }
+        SessionEnd::Drain(Box::new(self))
+    }
+
+    /// Close the channels, then the connection, each waiting for the
+    /// broker's close-ok. Closing the consumer channel hands any
+    /// prefetched, unstarted job back to the queue. A channel left to close
+    /// itself when its last handle drops would race the connection's close
+    /// and make lapin log `invalid channel state: Closing` as an error.
+    async fn close(self) {
+        const BYE: u16 = 200;
+        let Session {
+            conn,
+            publisher,
+            consumer_ch,
+            consumer,
+        } = self;
+        for (what, ch) in [("consumer", &consumer_ch), ("publisher", &publisher)] {
+            if let Err(e) = ch.close(BYE, "worker shutting down".into()).await {
+                debug!(channel = what, error = %e, "closing a channel failed");
+            }
+        }
+        drop(consumer);
+        if let Err(e) = conn.close(BYE, "worker shutting down".into()).await {
+            debug!(error = %e, "closing the connection failed");
+        }
+    }
+}
+
 enum SessionEnd {
-    /// Shutdown requested; consumption was cancelled. The consumer channel
-    /// stays open (dropping it closes it) so that jobs in flight can ack.
-    Drain(Box<(Connection, Channel, lapin::Consumer)>),
+    /// Shutdown requested; consumption was cancelled. The session stays
+    /// open so that jobs in flight can publish and ack.
+    Drain(Box<Session>),
     /// The connection or consumer died.
     Lost(String),
 }
@@ -118,12 +171,7 @@ pub async fn serve(
             return drain(&shared, None).await;
         }
         match session(&shared, &mut shutdown, sessions).await {
-            Ok(SessionEnd::Drain(held)) => {
-                let (conn, channel, consumer) = *held;
-                let done = drain(&shared, Some(conn)).await;
-                drop((channel, consumer));
-                return done;
-            }
+            Ok(SessionEnd::Drain(held)) => return drain(&shared, Some(*held)).await,
             Ok(SessionEnd::Lost(why)) => {
                 shared.metrics.set_ready(false);
                 warn!(reason = %why, "lost the broker; reconnecting");
@@ -132,12 +180,12 @@ pub async fn serve(
             }
             Err(e @ QueueError::Tls(_)) => {
                 shared.metrics.set_ready(false);
-                error!(error = %e, "cannot connect to the broker securely; stopping");
+                error!(error = %with_cause(&e), "cannot connect to the broker securely; stopping");
                 return Err(e);
             }
             Err(e) => {
                 shared.metrics.set_ready(false);
-                warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
+                warn!(error = %with_cause(&e), retry_in_ms = backoff.as_millis() as u64, "cannot reach the broker");
             }
         }
         tokio::select! {
@@ -148,7 +196,9 @@ pub async fn serve(
     }
 }
 
-async fn drain(shared: &Shared, conn: Option<Connection>) -> Result<(), QueueError> {
+/// Wait (at most the grace period) for the jobs in flight, then close the
+/// session, if there is one.
+async fn drain(shared: &Shared, session: Option<Session>) -> Result<(), QueueError> {
     shared.metrics.set_ready(false);
     let n = shared.cfg.concurrency as u32;
     info!(
@@ -160,9 +210,17 @@ async fn drain(shared: &Shared, conn: Option<Connection>) -> Result<(), QueueErr
         Ok(_) => info!("every job in flight finished"),
         Err(_) => warn!("grace period over; unfinished jobs will be redelivered"),
     }
-    // Closing the connection hands any prefetched, unstarted job back.
-    if let Some(conn) = conn {
-        let _ = conn.close(200, "worker shutting down".into()).await;
+    if let Some(session) = session {
+        // A broker that stopped answering must not hold the exit.
+        if tokio::time::timeout(CLOSE_TIMEOUT, session.close())
+            .await
+            .is_err()
+        {
+            warn!(
+                timeout_s = CLOSE_TIMEOUT.as_secs(),
+                "the broker did not confirm the close; exiting anyway"
+            );
+        }
     }
     Ok(())
 }
@@ -208,16 +266,16 @@ async fn session(
             p = shared.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
             why = connection_lost(&conn, &mut events) => return Ok(SessionEnd::Lost(why)),
             _ = shutdown.changed() => {
-                let _ = consumer_ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                return Ok(SessionEnd::Drain(Box::new((conn, consumer_ch, consumer))));
+                let session = Session { conn, publisher, consumer_ch, consumer };
+                return Ok(session.stop_consuming(&tag).await);
             }
         };
         let next = tokio::select! {
             d = consumer.next() => d,
             why = connection_lost(&conn, &mut events) => return Ok(SessionEnd::Lost(why)),
             _ = shutdown.changed() => {
-                let _ = consumer_ch.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
-                return Ok(SessionEnd::Drain(Box::new((conn, consumer_ch, consumer))));
+                let session = Session { conn, publisher, consumer_ch, consumer };
+                return Ok(session.stop_consuming(&tag).await);
             }
         };
         let delivery = match next {
@@ -261,14 +319,6 @@ async fn connection_lost(
     }
 }
 
-/// What to do with a delivery once its job has run.
-enum Disposition {
-    /// Done (succeeded, or failed and dead-lettered): ack.
-    Ack,
-    /// Transient failure: requeue after a pause.
-    Retry,
-}
-
 async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     let headers = delivery.properties.headers().as_ref();
     // Quorum queues count earlier deliveries in x-delivery-count.
@@ -284,33 +334,24 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     async {
         let cfg = &shared.cfg;
         // Signature first: an unsigned job never reaches storage.
-        let result = if cfg.signing.enabled() {
-            let key_id = header_str(headers, KEY_ID_HEADER);
-            let sig = header_str(headers, SIGNATURE_HEADER);
-            match cfg
-                .signing
-                .verify(key_id.as_deref(), sig.as_deref(), &delivery.data)
-            {
-                Ok(()) => None,
-                Err(e) => Some(ResultMessage::failed(
-                    ident.id.clone(),
-                    ident.kind,
-                    ident.image.clone(),
-                    &JobError::new(ErrorCode::InvalidSignature, e.to_string()),
-                    attempt,
-                    &shared.engine.config().worker_name,
-                )),
-            }
+        let refused = if cfg.signing.enabled() {
+            cfg.signing
+                .verify_headers(headers, &delivery.data)
+                .err()
+                .map(|e| {
+                    let err =
+                        JobError::new(ErrorCode::InvalidSignature, e.to_string()).with_source(e);
+                    shared.engine.failure(&ident, &err, attempt)
+                })
         } else {
             None
         };
-        let (result, fallback) = match result {
+        let (result, fallback) = match refused {
             Some(r) => (r, false),
             None => run_isolated(shared, &delivery.data, attempt, &ident).await,
         };
-        let disposition = settle(shared, publisher, &delivery, &result, attempt).await;
-        let unsettled = match disposition {
-            Ok(Disposition::Ack) => {
+        let unsettled = match settle(shared, publisher, &delivery, &result, attempt).await {
+            Ok(Disposition::Ack | Disposition::DeadLetter) => {
                 shared.metrics.record(&result, fallback);
                 let acked = delivery.acker.ack(BasicAckOptions::default()).await;
                 debug!(status = result.status.as_str(), "acked");
@@ -327,7 +368,7 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             }
             Err(e) => {
                 // Not settled (the broker did not confirm): give the job back.
-                warn!(error = %e, "could not publish; the job goes back to the queue");
+                warn!(error = %with_cause(&e), "could not publish; the job goes back to the queue");
                 failure(delivery.acker.nack(REQUEUE).await, "nack")
             }
         };
@@ -358,7 +399,7 @@ async fn run_isolated(
     shared: &Shared,
     body: &[u8],
     attempt: u32,
-    ident: &crate::job::Identity,
+    ident: &Identity,
 ) -> (ResultMessage, bool) {
     let engine = shared.engine.clone();
     let body = body.to_vec();
@@ -366,27 +407,21 @@ async fn run_isolated(
     match job.await {
         Ok(outcome) => {
             // The GPU was configured but the pixels were made on the CPU.
-            let fallback =
-                shared.engine.backend_name() == "gpu" && outcome.stats.backend == Some("cpu");
+            let fallback = shared.engine.backend_kind() == BackendKind::Gpu
+                && outcome.stats.backend == Some(BackendKind::Cpu);
             (outcome.result, fallback)
         }
         Err(e) => {
             error!(error = %e, "the job's task panicked");
-            let err = JobError::internal("the job's task failed unexpectedly");
-            let r = ResultMessage::failed(
-                ident.id.clone(),
-                ident.kind,
-                ident.image.clone(),
-                &err,
-                attempt,
-                &shared.engine.config().worker_name,
-            );
-            (r, false)
+            let err = JobError::internal("the job's task failed unexpectedly").with_source(e);
+            (shared.engine.failure(ident, &err, attempt), false)
         }
     }
 }
 
-/// Publish the result and dead-letter where needed; decide ack or retry.
+/// Publish what the job's [`Disposition`] calls for: the result (unless it
+/// is retried) and, for a failed job, the dead letter. Returns the
+/// disposition once the broker confirmed every publish.
 async fn settle(
     shared: &Shared,
     publisher: &Channel,
@@ -396,19 +431,16 @@ async fn settle(
 ) -> Result<Disposition, QueueError> {
     let topo = &shared.cfg.topology;
     let props = &delivery.properties;
-    // The error code of a failed job; `None` when it succeeded.
-    let failed = (result.status != Status::Succeeded).then(|| {
-        result
-            .error
-            .as_ref()
-            .map_or(ErrorCode::Internal, |e| e.code)
-    });
-    if let Some(code) = failed {
-        if code.is_transient() && attempt <= topo.delivery_limit {
-            warn!(code = code.as_str(), "transient failure; retrying later");
-            return Ok(Disposition::Retry);
+    let code = result.error_code();
+    let disposition = Disposition::of(code, attempt, topo.delivery_limit);
+    let code = code.map_or("", ErrorCode::as_str);
+    match disposition {
+        Disposition::Ack => {}
+        Disposition::Retry => {
+            warn!(code, "transient failure; retrying later");
+            return Ok(disposition);
         }
-        warn!(code = code.as_str(), "job failed; dead-lettering it");
+        Disposition::DeadLetter => warn!(code, "job failed; dead-lettering it"),
     }
     publish::result(
         publisher,
@@ -418,20 +450,19 @@ async fn settle(
         props.correlation_id().as_ref(),
     )
     .await?;
-    let Some(code) = failed else {
-        return Ok(Disposition::Ack);
-    };
-    publish::dead_letter(
-        publisher,
-        &topo.dead_letter_exchange,
-        &delivery.data,
-        props,
-        code.as_str(),
-        attempt,
-    )
-    .await?;
-    shared.metrics.dead_lettered.inc();
-    Ok(Disposition::Ack)
+    if disposition == Disposition::DeadLetter {
+        publish::dead_letter(
+            publisher,
+            &topo.dead_letter_exchange,
+            &delivery.data,
+            props,
+            code,
+            attempt,
+        )
+        .await?;
+        shared.metrics.dead_lettered.inc();
+    }
+    Ok(disposition)
 }
 
 #[cfg(test)]

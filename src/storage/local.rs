@@ -29,7 +29,7 @@ pub struct LocalStorage {
 static STAGING_SEQ: AtomicU64 = AtomicU64::new(0);
 
 fn unavailable(what: &str, e: std::io::Error) -> StorageError {
-    StorageError::Unavailable(format!("{what}: {e}"))
+    StorageError::unavailable(what, e)
 }
 
 impl LocalStorage {
@@ -158,7 +158,7 @@ impl Storage for LocalStorage {
             Ok(buf)
         })
         .await
-        .map_err(|e| StorageError::Unavailable(format!("read task failed: {e}")))?
+        .map_err(|e| StorageError::unavailable("read task failed", e))?
     }
 
     async fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
@@ -166,7 +166,7 @@ impl Storage for LocalStorage {
         let data = data.to_vec();
         tokio::task::spawn_blocking(move || Self::put_sync(&path, &data))
             .await
-            .map_err(|e| StorageError::Unavailable(format!("write task failed: {e}")))?
+            .map_err(|e| StorageError::unavailable("write task failed", e))?
             .map_err(|e| unavailable("write failed", e))
     }
 

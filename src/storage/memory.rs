@@ -1,8 +1,10 @@
-//! In-memory storage, for tests and `memory://`. Can be told to fail writes
-//! after a number of successes, to test that failed jobs leave nothing.
+//! In-memory storage, for tests and `memory://`. With the `test-hooks`
+//! feature it can be told to fail writes after a number of successes, to
+//! test that failed jobs leave nothing.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+#[cfg(feature = "test-hooks")]
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -13,8 +15,10 @@ use super::{check_key, Storage, StorageError};
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    #[cfg(feature = "test-hooks")]
     writes_left: AtomicUsize,
-    fail_writes: std::sync::atomic::AtomicBool,
+    #[cfg(feature = "test-hooks")]
+    fail_writes: AtomicBool,
 }
 
 impl MemoryStorage {
@@ -23,10 +27,28 @@ impl MemoryStorage {
         Self::default()
     }
 
-    /// Make every write after the next `n` fail with `Unavailable`.
+    /// Make every write after the next `n` fail with `Unavailable` (a test
+    /// hook: only with the `test-hooks` feature).
+    #[cfg(feature = "test-hooks")]
     pub fn fail_writes_after(&self, n: usize) {
         self.writes_left.store(n, Ordering::SeqCst);
         self.fail_writes.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the next write must fail ([`Self::fail_writes_after`]).
+    #[cfg(feature = "test-hooks")]
+    fn injected_failure(&self) -> bool {
+        self.fail_writes.load(Ordering::SeqCst)
+            && self
+                .writes_left
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_err()
+    }
+
+    /// Without the `test-hooks` feature no write is made to fail.
+    #[cfg(not(feature = "test-hooks"))]
+    fn injected_failure(&self) -> bool {
+        false
     }
 
     /// All keys, sorted.
@@ -65,13 +87,8 @@ impl Storage for MemoryStorage {
 
     async fn put(&self, key: &str, data: &[u8]) -> Result<(), StorageError> {
         check_key(key)?;
-        if self.fail_writes.load(Ordering::SeqCst)
-            && self
-                .writes_left
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                .is_err()
-        {
-            return Err(StorageError::Unavailable("injected write failure".into()));
+        if self.injected_failure() {
+            return Err(StorageError::unavailable_because("injected write failure"));
         }
         self.objects
             .lock()

@@ -20,8 +20,25 @@ pub use memory::MemoryStorage;
 pub use s3::{S3Options, S3Storage};
 pub use sealed::{Keyring, SealedStorage};
 
+/// The cause of a storage failure (an I/O error, an `object_store` error,
+/// a failed task), kept as the error's source.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `": {context}"`, or nothing when there is no context.
+fn colon(context: &str) -> String {
+    if context.is_empty() {
+        String::new()
+    } else {
+        format!(": {context}")
+    }
+}
+
 /// Storage failures.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// A variant's message leaves its source out (print it with
+/// [`crate::error::with_cause`], or walk `source()`); the conversion into a
+/// [`JobError`] publishes both.
+#[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// The object does not exist.
     #[error("object not found: {0}")]
@@ -39,24 +56,89 @@ pub enum StorageError {
     /// A key the backend refuses.
     #[error("forbidden key: {0}")]
     Forbidden(String),
-    /// The store failed or cannot be reached.
-    #[error("storage unavailable: {0}")]
-    Unavailable(String),
+    /// The store failed or cannot be reached (transient).
+    #[error("storage unavailable{}", colon(context))]
+    Unavailable {
+        /// What was being done (`read failed`), or empty.
+        context: String,
+        /// Why, when another error said so.
+        #[source]
+        source: Option<Cause>,
+    },
     /// A sealed object that cannot be opened: its key is not configured,
     /// or it was altered.
     #[error("sealed object cannot be opened: {0}")]
     Sealed(String),
+    /// A storage URL whose scheme no backend handles (`ftp://…`). A
+    /// configuration error, reported by [`open`] at start-up.
+    #[error(
+        "unsupported storage scheme {0:?}: use s3://bucket/prefix, file:///path, memory:// or a folder"
+    )]
+    UnsupportedScheme(String),
+    /// A storage URL or setting that cannot work (an `s3://` URL without a
+    /// bucket, an unreadable CA bundle). A configuration error, reported
+    /// when the storage is opened at start-up.
+    #[error("invalid storage configuration: {context}")]
+    Config {
+        /// What is wrong.
+        context: String,
+        /// Why, when another error said so.
+        #[source]
+        source: Option<Cause>,
+    },
+}
+
+impl StorageError {
+    /// A transient failure while doing `context`, caused by `source`.
+    pub fn unavailable(context: impl Into<String>, source: impl Into<Cause>) -> Self {
+        Self::Unavailable {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A transient failure explained by `reason` alone (no underlying
+    /// error).
+    pub fn unavailable_because(reason: impl Into<String>) -> Self {
+        Self::Unavailable {
+            context: reason.into(),
+            source: None,
+        }
+    }
+
+    /// A configuration error with no underlying error.
+    pub fn config(context: impl Into<String>) -> Self {
+        Self::Config {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Whether this is a configuration error (the storage URL or its
+    /// settings), which only opening the storage reports and which no retry
+    /// can fix.
+    pub fn is_config(&self) -> bool {
+        matches!(self, Self::UnsupportedScheme(_) | Self::Config { .. })
+    }
 }
 
 impl From<StorageError> for JobError {
     fn from(e: StorageError) -> Self {
-        match &e {
-            StorageError::NotFound(_) => JobError::source_not_found(e.to_string()),
-            StorageError::TooLarge { .. } => JobError::limit_exceeded(e.to_string()),
-            StorageError::Forbidden(_) => JobError::forbidden_key(e.to_string()),
-            StorageError::Unavailable(_) => JobError::storage_unavailable(e.to_string()),
-            StorageError::Sealed(_) => JobError::decode_failed(e.to_string()),
-        }
+        let message = crate::error::with_cause(&e);
+        let err = match &e {
+            StorageError::NotFound(_) => JobError::source_not_found(message),
+            StorageError::TooLarge { .. } => JobError::limit_exceeded(message),
+            StorageError::Forbidden(_) => JobError::forbidden_key(message),
+            StorageError::Unavailable { .. } => JobError::storage_unavailable(message),
+            StorageError::Sealed(_) => JobError::decode_failed(message),
+            // Storage is opened once, at start-up, where these stop the
+            // worker (exit 2); a job never opens storage, so reaching this
+            // from a job would be a bug.
+            StorageError::UnsupportedScheme(_) | StorageError::Config { .. } => {
+                JobError::internal(message)
+            }
+        };
+        err.with_source(e)
     }
 }
 
@@ -87,7 +169,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
 }
 
 /// Open storage from a URL: `s3://bucket/prefix`, `file:///path`, a plain
-/// path, or `memory://`.
+/// path, or `memory://`. Called once at start-up: a URL with any other
+/// scheme is [`StorageError::UnsupportedScheme`] and a malformed `s3://`
+/// URL [`StorageError::Config`], configuration errors that stop the worker
+/// rather than failing jobs.
 pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
     if url.starts_with("s3://") {
         return Ok(Arc::new(S3Storage::open(url, &S3Options::default())?));
@@ -98,11 +183,8 @@ pub fn open(url: &str) -> Result<Arc<dyn Storage>, StorageError> {
     if let Some(path) = url.strip_prefix("file://") {
         return Ok(Arc::new(LocalStorage::new(path)?));
     }
-    if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(StorageError::Unavailable(format!(
-            "unsupported storage scheme {scheme:?}"
-        )));
+    if let Some((scheme, _)) = url.split_once("://") {
+        return Err(StorageError::UnsupportedScheme(scheme.to_string()));
     }
     Ok(Arc::new(LocalStorage::new(url)?))
 }

@@ -75,24 +75,33 @@ pub struct S3Storage {
 }
 
 fn unavailable(e: object_store::Error) -> StorageError {
-    StorageError::Unavailable(e.to_string())
+    StorageError::unavailable("", e)
+}
+
+/// A configuration error caused by `e`.
+fn config(context: impl Into<String>, e: impl Into<super::Cause>) -> StorageError {
+    StorageError::Config {
+        context: context.into(),
+        source: Some(e.into()),
+    }
 }
 
 impl S3Storage {
     /// Open `s3://bucket[/prefix]` with the AWS environment and `opts`.
+    /// Every failure here is a [`StorageError::Config`]: nothing is sent to
+    /// the store until the first request.
     pub fn open(url: &str, opts: &S3Options) -> Result<Self, StorageError> {
         let rest = url
             .strip_prefix("s3://")
-            .ok_or_else(|| StorageError::Unavailable(format!("not an s3:// URL: {url}")))?;
+            .ok_or_else(|| StorageError::config(format!("not an s3:// URL: {url}")))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(StorageError::Unavailable(
-                "s3:// URL without a bucket".into(),
-            ));
+            return Err(StorageError::config("s3:// URL without a bucket"));
         }
         let prefix = prefix.trim_matches('/').to_string();
         if !prefix.is_empty() {
-            check_key(&prefix)?;
+            check_key(&prefix)
+                .map_err(|e| config("the s3:// URL's prefix is not a valid key", e))?;
         }
         let timeout = opts.timeout.unwrap_or(Duration::from_secs(10));
         let mut client = ClientOptions::new()
@@ -108,15 +117,12 @@ impl S3Storage {
             .clone()
             .or_else(|| std::env::var_os("AWS_CA_BUNDLE").map(Into::into));
         if let Some(path) = ca_file {
-            let pem = std::fs::read(&path).map_err(|e| {
-                StorageError::Unavailable(format!(
-                    "cannot read the CA bundle {}: {e}",
-                    path.display()
-                ))
-            })?;
-            let certs = object_store::Certificate::from_pem_bundle(&pem).map_err(unavailable)?;
+            let pem = std::fs::read(&path)
+                .map_err(|e| config(format!("cannot read the CA bundle {}", path.display()), e))?;
+            let certs = object_store::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| config(format!("the CA bundle {} is not PEM", path.display()), e))?;
             if certs.is_empty() {
-                return Err(StorageError::Unavailable(format!(
+                return Err(StorageError::config(format!(
                     "the CA bundle {} holds no certificate",
                     path.display()
                 )));
@@ -146,7 +152,9 @@ impl S3Storage {
         if let Some((id, secret)) = &opts.credentials {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
-        let store = b.build().map_err(unavailable)?;
+        let store = b
+            .build()
+            .map_err(|e| config("cannot configure the S3 client", e))?;
         Ok(Self {
             store,
             bucket: bucket.to_string(),

@@ -18,6 +18,7 @@ use base64::Engine as _;
 use zeroize::Zeroizing;
 
 use super::{Storage, StorageError};
+use crate::keys::{parse_key_list, KeyListError};
 
 const MAGIC: &[u8; 8] = b"IWSEAL1\0";
 const NONCE_LEN: usize = 12;
@@ -41,40 +42,42 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-/// A malformed key list.
+/// A malformed key list. Never shows key material.
 #[derive(Debug, thiserror::Error)]
-#[error("encryption keys must be `id:BASE64` pairs of 32-byte keys, separated by commas: {0}")]
-pub struct KeyringError(String);
+pub enum KeyringError {
+    /// The list is not `id:secret` pairs.
+    #[error("encryption keys must be `id:BASE64` pairs of 32-byte keys, separated by commas")]
+    List(#[from] KeyListError),
+    /// A key id or key is unusable, or there is none.
+    #[error("encryption keys must be `id:BASE64` pairs of 32-byte keys, separated by commas: {0}")]
+    Key(String),
+}
 
 impl Keyring {
     /// Parse `k1:BASE64[,k0:BASE64]`.
     pub fn parse(list: &str) -> Result<Self, KeyringError> {
         let mut keys = Vec::new();
-        for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let (id, b64) = pair
-                .split_once(':')
-                .ok_or_else(|| KeyringError("an entry has no `:`".into()))?;
-            if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
-                return Err(KeyringError(
+        for (id, b64) in parse_key_list(list)? {
+            if id.len() > 64 || !id.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(KeyringError::Key(
                     "a key id must be 1 to 64 printable characters".into(),
                 ));
             }
             let raw = Zeroizing::new(
                 base64::engine::general_purpose::STANDARD
                     .decode(b64.trim())
-                    .map_err(|_| KeyringError(format!("key {id} is not base64")))?,
+                    .map_err(|_| KeyringError::Key(format!("key {id} is not base64")))?,
             );
-            let bytes: [u8; 32] = raw
-                .as_slice()
-                .try_into()
-                .map_err(|_| KeyringError(format!("key {id} is {} bytes, not 32", raw.len())))?;
+            let bytes: [u8; 32] = raw.as_slice().try_into().map_err(|_| {
+                KeyringError::Key(format!("key {id} is {} bytes, not 32", raw.len()))
+            })?;
             keys.push(Key {
                 id: id.to_string(),
                 bytes: Zeroizing::new(bytes),
             });
         }
         if keys.is_empty() {
-            return Err(KeyringError("no key given".into()));
+            return Err(KeyringError::Key("no key given".into()));
         }
         Ok(Self {
             keys: Arc::new(keys),

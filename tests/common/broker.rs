@@ -49,10 +49,25 @@ pub fn vhost(name: &str) -> String {
         wait_for_port(BROKER, Duration::from_secs(5)),
         "RabbitMQ is not reachable on {BROKER}: {HOW_TO_START}"
     );
-    let vh = format!("imgworker-test-{name}");
-    let _ = Command::new("rabbitmqctl")
-        .args(["delete_vhost", "-q", &vh])
-        .output();
+    // A fresh name per run: a vhost deleted and at once re-created under the
+    // same name can be left with a stale quorum-queue member
+    // ("cluster_not_formed"). Earlier runs' vhosts of this test go first.
+    let prefix = format!("imgworker-test-{name}.");
+    if let Ok(out) = Command::new("rabbitmqctl")
+        .args(["list_vhosts", "-q", "--no-table-headers", "name"])
+        .output()
+    {
+        for old in String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|v| v.starts_with(&prefix) || *v == prefix.trim_end_matches('.'))
+        {
+            let _ = Command::new("rabbitmqctl")
+                .args(["delete_vhost", "-q", old])
+                .output();
+        }
+    }
+    let vh = format!("{prefix}{}", std::process::id());
     rabbitmqctl(&["add_vhost", "-q", &vh]);
     rabbitmqctl(&[
         "set_permissions",

@@ -1,0 +1,526 @@
+//! Recording a job's op chain as compute dispatches on device buffers.
+//!
+//! The source is uploaded once. Each op records its own dispatches (its
+//! `Operation::record_gpu`) through [`Recorder::kernel`]: one device buffer
+//! in, a new one out, with the op's typed uniform. The shared result stays
+//! on the GPU for every output's trailing ops. Each output is downloaded
+//! once. Everything is recorded into one command encoder and submitted once,
+//! so nothing is read back between ops.
+
+use image::RgbaImage;
+use wgpu::util::DeviceExt;
+
+use super::context::GpuContext;
+use super::pool::BufferPool;
+use super::shaders::point_stage;
+use super::uniform::{Sizes, Uniform};
+use super::{GpuError, GpuStats};
+use crate::ops::{Dims, PointOp, Shape};
+
+/// An image in a device buffer.
+#[derive(Debug, Clone)]
+pub struct GpuImage {
+    buf: wgpu::Buffer,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+    /// EXIF orientation not yet applied.
+    pub orientation: u8,
+}
+
+impl GpuImage {
+    fn bytes(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height) * 4
+    }
+
+    /// Its size.
+    pub fn dims(&self) -> Dims {
+        Dims::new(self.width, self.height)
+    }
+
+    /// Its size and pending orientation, as the planner sees them.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            dims: self.dims(),
+            orientation: self.orientation,
+        }
+    }
+}
+
+/// A kernel's auxiliary input (binding 3).
+#[derive(Debug, Clone, Copy)]
+pub enum Aux<'a> {
+    /// None (a tiny placeholder is bound).
+    None,
+    /// Words uploaded for this dispatch: tables, weights, stage records.
+    Words(&'a [u32]),
+    /// A second image already on the device.
+    Image(&'a GpuImage),
+}
+
+/// What an op's GPU recording gets: the recorder, its input image and the
+/// job's other device images.
+pub struct GpuStep<'r, 'a> {
+    /// The job's recorder.
+    pub rec: &'r mut Recorder<'a>,
+    /// The op's input.
+    pub src: &'r GpuImage,
+    /// Overlays and other inputs.
+    pub inputs: &'r GpuInputs,
+}
+
+/// The device images a job's ops read besides their input.
+#[derive(Debug, Default)]
+pub struct GpuInputs {
+    /// Overlay images by their `source` string.
+    pub overlays: Vec<(String, GpuImage)>,
+}
+
+impl GpuInputs {
+    /// The uploaded overlay named `source`.
+    pub fn overlay(&self, source: &str) -> Result<&GpuImage, GpuError> {
+        self.overlays
+            .iter()
+            .find(|(name, _)| name == source)
+            .map(|(_, img)| img)
+            .ok_or_else(|| GpuError::Plan("overlay image was not uploaded".into()))
+    }
+}
+
+crate::gpu_uniform! {
+    /// `shaders/point.wgsl`: how many stage records `aux` holds.
+    pub struct PointParams {
+        /// Number of stages.
+        pub stages: u32,
+    }
+}
+
+/// Kernels without parameters of their own.
+impl Uniform for () {
+    fn layout() -> super::uniform::UniformLayout {
+        super::uniform::UniformLayout {
+            name: "",
+            members: Vec::new(),
+            size: 0,
+        }
+    }
+}
+
+const IMAGE_USAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_SRC)
+    .union(wgpu::BufferUsages::COPY_DST);
+const STAGING_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::MAP_READ.union(wgpu::BufferUsages::COPY_DST);
+const UPLOAD_USAGE: wgpu::BufferUsages =
+    wgpu::BufferUsages::MAP_WRITE.union(wgpu::BufferUsages::COPY_SRC);
+
+/// Map a buffer range and wait for it.
+pub(crate) fn map_wait(
+    ctx: &GpuContext,
+    slice: wgpu::BufferSlice<'_>,
+    mode: wgpu::MapMode,
+) -> Result<(), GpuError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    slice.map_async(mode, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| GpuError::Device(e.to_string()))?;
+    rx.recv()
+        .map_err(|_| GpuError::Device("a buffer mapping was dropped".into()))?
+        .map_err(|e| GpuError::Device(format!("mapping a buffer failed: {e}")))
+}
+
+/// Compute passes timed per job (two timestamps each); a longer chain
+/// reports no kernel time rather than a part of it.
+const TIMED_PASSES: u32 = 256;
+
+/// Timestamp queries around each compute pass.
+struct PassTimer {
+    set: wgpu::QuerySet,
+    /// Passes timed so far.
+    passes: u32,
+    /// More passes ran than the set holds.
+    overflow: bool,
+}
+
+/// Records one job's dispatches.
+pub struct Recorder<'a> {
+    ctx: &'a GpuContext,
+    pool: &'a mut BufferPool,
+    encoder: wgpu::CommandEncoder,
+    timer: Option<PassTimer>,
+    taken: Vec<wgpu::Buffer>,
+    downloads: Vec<(wgpu::Buffer, u32, u32)>,
+    /// Work counters.
+    pub stats: GpuStats,
+    #[cfg(feature = "test-hooks")]
+    inject_fault: bool,
+}
+
+impl<'a> Recorder<'a> {
+    /// Start recording.
+    pub fn new(ctx: &'a GpuContext, pool: &'a mut BufferPool) -> Self {
+        let encoder = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("imgworker job"),
+            });
+        let timer = ctx.timestamps.then(|| PassTimer {
+            set: ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("imgworker kernel time"),
+                ty: wgpu::QueryType::Timestamp,
+                count: 2 * TIMED_PASSES,
+            }),
+            passes: 0,
+            overflow: false,
+        });
+        Self {
+            ctx,
+            pool,
+            encoder,
+            timer,
+            taken: Vec::new(),
+            downloads: Vec::new(),
+            stats: GpuStats::default(),
+            #[cfg(feature = "test-hooks")]
+            inject_fault: false,
+        }
+    }
+
+    /// Test hook: make this job's first download a real device validation
+    /// error, raised and caught the way a device fault is.
+    #[cfg(feature = "test-hooks")]
+    pub fn inject_fault(&mut self) {
+        self.inject_fault = true;
+    }
+
+    fn buffer(&mut self, bytes: u64, usage: wgpu::BufferUsages) -> Result<wgpu::Buffer, GpuError> {
+        if bytes > self.ctx.max_binding() {
+            return Err(GpuError::TooLarge {
+                bytes,
+                max: self.ctx.max_binding(),
+            });
+        }
+        let buf = self.pool.take(&self.ctx.device, bytes.max(4), usage);
+        self.taken.push(buf.clone());
+        Ok(buf)
+    }
+
+    fn image(&mut self, d: Dims, orientation: u8) -> Result<GpuImage, GpuError> {
+        let buf = self.buffer(d.pixels() * 4, IMAGE_USAGE)?;
+        Ok(GpuImage {
+            buf,
+            width: d.width,
+            height: d.height,
+            orientation,
+        })
+    }
+
+    /// Upload pixels (the job's source, or an overlay).
+    pub fn upload(&mut self, img: &RgbaImage, orientation: u8) -> Result<GpuImage, GpuError> {
+        let out = self.image(Dims::new(img.width(), img.height()), orientation)?;
+        // Through a staging buffer of our own (not `queue.write_buffer`,
+        // whose staging memory wgpu frees unwiped), so that it can be wiped
+        // with the job's other buffers.
+        let bytes = out.bytes();
+        let staging = self.buffer(bytes, UPLOAD_USAGE)?;
+        map_wait(self.ctx, staging.slice(..bytes), wgpu::MapMode::Write)?;
+        staging
+            .slice(..bytes)
+            .get_mapped_range_mut()
+            .map_err(|e| GpuError::Device(e.to_string()))?
+            .copy_from_slice(img.as_raw());
+        staging.unmap();
+        self.encoder
+            .copy_buffer_to_buffer(&staging, 0, &out.buf, 0, bytes);
+        self.stats.uploads += 1;
+        Ok(out)
+    }
+
+    fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
+        self.ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::UNIFORM,
+            })
+    }
+
+    /// Run the compute entry point `entry` from `src` into a new image of
+    /// `dims`, with the kernel's own uniform `params` (binding 4) and its
+    /// auxiliary data (binding 3).
+    pub fn kernel<U: Uniform>(
+        &mut self,
+        entry: &str,
+        src: &GpuImage,
+        dims: Dims,
+        aux: Aux<'_>,
+        params: U,
+    ) -> Result<GpuImage, GpuError> {
+        let dst = self.image(dims, src.orientation)?;
+        let sizes = Sizes {
+            src_width: src.width,
+            src_height: src.height,
+            dst_width: dst.width,
+            dst_height: dst.height,
+        };
+        let sizes = self.uniform("imgworker sizes", bytemuck::bytes_of(&sizes));
+        // A struct-less kernel still needs something bound at 4.
+        let params_bytes = bytemuck::bytes_of(&params);
+        let params = if params_bytes.is_empty() {
+            None
+        } else {
+            Some(self.uniform(entry, params_bytes))
+        };
+        let words;
+        let (aux_buf, aux_bytes) = match aux {
+            Aux::None => (&self.ctx.dummy, 16),
+            Aux::Words(data) => {
+                let data = if data.is_empty() { &[0u32][..] } else { data };
+                words = self
+                    .ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some("imgworker aux"),
+                        contents: bytemuck::cast_slice(data),
+                        usage: wgpu::BufferUsages::STORAGE,
+                    });
+                let bytes = words.size();
+                (&words, bytes)
+            }
+            Aux::Image(img) => (&img.buf, img.bytes()),
+        };
+        let bind = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(entry),
+                layout: &self.ctx.layout,
+                entries: &[
+                    wgpu::BindGroupEntry {
+                        binding: 0,
+                        resource: whole(&src.buf, src.bytes()),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: whole(&dst.buf, dst.bytes()),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: sizes.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: whole(aux_buf, aux_bytes),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: params
+                            .as_ref()
+                            .unwrap_or(&self.ctx.dummy_uniform)
+                            .as_entire_binding(),
+                    },
+                ],
+            });
+        let timestamp_writes = match self.timer.as_mut() {
+            Some(t) if t.passes < TIMED_PASSES => {
+                t.passes += 1;
+                Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &t.set,
+                    beginning_of_pass_write_index: Some(2 * t.passes - 2),
+                    end_of_pass_write_index: Some(2 * t.passes - 1),
+                })
+            }
+            Some(t) => {
+                t.overflow = true;
+                None
+            }
+            None => None,
+        };
+        let mut pass = self
+            .encoder
+            .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(entry),
+                timestamp_writes,
+            });
+        pass.set_pipeline(self.ctx.pipeline(entry)?);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(dst.width.div_ceil(8), dst.height.div_ceil(8), 1);
+        drop(pass);
+        self.stats.dispatches += 1;
+        Ok(dst)
+    }
+
+    /// Apply a run of per-pixel ops (by name) in one dispatch of
+    /// `shaders/point.wgsl`: one 16-word stage record per op, its stage
+    /// number then its values.
+    pub fn point_run(
+        &mut self,
+        src: &GpuImage,
+        ops: &[(&str, &dyn PointOp)],
+    ) -> Result<GpuImage, GpuError> {
+        let mut stages = Vec::with_capacity(ops.len() * 16);
+        for (name, point) in ops {
+            let stage = point_stage(name)
+                .ok_or_else(|| GpuError::Plan(format!("{name} is not a point op")))?;
+            let mut record = [0u32; 16];
+            record[0] = stage;
+            let values = point.stage_values();
+            debug_assert!(values.len() <= 15, "{name}: too many stage values");
+            for (slot, v) in record[1..].iter_mut().zip(values) {
+                *slot = v.to_bits();
+            }
+            stages.extend_from_slice(&record);
+        }
+        let params = PointParams {
+            stages: ops.len() as u32,
+        };
+        self.kernel("point", src, src.dims(), Aux::Words(&stages), params)
+    }
+
+    /// Queue a copy of `img` into a mappable buffer, read after [`Self::finish`].
+    pub fn download(&mut self, img: &GpuImage) -> Result<(), GpuError> {
+        let staging = self.buffer(img.bytes(), STAGING_USAGE)?;
+        self.encoder
+            .copy_buffer_to_buffer(&img.buf, 0, &staging, 0, img.bytes());
+        #[cfg(feature = "test-hooks")]
+        if self.inject_fault {
+            // A copy past the end of the buffer: a real validation error.
+            self.encoder
+                .copy_buffer_to_buffer(&img.buf, 0, &staging, staging.size(), 4);
+        }
+        self.downloads.push((staging, img.width, img.height));
+        self.stats.downloads += 1;
+        Ok(())
+    }
+
+    /// Submit everything, wait, read the downloads back in order, then wipe
+    /// every pixel buffer the job used before it goes back to the pool.
+    pub fn finish(self) -> Result<(Vec<RgbaImage>, GpuStats, Vec<wgpu::Buffer>), GpuError> {
+        let Recorder {
+            ctx,
+            mut encoder,
+            timer,
+            taken,
+            downloads,
+            mut stats,
+            ..
+        } = self;
+        // Resolve the pass timestamps into a buffer read back with the
+        // outputs (it holds times, not pixels).
+        let times = timer.filter(|t| t.passes > 0 && !t.overflow).map(|t| {
+            let bytes = u64::from(2 * t.passes) * u64::from(wgpu::QUERY_SIZE);
+            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("imgworker timestamps"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("imgworker timestamps read"),
+                size: bytes,
+                usage: STAGING_USAGE,
+                mapped_at_creation: false,
+            });
+            encoder.resolve_query_set(&t.set, 0..2 * t.passes, &resolve, 0);
+            encoder.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+            read
+        });
+        ctx.queue.submit([encoder.finish()]);
+        if let Some(read) = &times {
+            read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        for (i, (buf, w, h)) in downloads.iter().enumerate() {
+            let tx = tx.clone();
+            let bytes = u64::from(*w) * u64::from(*h) * 4;
+            buf.slice(..bytes.max(4))
+                .map_async(wgpu::MapMode::Read, move |r| {
+                    let _ = tx.send((i, r));
+                });
+        }
+        drop(tx);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+        for (_, r) in rx.iter() {
+            r.map_err(|e| GpuError::Device(format!("reading back an output failed: {e}")))?;
+        }
+        let mut images = Vec::with_capacity(downloads.len());
+        for (buf, w, h) in &downloads {
+            let bytes = (u64::from(*w) * u64::from(*h) * 4) as usize;
+            let data = buf
+                .slice(..bytes.max(4) as u64)
+                .get_mapped_range()
+                .map_err(|e| GpuError::Device(e.to_string()))?[..bytes]
+                .to_vec();
+            buf.unmap();
+            images.push(
+                RgbaImage::from_raw(*w, *h, data)
+                    .ok_or_else(|| GpuError::Device("readback size".into()))?,
+            );
+        }
+        // A timing that cannot be read leaves `kernel_ns` empty; the job
+        // itself is unaffected.
+        if let Some(view) = times
+            .as_ref()
+            .and_then(|r| r.slice(..).get_mapped_range().ok())
+        {
+            let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+            let period = f64::from(ctx.queue.get_timestamp_period());
+            let total: u64 = ticks
+                .chunks_exact(2)
+                .map(|p| p[1].saturating_sub(p[0]))
+                .sum();
+            stats.kernel_ns = Some((total as f64 * period).round() as u64);
+        }
+        wipe(ctx, &taken)?;
+        Ok((images, stats, taken))
+    }
+}
+
+/// Binds the first `bytes` of `buf` (at least one word).
+fn whole(buf: &wgpu::Buffer, bytes: u64) -> wgpu::BindingResource<'_> {
+    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+        buffer: buf,
+        offset: 0,
+        size: std::num::NonZeroU64::new(bytes.max(4)),
+    })
+}
+
+/// Zero every buffer that can hold pixels (all but the uniform and
+/// parameter ones) and wait for it, so that no job's pixels outlive the job in device memory.
+pub(crate) fn wipe(ctx: &GpuContext, buffers: &[wgpu::Buffer]) -> Result<(), GpuError> {
+    let mut enc = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+            label: Some("imgworker wipe"),
+        });
+    let mut any = false;
+    for b in buffers {
+        if b.usage().contains(wgpu::BufferUsages::COPY_DST) {
+            enc.clear_buffer(b, 0, None);
+            any = true;
+        } else if b.usage().contains(wgpu::BufferUsages::MAP_WRITE) {
+            // Upload staging: zeroed through its mapping.
+            map_wait(ctx, b.slice(..), wgpu::MapMode::Write)?;
+            b.slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| GpuError::Device(e.to_string()))?
+                .slice(..)
+                .fill(0);
+            b.unmap();
+        }
+    }
+    if any {
+        ctx.queue.submit([enc.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Device(e.to_string()))?;
+    }
+    Ok(())
+}
