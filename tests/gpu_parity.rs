@@ -333,6 +333,23 @@ fn consecutive_point_ops_run_as_one_dispatch() {
     check("fused point ops", &img, 1, &e, &OpContext::default(), POINT);
 }
 
+/// Several stages with tables in one fused pass, between stages without:
+/// each stage must read its own table.
+#[test]
+fn fused_stages_each_read_their_own_table() {
+    let e = one_output(json!([
+        {"op": "levels", "channel": "red", "gamma": 0.5},
+        {"op": "adjust", "saturation": 1.4},
+        {"op": "levels", "channel": "blue", "black": 0.3, "output_white": 0.7},
+        {"op": "invert"},
+        {"op": "levels", "black": 0.05, "white": 0.95, "gamma": 1.8},
+    ]));
+    let img = test_image(64, 48, 9, true);
+    let r = render(gpu(), &img, 1, &e, &OpContext::default());
+    assert_eq!(r.gpu.expect("GPU stats").dispatches, 1);
+    check("fused tables", &img, 1, &e, &OpContext::default(), POINT);
+}
+
 /// The tests below need the fault and introspection hooks, which only the
 /// `test-hooks` feature compiles in; without it this fails instead of
 /// skipping them.

@@ -242,6 +242,66 @@ fn adjust_matches_float64_reference() {
     );
 }
 
+/// Levels in float64, straight from the documented formula.
+fn reference_levels(c: f64, black: f64, white: f64, gamma: f64, ob: f64, ow: f64) -> f64 {
+    let v = ((c - black) / (white - black))
+        .clamp(0.0, 1.0)
+        .powf(1.0 / gamma);
+    ob + v * (ow - ob)
+}
+
+#[test]
+fn levels_matches_float64_formula() {
+    let cases = [
+        (
+            json!({"op": "levels", "black": 0.1, "white": 0.9, "gamma": 1.3}),
+            3,
+            (0.1, 0.9, 1.3, 0.0, 1.0),
+        ),
+        (
+            json!({"op": "levels", "channel": "red", "gamma": 0.4}),
+            0,
+            (0.0, 1.0, 0.4, 0.0, 1.0),
+        ),
+        (
+            json!({"op": "levels", "channel": "blue", "output_black": 0.9, "output_white": 0.2}),
+            2,
+            (0.0, 1.0, 1.0, 0.9, 0.2),
+        ),
+        (
+            json!({"op": "levels", "channel": "green", "black": 0.5, "white": 0.51, "gamma": 9.5}),
+            1,
+            (0.5, 0.51, 9.5, 0.0, 1.0),
+        ),
+    ];
+    for (spec, channel, (black, white, gamma, ob, ow)) in cases {
+        let o = op(spec.clone());
+        each_size(|img, _| {
+            let want = reference_point(img, |mut px| {
+                for (i, c) in px.iter_mut().enumerate().take(3) {
+                    if channel == 3 || channel == i {
+                        *c = reference_levels(*c, black, white, gamma, ob, ow);
+                    }
+                }
+                px
+            });
+            assert_close(&spec.to_string(), &apply(&o, img), &want, 1, 0.01);
+        });
+    }
+    // Known values: the black point and below is 0, the white point and
+    // above 255, halfway between them 128.
+    let o = op(json!({"op": "levels", "black": 0.2, "white": 0.6}));
+    let img = RgbaImage::from_fn(4, 1, |x, _| {
+        let v = [51, 153, 200, 102][x as usize];
+        Rgba([v, v, v, 255])
+    });
+    let got = apply(&o, &img);
+    assert_eq!(got.get_pixel(0, 0).0, [0, 0, 0, 255]);
+    assert_eq!(got.get_pixel(1, 0).0, [255, 255, 255, 255]);
+    assert_eq!(got.get_pixel(2, 0).0, [255, 255, 255, 255]);
+    assert_eq!(got.get_pixel(3, 0).0, [128, 128, 128, 255]);
+}
+
 #[test]
 fn crop_copies_the_rectangle() {
     each_size(|img, (w, h)| {

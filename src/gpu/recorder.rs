@@ -88,6 +88,10 @@ impl GpuInputs {
     }
 }
 
+/// Words of one stage record in `shaders/point.wgsl`: the stage number,
+/// up to 14 values, and where the stage's table starts in `aux`.
+const STAGE_WORDS: usize = 16;
+
 crate::gpu_uniform! {
     /// `shaders/point.wgsl`: how many stage records `aux` holds.
     pub struct PointParams {
@@ -363,23 +367,34 @@ impl<'a> Recorder<'a> {
         src: &GpuImage,
         ops: &[(&str, &dyn PointOp)],
     ) -> Result<GpuImage, GpuError> {
-        let mut stages = Vec::with_capacity(ops.len() * 16);
+        // The stage records, then the stages' tables; a record's last word
+        // is where its table starts.
+        let mut words = Vec::with_capacity(ops.len() * STAGE_WORDS);
+        let mut tables: Vec<u32> = Vec::new();
         for (name, point) in ops {
             let stage = point_stage(name)
                 .ok_or_else(|| GpuError::Plan(format!("{name} is not a point op")))?;
-            let mut record = [0u32; 16];
+            let mut record = [0u32; STAGE_WORDS];
             record[0] = stage;
             let values = point.stage_values();
-            debug_assert!(values.len() <= 15, "{name}: too many stage values");
+            if values.len() > STAGE_WORDS - 2 {
+                return Err(GpuError::Plan(format!("{name}: too many stage values")));
+            }
             for (slot, v) in record[1..].iter_mut().zip(values) {
                 *slot = v.to_bits();
             }
-            stages.extend_from_slice(&record);
+            let table = point.stage_table();
+            if !table.is_empty() {
+                record[STAGE_WORDS - 1] = (ops.len() * STAGE_WORDS + tables.len()) as u32;
+                tables.extend(table.iter().map(|v| v.to_bits()));
+            }
+            words.extend_from_slice(&record);
         }
+        words.extend(tables);
         let params = PointParams {
             stages: ops.len() as u32,
         };
-        self.kernel("point", src, src.dims(), Aux::Words(&stages), params)
+        self.kernel("point", src, src.dims(), Aux::Words(&words), params)
     }
 
     /// Queue a copy of `img` into a mappable buffer, read after [`Self::finish`].

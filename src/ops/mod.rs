@@ -21,6 +21,7 @@ pub mod crop;
 pub mod flip;
 pub mod grayscale;
 pub mod invert;
+pub mod levels;
 pub mod overlay;
 pub mod pad;
 pub mod point;
@@ -29,6 +30,7 @@ pub mod rotate;
 pub mod sepia;
 pub mod sharpen;
 mod table;
+pub mod tone;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -300,6 +302,7 @@ registry! {
     Grayscale => grayscale::Grayscale,
     Invert => invert::Invert,
     Sepia => sepia::Sepia,
+    Levels => levels::Levels,
     Blur => blur::Blur,
     Sharpen => sharpen::Sharpen,
     Pad => pad::Pad,

@@ -10,7 +10,8 @@
 //! (its name, parameters and validation); the rest of [`Operation`] (an
 //! unchanged shape, the CPU pass, the GPU stage) is shared by all of them.
 //! On the GPU each op is a stage function `<name>_apply(px, s)` in its
-//! shader, reading its values with `stage_f(s, i)`.
+//! shader, reading its values with `stage_f(s, i)` and its table, if it has
+//! one, with `stage_table(s, i)`.
 
 use image::RgbaImage;
 use multiversion::multiversion;
@@ -36,9 +37,15 @@ pub trait PointOp: Send + Sync {
         map_block(block, |px| self.apply(px));
     }
 
-    /// The op's values for its GPU stage function, at most 15, read there
+    /// The op's values for its GPU stage function, at most 14, read there
     /// as `stage_f(s, 0)`, `stage_f(s, 1)`, ... (see its shader).
     fn stage_values(&self) -> Vec<f32>;
+
+    /// A table the GPU stage reads as `stage_table(s, i)` (a tone curve, a
+    /// colour LUT); empty for most ops.
+    fn stage_table(&self) -> &[f32] {
+        &[]
+    }
 }
 
 /// The definition of a per-pixel op: what differs from one to the next.
