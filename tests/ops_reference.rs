@@ -302,6 +302,89 @@ fn levels_matches_float64_formula() {
     assert_eq!(got.get_pixel(3, 0).0, [128, 128, 128, 255]);
 }
 
+/// A monotone cubic in float64, written from the Fritsch–Carlson paper's
+/// steps independently of the op's code: secants, averaged tangents, the
+/// alpha/beta circle limit, and the Hermite basis in its expanded form.
+fn reference_curve(points: &[(f64, f64)], x: f64) -> f64 {
+    let n = points.len();
+    if x <= points[0].0 {
+        return points[0].1;
+    }
+    if x >= points[n - 1].0 {
+        return points[n - 1].1;
+    }
+    let delta: Vec<f64> = points
+        .windows(2)
+        .map(|w| (w[1].1 - w[0].1) / (w[1].0 - w[0].0))
+        .collect();
+    let mut m: Vec<f64> = (0..n)
+        .map(|k| match k {
+            0 => delta[0],
+            k if k == n - 1 => delta[n - 2],
+            k if delta[k - 1].signum() != delta[k].signum()
+                || delta[k - 1] == 0.0
+                || delta[k] == 0.0 =>
+            {
+                0.0
+            }
+            k => 0.5 * (delta[k - 1] + delta[k]),
+        })
+        .collect();
+    for k in 0..n - 1 {
+        if delta[k] == 0.0 {
+            m[k] = 0.0;
+            m[k + 1] = 0.0;
+        } else {
+            let alpha = m[k] / delta[k];
+            let beta = m[k + 1] / delta[k];
+            let s = alpha * alpha + beta * beta;
+            if s > 9.0 {
+                let tau = 3.0 / s.sqrt();
+                m[k] = tau * alpha * delta[k];
+                m[k + 1] = tau * beta * delta[k];
+            }
+        }
+    }
+    let k = (0..n - 1).find(|&k| x < points[k + 1].0).unwrap();
+    let (x0, y0, x1, y1) = (points[k].0, points[k].1, points[k + 1].0, points[k + 1].1);
+    let h = x1 - x0;
+    let t = (x - x0) / h;
+    let h00 = (1.0 + 2.0 * t) * (1.0 - t).powi(2);
+    let h10 = t * (1.0 - t).powi(2);
+    let h01 = t * t * (3.0 - 2.0 * t);
+    let h11 = t * t * (t - 1.0);
+    h00 * y0 + h10 * h * m[k] + h01 * y1 + h11 * h * m[k + 1]
+}
+
+#[test]
+fn curves_match_float64_monotone_cubic() {
+    let cases: [(&str, &[(f64, f64)]); 4] = [
+        ("rgb", &[(0.0, 0.0), (0.25, 0.18), (0.75, 0.85), (1.0, 1.0)]),
+        ("green", &[(0.0, 0.1), (0.5, 0.4), (1.0, 0.9)]),
+        ("red", &[(0.1, 1.0), (0.9, 0.0)]),
+        (
+            "blue",
+            &[(0.0, 0.0), (0.2, 0.7), (0.22, 0.71), (0.6, 0.2), (1.0, 1.0)],
+        ),
+    ];
+    for (channel, points) in cases {
+        let spec = json!({"op": "curves", "channel": channel, "points": points.iter().map(|p| [p.0, p.1]).collect::<Vec<_>>()});
+        let o = op(spec.clone());
+        let idx = ["red", "green", "blue"].iter().position(|c| *c == channel);
+        each_size(|img, _| {
+            let want = reference_point(img, |mut px| {
+                for (i, c) in px.iter_mut().enumerate().take(3) {
+                    if idx.is_none_or(|j| j == i) {
+                        *c = reference_curve(points, *c);
+                    }
+                }
+                px
+            });
+            assert_close(&spec.to_string(), &apply(&o, img), &want, 1, 0.01);
+        });
+    }
+}
+
 #[test]
 fn crop_copies_the_rectangle() {
     each_size(|img, (w, h)| {

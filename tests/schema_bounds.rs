@@ -83,6 +83,7 @@ fn op_bases(name: &str) -> Vec<Value> {
         "adjust" => vec![json!({"brightness": 0.1}), json!({"contrast": 1.5})],
         "blur" => vec![json!({"sigma": 1.5})],
         "levels" => vec![json!({"gamma": 1.2}), json!({"black": 0.1})],
+        "curves" => vec![json!({"points": [[0, 0], [1, 1]]})],
         "overlay" => vec![
             json!({"source": "logo.png"}),
             json!({"source": "logo.png", "x": 0, "y": 0}),
@@ -260,6 +261,7 @@ fn array_item(key: &str, i: usize) -> Value {
     match key {
         "job.ops" | "output.ops" => json!({"op": "invert"}),
         "job.outputs" => json!({"version": format!("v{i}"), "format": "png"}),
+        "curves.points" => json!([i as f64 / 32.0, 0.5]),
         _ => panic!("an array {key} has item limits but no items: add them to array_item"),
     }
 }
@@ -850,6 +852,8 @@ fn schema_and_worker_agree_at_every_limit() {
         "rotate.background pattern",
         "flip.axis enum",
         "levels.channel enum",
+        "curves.channel enum",
+        "curves.points items",
         "pad.color pattern",
         "overlay.source pattern",
         "overlay.source length",

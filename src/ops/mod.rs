@@ -18,6 +18,7 @@ pub mod auto_orient;
 pub mod blur;
 pub mod color;
 pub mod crop;
+pub mod curves;
 pub mod flip;
 pub mod grayscale;
 pub mod invert;
@@ -303,6 +304,7 @@ registry! {
     Invert => invert::Invert,
     Sepia => sepia::Sepia,
     Levels => levels::Levels,
+    Curves => curves::Curves,
     Blur => blur::Blur,
     Sharpen => sharpen::Sharpen,
     Pad => pad::Pad,
