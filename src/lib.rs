@@ -29,7 +29,7 @@ pub mod config;
 pub mod error;
 pub mod gpu;
 pub mod job;
-pub mod keys;
+pub(crate) mod keys;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;

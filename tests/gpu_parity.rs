@@ -150,6 +150,20 @@ fn every_example_of_every_op_matches_cpu() {
     }
 }
 
+/// Every blend mode and compositing operator, with a translucent overlay
+/// on a translucent base so that every term of each formula counts.
+#[test]
+fn every_blend_mode_matches_cpu() {
+    use imgworker::gpu::uniform::GpuEnum;
+    use imgworker::ops::overlay::Blend;
+    let ctx = overlay_ctx();
+    for mode in Blend::ALL {
+        let case = json!({"op": "overlay", "source": "logo.png", "x": 1, "y": -1, "opacity": 0.85, "blend": mode});
+        let e = one_output(json!([case.clone()]));
+        each_image(|img| check(&case.to_string(), img, 1, &e, &ctx, Tolerance::FLOAT));
+    }
+}
+
 #[test]
 fn exact_ops_and_quarter_turns_match_cpu_exactly() {
     let cases = [

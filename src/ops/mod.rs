@@ -15,6 +15,7 @@
 
 pub mod adjust;
 pub mod auto_orient;
+pub mod blend;
 pub mod blur;
 pub mod color;
 pub mod crop;

@@ -1,12 +1,12 @@
 //! Overlay another image (a watermark, a sticker) with an opacity and a blend
 //! mode, placed by gravity or at `x`/`y` (top-left corner, may be negative;
-//! whatever falls outside the base is clipped).
+//! whatever falls outside the base is clipped). Pixels of the base outside
+//! the overlay are left as they are, whatever the mode.
 //!
-//! Compositing follows W3C Compositing and Blending level 1, source-over with
-//! a separable blend function `B`: `normal` B = Cs, `multiply` B = Cs * Cb,
-//! `screen` B = Cs + Cb - Cs * Cb, with straight-alpha colours in `0..=1`:
-//! `as = alpha_s * opacity`, `ao = as + ab (1 - as)`,
-//! `Co = (as (1 - ab) Cs + as ab B + (1 - as) ab Cb) / ao`.
+//! Compositing is W3C Compositing and Blending level 1: one of its sixteen
+//! blend modes (source-over with a blend function) or one of the Porter-Duff
+//! operators, as [`super::blend`] defines them, on straight-alpha colours
+//! in `0..=1` with the overlay's alpha scaled by `opacity`.
 
 use image::RgbaImage;
 use rayon::prelude::*;
@@ -19,6 +19,8 @@ use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
 use crate::gpu::uniform::{GpuEnum, Uniform, UniformLayout};
+
+pub use super::blend::{composite, Blend};
 use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
@@ -62,19 +64,6 @@ pub enum Gravity {
     SouthEast,
     /// Bottom-left corner.
     SouthWest,
-}
-
-/// The blend function.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Blend {
-    /// Plain source-over.
-    #[default]
-    Normal,
-    /// Darkens: `Cs * Cb`.
-    Multiply,
-    /// Lightens: `Cs + Cb - Cs * Cb`.
-    Screen,
 }
 
 /// Longest `source` of an `overlay`, in bytes.
@@ -124,7 +113,8 @@ pub struct OverlayParams {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_OPACITY, max = MAX_OPACITY))]
     pub opacity: Option<f64>,
-    /// Blend mode. Default `normal`.
+    /// Blend mode or compositing operator (W3C Compositing and Blending
+    /// Level 1). Default `normal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blend: Option<Blend>,
 }
@@ -173,40 +163,9 @@ impl Overlay {
     }
 }
 
-/// Blend one straight-alpha overlay pixel `s` (alpha already scaled by the
-/// opacity) over the backdrop pixel `b`.
-#[inline]
-pub fn composite(blend: Blend, s: [f32; 4], b: [f32; 4]) -> [f32; 4] {
-    let (sa, ba) = (s[3], b[3]);
-    let ao = sa + ba * (1.0 - sa);
-    if ao <= 0.0 {
-        return [0.0; 4];
-    }
-    let mut out = [0.0, 0.0, 0.0, ao];
-    for c in 0..3 {
-        let (cs, cb) = (s[c], b[c]);
-        let mixed = match blend {
-            Blend::Normal => cs,
-            Blend::Multiply => cs * cb,
-            Blend::Screen => cs + cb - cs * cb,
-        };
-        out[c] = (sa * (1.0 - ba) * cs + sa * ba * mixed + (1.0 - sa) * ba * cb) / ao;
-    }
-    out
-}
-
-impl GpuEnum for Blend {
-    const PREFIX: &'static str = "BLEND";
-    const ALL: &'static [Self] = &[Self::Normal, Self::Multiply, Self::Screen];
-
-    fn code(self) -> u32 {
-        self as u32
-    }
-}
-
 impl Operation for Overlay {
     const NAME: &'static str = "overlay";
-    const SUMMARY: &'static str = "composite another image over this one with opacity and a blend mode, as W3C Compositing level 1";
+    const SUMMARY: &'static str = "composite another image over this one with an opacity and any W3C Compositing and Blending Level 1 blend mode or Porter-Duff operator";
     type Params = OverlayParams;
     const SHADER: &'static str = include_str!("../../shaders/overlay.wgsl");
     /// The parity test and the bench provide `logo.png`.
@@ -216,6 +175,9 @@ impl Operation for Overlay {
         r#"{"op": "overlay", "source": "logo.png", "x": -5, "y": -3, "blend": "screen"}"#,
         r#"{"op": "overlay", "source": "logo.png", "gravity": "center", "opacity": 0.3, "blend": "screen"}"#,
         r#"{"op": "overlay", "source": "logo.png", "gravity": "north_west", "blend": "multiply"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "x": 1, "y": 0, "opacity": 0.8, "blend": "soft_light"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "gravity": "south", "blend": "luminosity"}"#,
+        r#"{"op": "overlay", "source": "logo.png", "x": -2, "y": 2, "opacity": 0.9, "blend": "dst_atop"}"#,
     ];
     const PARITY: Tolerance = Tolerance::FLOAT;
 
