@@ -385,6 +385,79 @@ fn curves_match_float64_monotone_cubic() {
     }
 }
 
+/// Pixelate in float64: each block's premultiplied mean, laid from the
+/// rectangle's corner, the source untouched outside it.
+fn reference_pixelate(img: &RgbaImage, size: u32, r: (u32, u32, u32, u32)) -> RgbaImage {
+    let (rx, ry, rw, rh) = r;
+    let mut out = img.clone();
+    for by in (ry..ry + rh).step_by(size as usize) {
+        for bx in (rx..rx + rw).step_by(size as usize) {
+            let (x1, y1) = ((bx + size).min(rx + rw), (by + size).min(ry + rh));
+            let (mut a, mut c, mut n) = (0.0, [0.0f64; 3], 0.0);
+            for y in by..y1 {
+                for x in bx..x1 {
+                    let p = img.get_pixel(x, y).0.map(f64::from);
+                    a += p[3];
+                    for i in 0..3 {
+                        c[i] += p[i] * p[3];
+                    }
+                    n += 1.0;
+                }
+            }
+            let px = if a == 0.0 {
+                [0u8; 4]
+            } else {
+                let r = |v: f64| (v + 0.5).floor() as u8;
+                [r(c[0] / a), r(c[1] / a), r(c[2] / a), r(a / n)]
+            };
+            for y in by..y1 {
+                for x in bx..x1 {
+                    out.put_pixel(x, y, Rgba(px));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn pixelate_matches_float64_block_means() {
+    each_size(|img, (w, h)| {
+        for size in [2, 3, 16] {
+            let o = op(json!({"op": "pixelate", "size": size}));
+            let want = reference_pixelate(img, size, (0, 0, w, h));
+            assert_close(&format!("pixelate {size}"), &apply(&o, img), &want, 1, 0.01);
+        }
+        if w >= 3 && h >= 3 {
+            let r = (1, 1, w - 2, h - 2);
+            let o = op(
+                json!({"op": "pixelate", "size": 4, "x": r.0, "y": r.1, "width": r.2, "height": r.3}),
+            );
+            let got = apply(&o, img);
+            assert_close(
+                "pixelate rect",
+                &got,
+                &reference_pixelate(img, 4, r),
+                1,
+                0.01,
+            );
+            // Outside the rectangle nothing changes.
+            assert_eq!(got.get_pixel(0, 0), img.get_pixel(0, 0));
+            assert_eq!(got.get_pixel(w - 1, h - 1), img.get_pixel(w - 1, h - 1));
+        }
+    });
+    // A transparent pixel lends no colour to its block.
+    let img = RgbaImage::from_fn(2, 1, |x, _| {
+        if x == 0 {
+            Rgba([255, 0, 0, 0])
+        } else {
+            Rgba([0, 0, 255, 255])
+        }
+    });
+    let got = apply(&op(json!({"op": "pixelate", "size": 2})), &img);
+    assert_eq!(got.get_pixel(0, 0).0, [0, 0, 255, 128]);
+}
+
 #[test]
 fn crop_copies_the_rectangle() {
     each_size(|img, (w, h)| {

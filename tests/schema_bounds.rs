@@ -82,6 +82,10 @@ fn op_bases(name: &str) -> Vec<Value> {
         "flip" => vec![json!({"axis": "horizontal"})],
         "adjust" => vec![json!({"brightness": 0.1}), json!({"contrast": 1.5})],
         "blur" => vec![json!({"sigma": 1.5})],
+        "pixelate" => vec![
+            json!({"size": 8}),
+            json!({"size": 8, "x": 0, "y": 0, "width": 1, "height": 1}),
+        ],
         "levels" => vec![json!({"gamma": 1.2}), json!({"black": 0.1})],
         "curves" => vec![json!({"points": [[0, 0], [1, 1]]})],
         "overlay" => vec![
@@ -824,6 +828,9 @@ fn schema_and_worker_agree_at_every_limit() {
         ("overlay", "x"),
         ("overlay", "y"),
         ("overlay", "opacity"),
+        ("pixelate", "size"),
+        ("pixelate", "x"),
+        ("pixelate", "width"),
     ];
     for (op, param) in ranged {
         assert!(

@@ -26,6 +26,7 @@ pub mod invert;
 pub mod levels;
 pub mod overlay;
 pub mod pad;
+pub mod pixelate;
 pub mod point;
 pub mod resize;
 pub mod rotate;
@@ -310,6 +311,7 @@ registry! {
     Sharpen => sharpen::Sharpen,
     Pad => pad::Pad,
     Overlay => overlay::Overlay,
+    Pixelate => pixelate::Pixelate,
 }
 
 /// Whether every pixel of `img` has alpha 255.
