@@ -190,7 +190,8 @@ impl Backend {
     }
 
     /// Run the shared ops once, then each output's trailing ops; one image per
-    /// output, in order. A GPU failure redoes the job on the CPU.
+    /// output, in order. A GPU failure redoes the job on the CPU; a failure
+    /// of the job itself is returned as it is.
     pub fn render(&self, src: Frame, edit: &Edit, ctx: &OpContext) -> Result<Rendered, JobError> {
         if let Backend::Gpu(g) = self {
             match g.render(&src, edit, ctx) {
@@ -201,6 +202,9 @@ impl Backend {
                         gpu: Some(stats),
                     })
                 }
+                // The job's own failure (its deadline, an all-border trim)
+                // is the same on the CPU: no reason to redo it there.
+                Err(crate::gpu::GpuError::Job(e)) => return Err(e),
                 Err(e) => {
                     g.note_fallback();
                     warn!(reason = %e, "the GPU failed this job; redoing it on the CPU");

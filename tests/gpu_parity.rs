@@ -62,9 +62,46 @@ fn render(b: &Backend, img: &RgbaImage, orientation: u8, e: &Edit, ctx: &OpConte
 
 /// Render on both backends and compare every output.
 fn check(name: &str, img: &RgbaImage, orientation: u8, e: &Edit, ctx: &OpContext, tol: Tolerance) {
-    let g = render(gpu(), img, orientation, e, ctx);
+    assert!(
+        check_result(name, img, orientation, e, ctx, tol),
+        "{name} on {}x{}: both backends failed",
+        img.width(),
+        img.height()
+    );
+}
+
+/// Render on both backends: both succeed with outputs within `tol` (true),
+/// or both fail with the same error code (false).
+fn check_result(
+    name: &str,
+    img: &RgbaImage,
+    orientation: u8,
+    e: &Edit,
+    ctx: &OpContext,
+    tol: Tolerance,
+) -> bool {
+    let frame = || Frame {
+        img: img.clone(),
+        orientation,
+    };
+    let (g, c) = match (
+        gpu().render(frame(), e, ctx),
+        Backend::Cpu.render(frame(), e, ctx),
+    ) {
+        (Ok(g), Ok(c)) => (g, c),
+        (Err(g), Err(c)) => {
+            assert_eq!(g.code, c.code, "{name}: the backends fail differently");
+            return false;
+        }
+        (g, c) => panic!(
+            "{name} on {}x{}: GPU {:?}, CPU {:?}",
+            img.width(),
+            img.height(),
+            g.err(),
+            c.err()
+        ),
+    };
     assert_eq!(g.backend, "gpu", "{name}: the job fell back to the CPU");
-    let c = render(&Backend::Cpu, img, orientation, e, ctx);
     assert_eq!(g.images.len(), c.images.len());
     for (i, (gi, ci)) in g.images.iter().zip(&c.images).enumerate() {
         assert_eq!(
@@ -85,6 +122,7 @@ fn check(name: &str, img: &RgbaImage, orientation: u8, e: &Edit, ctx: &OpContext
             tol.mean
         );
     }
+    true
 }
 
 /// Sizes for parity: the edge sizes plus a larger odd one.
@@ -140,12 +178,17 @@ fn every_example_of_every_op_matches_cpu() {
                     dims: Dims::new(img.width(), img.height()),
                     orientation: 1,
                 };
-                if validated.plan(shape).is_ok() {
-                    check(example, img, 1, &e, &ctx, op.parity);
+                if validated.plan(shape).is_ok()
+                    && check_result(example, img, 1, &e, &ctx, op.parity)
+                {
                     ran += 1;
                 }
             });
-            assert!(ran > 0, "{}: example {example} fits no test image", op.name);
+            assert!(
+                ran > 0,
+                "{}: example {example} renders on no test image",
+                op.name
+            );
         }
     }
 }
@@ -161,6 +204,59 @@ fn every_blend_mode_matches_cpu() {
         let case = json!({"op": "overlay", "source": "logo.png", "x": 1, "y": -1, "opacity": 0.85, "blend": mode});
         let e = one_output(json!([case.clone()]));
         each_image(|img| check(&case.to_string(), img, 1, &e, &ctx, Tolerance::FLOAT));
+    }
+}
+
+/// A bordered image trims to its content on both backends; the ops after a
+/// trim are checked against the trimmed size; an all-border image is an
+/// error on both.
+#[test]
+fn trim_reads_back_and_crops_like_the_cpu() {
+    let content = test_image(20, 11, 31, true);
+    let mut img = RgbaImage::from_pixel(37, 29, image::Rgba([240, 240, 240, 255]));
+    image::imageops::overlay(&mut img, &content, 9, 7);
+    let e = one_output(json!([{"op": "trim", "threshold": 0.0}, {"op": "invert"}]));
+    check("trim", &img, 1, &e, &OpContext::default(), EXACT);
+    let r = render(gpu(), &img, 1, &e, &OpContext::default());
+    assert_eq!(r.images[0].dimensions(), (20, 11));
+    assert_eq!(r.backend, "gpu");
+
+    // A crop that fits the untrimmed image but not the trimmed one.
+    let e = one_output(
+        json!([{"op": "trim"}, {"op": "crop", "x": 0, "y": 0, "width": 30, "height": 5}]),
+    );
+    for b in [gpu(), &Backend::Cpu] {
+        let err = b
+            .render(
+                Frame {
+                    img: img.clone(),
+                    orientation: 1,
+                },
+                &e,
+                &OpContext::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid_param", "{err}");
+        assert!(
+            err.message.contains("crop after a content-sized op"),
+            "{err}"
+        );
+    }
+    // All border.
+    let flat = RgbaImage::from_pixel(9, 9, image::Rgba([3, 4, 5, 255]));
+    let e = one_output(json!([{"op": "trim"}]));
+    for b in [gpu(), &Backend::Cpu] {
+        let err = b
+            .render(
+                Frame {
+                    img: flat.clone(),
+                    orientation: 1,
+                },
+                &e,
+                &OpContext::default(),
+            )
+            .unwrap_err();
+        assert_eq!(err.code.as_str(), "invalid_param", "{err}");
     }
 }
 

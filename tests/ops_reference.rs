@@ -458,6 +458,62 @@ fn pixelate_matches_float64_block_means() {
     assert_eq!(got.get_pixel(0, 0).0, [0, 0, 255, 128]);
 }
 
+/// The bounding box of the pixels farther than `t` levels from `bg` in any
+/// channel, by a scan of every pixel.
+fn reference_trim_box(img: &RgbaImage, bg: [u8; 4], t: u8) -> Option<(u32, u32, u32, u32)> {
+    let mut b: Option<(u32, u32, u32, u32)> = None;
+    for (x, y, p) in img.enumerate_pixels() {
+        if (0..4).any(|i| (i32::from(p[i]) - i32::from(bg[i])).abs() > i32::from(t)) {
+            b = Some(match b {
+                None => (x, y, x, y),
+                Some((x0, y0, x1, y1)) => (x0.min(x), y0.min(y), x1.max(x), y1.max(y)),
+            });
+        }
+    }
+    b.map(|(x0, y0, x1, y1)| (x0, y0, x1 - x0 + 1, y1 - y0 + 1))
+}
+
+#[test]
+fn trim_keeps_the_bounding_box_of_the_content() {
+    let border = [250, 250, 245, 255];
+    for (i, &(w, h)) in EDGE_SIZES.iter().enumerate() {
+        let content = test_image(w, h, i as u32 + 40, i % 2 == 0);
+        // The content on a border 3 left, 1 above, 5 right and 2 below, with
+        // a few pixels just within the threshold sprinkled on the border.
+        let mut img = RgbaImage::from_pixel(w + 8, h + 3, Rgba(border));
+        image::imageops::overlay(&mut img, &content, 3, 1);
+        img.put_pixel(0, h + 2, Rgba([255, 255, 250, 255]));
+        for (spec, bg, t) in [
+            (json!({"op": "trim"}), border, 10u8),
+            (json!({"op": "trim", "threshold": 0.0}), border, 0),
+            (
+                json!({"op": "trim", "background": "#000000", "threshold": 0.5}),
+                [0, 0, 0, 255],
+                128,
+            ),
+        ] {
+            let want = reference_trim_box(&img, bg, t);
+            let o = op(spec.clone());
+            let got = o.run_cpu(
+                Frame {
+                    img: img.clone(),
+                    orientation: 1,
+                },
+                &OpContext::default(),
+            );
+            match want {
+                None => assert_eq!(got.unwrap_err().code.as_str(), "invalid_param", "{spec}"),
+                Some((x, y, bw, bh)) => {
+                    let got = got.unwrap().img;
+                    let want = image::imageops::crop_imm(&img, x, y, bw, bh).to_image();
+                    assert_eq!(got.dimensions(), want.dimensions(), "{spec} on {w}x{h}");
+                    assert!(got == want, "{spec} on {w}x{h}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn crop_copies_the_rectangle() {
     each_size(|img, (w, h)| {

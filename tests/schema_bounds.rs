@@ -69,7 +69,9 @@ fn purge_job() -> Value {
 /// Minimal valid ops, by name: the bases an op's values are tried in.
 fn op_bases(name: &str) -> Vec<Value> {
     let ops = match name {
-        "auto_orient" | "grayscale" | "invert" | "sepia" | "sharpen" | "pad" => vec![json!({})],
+        "auto_orient" | "grayscale" | "invert" | "sepia" | "sharpen" | "pad" | "trim" => {
+            vec![json!({})]
+        }
         "resize" => vec![
             json!({"width": 100}),
             json!({"width": 100, "height": 100, "fit": "contain"}),
@@ -829,6 +831,7 @@ fn schema_and_worker_agree_at_every_limit() {
         ("overlay", "y"),
         ("overlay", "opacity"),
         ("pixelate", "size"),
+        ("trim", "threshold"),
         ("pixelate", "x"),
         ("pixelate", "width"),
     ];
@@ -862,6 +865,7 @@ fn schema_and_worker_agree_at_every_limit() {
         "curves.channel enum",
         "curves.points items",
         "pad.color pattern",
+        "trim.background pattern",
         "overlay.source pattern",
         "overlay.source length",
         "overlay.gravity enum",

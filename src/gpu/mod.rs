@@ -21,7 +21,7 @@ use image::RgbaImage;
 
 use crate::error::JobError;
 use crate::job::Edit;
-use crate::ops::{run_chain, ChainTarget, Frame, Op, OpContext, PointOp};
+use crate::ops::{run_chain, ChainTarget, Frame, Op, OpContext, PointOp, Shape};
 use context::GpuContext;
 use pool::BufferPool;
 use recorder::{GpuImage, GpuInputs, Recorder};
@@ -376,6 +376,10 @@ impl ChainTarget for Gpu<'_, '_> {
     type Image = GpuImage;
     type Error = GpuError;
     const BACKEND: &'static str = "gpu";
+
+    fn shape(img: &GpuImage) -> Shape {
+        img.shape()
+    }
 
     fn op(&mut self, op: &Op, img: GpuImage) -> Result<GpuImage, GpuError> {
         op.record_gpu(recorder::GpuStep {

@@ -413,6 +413,35 @@ impl<'a> Recorder<'a> {
         Ok(())
     }
 
+    /// Submit what is recorded so far and read `img` back at once, for an op
+    /// whose output size depends on the pixels (`trim`): it decides on the
+    /// host, from the same pixels the CPU backend would see, and recording
+    /// goes on in a new encoder. The staging buffer is wiped with the rest.
+    pub fn read_now(&mut self, img: &GpuImage) -> Result<RgbaImage, GpuError> {
+        let bytes = img.bytes();
+        let staging = self.buffer(bytes, STAGING_USAGE)?;
+        self.encoder
+            .copy_buffer_to_buffer(&img.buf, 0, &staging, 0, bytes);
+        let next = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("imgworker job"),
+            });
+        let done = std::mem::replace(&mut self.encoder, next);
+        self.ctx.queue.submit([done.finish()]);
+        map_wait(self.ctx, staging.slice(..bytes.max(4)), wgpu::MapMode::Read)?;
+        let data = staging
+            .slice(..bytes.max(4))
+            .get_mapped_range()
+            .map_err(|e| GpuError::Device(e.to_string()))?[..bytes as usize]
+            .to_vec();
+        staging.unmap();
+        self.stats.downloads += 1;
+        RgbaImage::from_raw(img.width, img.height, data)
+            .ok_or_else(|| GpuError::Device("readback size".into()))
+    }
+
     /// Submit everything, wait, read the downloads back in order, then wipe
     /// every pixel buffer the job used before it goes back to the pool.
     pub fn finish(self) -> Result<(Vec<RgbaImage>, GpuStats, Vec<wgpu::Buffer>), GpuError> {

@@ -4,7 +4,7 @@
 //! [`Sizes`](super::uniform::Sizes) uniform, pixel packing, the bounds check),
 //! then the constants generated from the op's Rust enums, then the op's own
 //! shader (`Operation::SHADER`, `shaders/<op>.wgsl`). Each non-point op is one
-//! module named after it. The per-pixel ops form one module, `point`:
+//! module named after it, unless its shader declares no kernel. The per-pixel ops form one module, `point`:
 //! `shaders/point.wgsl` (the fused kernel), each point op's stage function
 //! `<op>_apply`, and a generated `apply_stage` that calls them by stage
 //! number. Entry points are the `@compute` functions found in each module's
@@ -71,7 +71,9 @@ fn point_module() -> String {
 /// Every shader module: its name and full source.
 pub fn modules() -> Vec<(&'static str, String)> {
     let mut out = vec![(POINT_MODULE, point_module())];
-    for op in OPS.iter().filter(|op| !op.point) {
+    // An op whose shader declares no kernel (`trim` records other ops'
+    // kernels) has no module of its own.
+    for op in OPS.iter().filter(|op| !op.point && op.shader.contains("@compute")) {
         let mut src = prelude();
         src.push('\n');
         src.push_str(op.shader);

@@ -34,6 +34,7 @@ pub mod sepia;
 pub mod sharpen;
 mod table;
 pub mod tone;
+pub mod trim;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -159,6 +160,10 @@ pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     const PARITY: Tolerance;
     /// Whether this is a per-pixel op, fused with its neighbours.
     const POINT: bool = false;
+    /// Whether the output size depends on the pixels (`trim`): then
+    /// [`Operation::plan`] gives an upper bound, and the ops after it are
+    /// planned again against the real size when the job runs.
+    const SIZE_FROM_CONTENT: bool = false;
 
     /// Check every parameter; the only way to build the op.
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError>;
@@ -282,6 +287,11 @@ macro_rules! registry {
                 match self { $(Self::$variant(op) => op.run_cpu(frame, inputs),)* }
             }
 
+            /// Whether the output size depends on the pixels.
+            pub fn size_from_content(&self) -> bool {
+                match self { $(Self::$variant(_) => <$module::$ty as Operation>::SIZE_FROM_CONTENT,)* }
+            }
+
             /// The per-pixel form, when the op has one.
             pub fn as_point(&self) -> Option<&dyn PointOp> {
                 match self { $(Self::$variant(op) => op.as_point(),)* }
@@ -312,6 +322,7 @@ registry! {
     Pad => pad::Pad,
     Overlay => overlay::Overlay,
     Pixelate => pixelate::Pixelate,
+    Trim => trim::Trim,
 }
 
 /// Whether every pixel of `img` has alpha 255.
@@ -356,6 +367,9 @@ pub trait ChainTarget {
     /// `cpu` or `gpu`, for the op spans.
     const BACKEND: &'static str;
 
+    /// The image's shape.
+    fn shape(img: &Self::Image) -> Shape;
+
     /// Run one op that is not fused.
     fn op(&mut self, op: &Op, img: Self::Image) -> Result<Self::Image, Self::Error>;
 
@@ -372,6 +386,9 @@ pub fn run_chain<T: ChainTarget>(
     ctx: &OpContext,
 ) -> Result<T::Image, T::Error> {
     let mut i = 0;
+    // Once an op's size came from the pixels, the planner's sizes were upper
+    // bounds: each later op is planned again against the real size.
+    let mut replan = false;
     while i < ops.len() {
         ctx.check_deadline()?;
         let n = ops[i..]
@@ -381,7 +398,16 @@ pub fn run_chain<T: ChainTarget>(
         if n == 0 {
             let _span =
                 tracing::debug_span!("op", op = ops[i].name(), backend = T::BACKEND).entered();
+            if replan {
+                ops[i].plan(T::shape(&img)).map_err(|e| {
+                    JobError::invalid_param(format!(
+                        "{} after a content-sized op: {e}",
+                        ops[i].name()
+                    ))
+                })?;
+            }
             img = target.op(&ops[i], img)?;
+            replan |= ops[i].size_from_content();
             i += 1;
         } else {
             let run = &ops[i..i + n];
@@ -402,6 +428,10 @@ impl ChainTarget for Cpu<'_> {
     type Image = Frame;
     type Error = JobError;
     const BACKEND: &'static str = "cpu";
+
+    fn shape(frame: &Frame) -> Shape {
+        frame.shape()
+    }
 
     fn op(&mut self, op: &Op, frame: Frame) -> Result<Frame, JobError> {
         op.run_cpu(frame, self.0)
