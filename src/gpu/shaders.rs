@@ -73,7 +73,10 @@ pub fn modules() -> Vec<(&'static str, String)> {
     let mut out = vec![(POINT_MODULE, point_module())];
     // An op whose shader declares no kernel (`trim` records other ops'
     // kernels) has no module of its own.
-    for op in OPS.iter().filter(|op| !op.point && op.shader.contains("@compute")) {
+    for op in OPS
+        .iter()
+        .filter(|op| !op.point && op.shader.contains("@compute"))
+    {
         let mut src = prelude();
         src.push('\n');
         src.push_str(op.shader);
