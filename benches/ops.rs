@@ -46,8 +46,10 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend, clock: Clock)
     let wm = image::RgbaImage::from_fn(256, 256, |x, y| {
         image::Rgba([x as u8, y as u8, 200, ((x + y) / 2) as u8])
     });
-    // The overlay examples composite `logo.png`.
+    // The overlay examples composite `logo.png`; the lut examples grade
+    // with `grade.cube`, a 33-point cube (a common size).
     ctx.overlays = HashMap::from([("logo.png".to_string(), Arc::new(wm))]);
+    ctx.luts = HashMap::from([("grade.cube".to_string(), Arc::new(common::grade_cube(33)))]);
     let mut group = c.benchmark_group(format!("ops/{name}"));
     group
         .sample_size(10)

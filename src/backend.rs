@@ -193,6 +193,7 @@ impl Backend {
     /// output, in order. A GPU failure redoes the job on the CPU; a failure
     /// of the job itself is returned as it is.
     pub fn render(&self, src: Frame, edit: &Edit, ctx: &OpContext) -> Result<Rendered, JobError> {
+        let edit = &edit.bound(ctx)?;
         if let Backend::Gpu(g) = self {
             match g.render(&src, edit, ctx) {
                 Ok((images, stats)) => {

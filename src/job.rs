@@ -249,10 +249,11 @@ pub struct Output {
     pub specs: Vec<OpSpec>,
 }
 
-/// Where an overlay op reads its image.
+/// Where an op reads an object besides the source (an overlay's image, a
+/// lut's `.cube`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverlaySource {
-    /// The op's `source` string.
+    /// The string the op names it by (`source`, `object`).
     pub source: String,
     /// The storage key.
     pub key: String,
@@ -271,6 +272,24 @@ pub struct Edit {
     pub outputs: Vec<Output>,
     /// Overlay images to fetch, each once.
     pub overlays: Vec<OverlaySource>,
+    /// `.cube` LUTs to fetch, each once.
+    pub luts: Vec<OverlaySource>,
+}
+
+impl Edit {
+    /// The edit with every op bound to the job's fetched inputs
+    /// ([`Op::bind`]).
+    pub fn bound(&self, ctx: &crate::ops::OpContext) -> Result<Edit, JobError> {
+        let mut e = self.clone();
+        for op in e
+            .ops
+            .iter_mut()
+            .chain(e.outputs.iter_mut().flat_map(|o| o.ops.iter_mut()))
+        {
+            op.bind(ctx)?;
+        }
+        Ok(e)
+    }
 }
 
 /// What a validated job does.
@@ -494,17 +513,22 @@ impl JobMessage {
                         Ok(out)
                     })
                     .collect::<Result<Vec<_>, JobError>>()?;
-                let overlays = overlay_sources(
-                    &image,
-                    ops.iter().chain(outputs.iter().flat_map(|o| &o.ops)),
-                    cfg,
-                )?;
+                let all = || ops.iter().chain(outputs.iter().flat_map(|o| &o.ops));
+                let overlays = input_sources(&image, all(), cfg, |op| match op {
+                    Op::Overlay(o) => Some(&o.source),
+                    _ => None,
+                })?;
+                let luts = input_sources(&image, all(), cfg, |op| match op {
+                    Op::Lut(l) => Some(&l.object),
+                    _ => None,
+                })?;
                 Task::Edit(Edit {
                     source,
                     ops,
                     specs,
                     outputs,
                     overlays,
+                    luts,
                 })
             }
         };
@@ -564,26 +588,28 @@ impl OutputSpec {
     }
 }
 
-/// Resolve every overlay op's `source` to a storage key, once per source.
-fn overlay_sources<'a>(
+/// Resolve the objects ops read besides the source (overlay images, `.cube`
+/// LUTs), each named by the string `name` picks from an op, to storage keys,
+/// once per name.
+fn input_sources<'a>(
     image: &ImageId,
     ops: impl Iterator<Item = &'a Op>,
     cfg: &WorkerConfig,
+    name: impl Fn(&'a Op) -> Option<&'a String>,
 ) -> Result<Vec<OverlaySource>, JobError> {
     let mut out: Vec<OverlaySource> = Vec::new();
-    for op in ops {
-        let Op::Overlay(o) = op else { continue };
-        if out.iter().any(|s| s.source == o.source) {
+    for source in ops.filter_map(name) {
+        if out.iter().any(|s| &s.source == source) {
             continue;
         }
-        let key = if o.source.contains('/') {
-            let (img, obj) = keys::parse_foreign_key(&o.source, &cfg.watermark_prefixes)?;
+        let key = if source.contains('/') {
+            let (img, obj) = keys::parse_foreign_key(source, &cfg.watermark_prefixes)?;
             img.key(&obj)
         } else {
-            image.key(&ObjectName::parse(&o.source)?)
+            image.key(&ObjectName::parse(source)?)
         };
         out.push(OverlaySource {
-            source: o.source.clone(),
+            source: source.clone(),
             key,
         });
     }

@@ -294,6 +294,19 @@ impl Engine {
                 })?;
             overlay_bytes.push((o.source.clone(), bytes));
         }
+        let mut lut_bytes = Vec::with_capacity(edit.luts.len());
+        for l in &edit.luts {
+            let bytes = self
+                .read(job, &l.key, crate::ops::lut::MAX_CUBE_BYTES, deadline)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound(_) => {
+                        JobError::source_not_found(format!("lut {} does not exist", l.source))
+                    }
+                    other => other.into(),
+                })?;
+            lut_bytes.push((l.source.clone(), bytes));
+        }
         let parent_recipe = self.parent_recipe(job, edit, deadline).await?;
         timings.fetch = ms(t);
 
@@ -319,6 +332,7 @@ impl Engine {
                 &edit_owned,
                 &source,
                 &overlay_bytes,
+                &lut_bytes,
                 deadline,
             )
         })
@@ -521,6 +535,7 @@ fn render_all(
     edit: &Edit,
     source: &[u8],
     overlays: &[(String, Vec<u8>)],
+    luts: &[(String, Vec<u8>)],
     deadline: Instant,
 ) -> Result<Rendering, JobError> {
     let lim = &cfg.limits;
@@ -588,6 +603,10 @@ fn render_all(
     };
     for (name, o) in overlay_srcs {
         ctx.overlays.insert(name.clone(), Arc::new(o.decode()?.img));
+    }
+    for (name, bytes) in luts {
+        let cube = crate::ops::lut::Cube::parse(name, bytes)?;
+        ctx.luts.insert(name.clone(), Arc::new(cube));
     }
     let decodes = (1, ctx.overlays.len() as u32);
     let t_decode = ms(t);

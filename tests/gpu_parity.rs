@@ -142,11 +142,14 @@ fn each_image(mut f: impl FnMut(&RgbaImage)) {
 const POINT: Tolerance = Tolerance::FLOAT;
 const EXACT: Tolerance = Tolerance::EXACT;
 
-/// The overlay image every example that names `logo.png` composites.
+/// The overlay image every example that names `logo.png` composites, and
+/// the LUT every example that names `grade.cube` grades with.
 fn overlay_ctx() -> OpContext {
     let mut ctx = OpContext::default();
     ctx.overlays
         .insert("logo.png".into(), Arc::new(test_image(13, 9, 777, true)));
+    ctx.luts
+        .insert("grade.cube".into(), Arc::new(common::grade_cube(9)));
     ctx
 }
 

@@ -514,6 +514,101 @@ fn trim_keeps_the_bounding_box_of_the_content() {
     }
 }
 
+/// A 3D LUT lookup in float64 on the grid `grid(r, g, b)`: trilinear as the
+/// weighted sum of the cell's 8 corners; tetrahedral as the walk from the
+/// cell's low corner to its high one, one axis at a time in decreasing
+/// order of the fractional position (Kasson et al.), not the six-case
+/// table the op uses.
+fn reference_lut(
+    n: usize,
+    grid: &dyn Fn(usize, usize, usize) -> [f64; 3],
+    rgb: [f64; 3],
+    tetra: bool,
+) -> [f64; 3] {
+    let top = (n - 1) as f64;
+    let mut i = [0usize; 3];
+    let mut f = [0f64; 3];
+    for c in 0..3 {
+        let t = rgb[c].clamp(0.0, 1.0) * top;
+        i[c] = (t.floor() as usize).min(n - 2);
+        f[c] = t - i[c] as f64;
+    }
+    let at = |d: [usize; 3]| grid(i[0] + d[0], i[1] + d[1], i[2] + d[2]);
+    let mut out = [0.0; 3];
+    if tetra {
+        let mut axes = [0usize, 1, 2];
+        axes.sort_by(|&a, &b| f[b].partial_cmp(&f[a]).unwrap());
+        let mut corner = [0usize; 3];
+        let mut weights = vec![(1.0 - f[axes[0]], corner)];
+        for k in 0..3 {
+            corner[axes[k]] = 1;
+            let next = if k < 2 { f[axes[k + 1]] } else { 0.0 };
+            weights.push((f[axes[k]] - next, corner));
+        }
+        for (w, d) in weights {
+            let v = at(d);
+            for c in 0..3 {
+                out[c] += w * v[c];
+            }
+        }
+    } else {
+        for d in 0..8usize {
+            let d = [d & 1, (d >> 1) & 1, (d >> 2) & 1];
+            let w: f64 = (0..3)
+                .map(|c| if d[c] == 1 { f[c] } else { 1.0 - f[c] })
+                .product();
+            let v = at(d);
+            for c in 0..3 {
+                out[c] += w * v[c];
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn lut_matches_float64_interpolation() {
+    for (n, mode) in [
+        (9, "tetrahedral"),
+        (9, "trilinear"),
+        (2, "tetrahedral"),
+        (17, "trilinear"),
+    ] {
+        let mut o = op(json!({"op": "lut", "object": "grade.cube", "interpolation": mode}));
+        let ctx = OpContext {
+            luts: HashMap::from([("grade.cube".to_string(), Arc::new(common::grade_cube(n)))]),
+            ..Default::default()
+        };
+        o.bind(&ctx).unwrap();
+        // The grid as the text holds it: six decimals.
+        let v = |i: usize| i as f64 / (n - 1) as f64;
+        let grid = |r: usize, g: usize, b: usize| {
+            common::grade(v(r), v(g), v(b)).map(|x| (x * 1e6).round() / 1e6)
+        };
+        each_size(|img, _| {
+            let want = reference_point(img, |[r, g, b, a]| {
+                let [r, g, b] = reference_lut(n, &grid, [r, g, b], mode == "tetrahedral");
+                [r, g, b, a]
+            });
+            assert_close(&format!("lut {n} {mode}"), &apply(&o, img), &want, 1, 0.02);
+        });
+    }
+    // On grid points the LUT returns the grid exactly (within rounding).
+    let mut o = op(json!({"op": "lut", "object": "grade.cube"}));
+    let ctx = OpContext {
+        luts: HashMap::from([("grade.cube".to_string(), Arc::new(common::grade_cube(2)))]),
+        ..Default::default()
+    };
+    o.bind(&ctx).unwrap();
+    let img = RgbaImage::from_pixel(1, 1, Rgba([255, 0, 255, 200]));
+    let want =
+        common::grade(1.0, 0.0, 1.0).map(|x| (x.clamp(0.0, 1.0) * 255.0 + 0.5).floor() as u8);
+    assert_eq!(
+        apply(&o, &img).get_pixel(0, 0).0,
+        [want[0], want[1], want[2], 200]
+    );
+}
+
 #[test]
 fn crop_copies_the_rectangle() {
     each_size(|img, (w, h)| {

@@ -340,6 +340,81 @@ fn overlays_read_from_the_image_or_an_allowed_watermark_prefix() {
     );
 }
 
+/// A `.cube` object of the image grades the output like the op does with
+/// the same cube in hand; a missing or malformed one is a clear error.
+#[test]
+fn a_lut_object_is_fetched_parsed_and_applied() {
+    use imgworker::ops::{Frame, OpContext, OpSpec};
+    let (engine, storage) = memory_engine(cfg());
+    let src = test_image(24, 16, 8, false);
+    storage.insert(&key("original.png"), png_bytes(&src));
+    storage.insert(&key("grade.cube"), common::grade_cube_text(9).into_bytes());
+    let ops = json!([{"op": "lut", "object": "grade.cube"}, {"op": "invert"}]);
+    let job = edit(
+        "lut",
+        "original.png",
+        ops.clone(),
+        json!([{"version": "v2", "format": "png"}]),
+    );
+    let out = run(&engine, &job);
+    assert_eq!(
+        out.result.status,
+        Status::Succeeded,
+        "{:?}",
+        out.result.error
+    );
+    let got = decode(&storage.object(&key("v2.png")).unwrap());
+    // The same ops, run directly with the cube parsed by the test.
+    let ctx = OpContext {
+        luts: [(
+            "grade.cube".to_string(),
+            std::sync::Arc::new(common::grade_cube(9)),
+        )]
+        .into(),
+        ..Default::default()
+    };
+    let mut frame = Frame {
+        img: src.clone(),
+        orientation: 1,
+    };
+    for spec in ops.as_array().unwrap() {
+        let mut op = serde_json::from_value::<OpSpec>(spec.clone())
+            .unwrap()
+            .validate(&cfg().limits)
+            .unwrap();
+        op.bind(&ctx).unwrap();
+        frame = op.run_cpu(frame, &ctx).unwrap();
+    }
+    assert!(
+        got == frame.img,
+        "the stored version is not the graded source"
+    );
+    assert!(got != src);
+
+    let missing = edit(
+        "lut2",
+        "original.png",
+        json!([{"op": "lut", "object": "none.cube"}]),
+        json!([{"version": "v3", "format": "png"}]),
+    );
+    let err = run(&engine, &missing).result.error.unwrap();
+    assert_eq!(err.code.as_str(), "source_not_found", "{}", err.message);
+    storage.insert(&key("bad.cube"), b"LUT_3D_SIZE 2\n0 0 0\n0 0 x\n".to_vec());
+    let bad = edit(
+        "lut3",
+        "original.png",
+        json!([{"op": "lut", "object": "bad.cube"}]),
+        json!([{"version": "v4", "format": "png"}]),
+    );
+    let err = run(&engine, &bad).result.error.unwrap();
+    assert_eq!(err.code.as_str(), "invalid_param");
+    assert!(err.message.contains("line 3"), "{}", err.message);
+    assert!(
+        storage.object(&key("v4.png")).is_none(),
+        "a failed job wrote a version"
+    );
+}
+
 #[test]
 fn auto_orient_honours_exif_and_outputs_carry_no_metadata() {
     let secret = "SENTINEL-41b7-gps-and-comment";

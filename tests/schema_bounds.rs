@@ -84,6 +84,7 @@ fn op_bases(name: &str) -> Vec<Value> {
         "flip" => vec![json!({"axis": "horizontal"})],
         "adjust" => vec![json!({"brightness": 0.1}), json!({"contrast": 1.5})],
         "blur" => vec![json!({"sigma": 1.5})],
+        "lut" => vec![json!({"object": "grade.cube"})],
         "pixelate" => vec![
             json!({"size": 8}),
             json!({"size": 8, "x": 0, "y": 0, "width": 1, "height": 1}),
@@ -176,7 +177,7 @@ fn pattern_cases(key: &str) -> (Vec<String>, Vec<String>) {
             s(&["v3", "thumb_2x-b", "A"]),
             s(&["", "v2.jpg", "..", "a/b", "v 2", "v2\n", "v2\u{2029}", "ü"]),
         ),
-        "overlay.source" => (
+        "overlay.source" | "lut.object" => (
             s(&[
                 "logo.png",
                 "logo",
@@ -247,7 +248,7 @@ fn pattern_cases(key: &str) -> (Vec<String>, Vec<String>) {
             good.push(at(64, "v"));
             bad.push(at(65, "v"));
         }
-        "overlay.source" => {
+        "overlay.source" | "lut.object" => {
             let object = format!("{}.{}", at(64, "s"), at(10, "e"));
             // An image part of exactly 256 characters, then one more.
             let image = format!("{WATERMARKS}/{}", at(256 - WATERMARKS.len() - 1, "a"));
@@ -558,10 +559,14 @@ fn worker_verdict(job: &Value, watermarks: bool) -> Option<String> {
 /// Whether a case's job names an overlay from another image.
 fn names_foreign_overlay(job: &Value) -> bool {
     let ops = [&job["ops"], &job["outputs"][0]["ops"]];
-    ops.iter()
-        .filter_map(|o| o.as_array())
-        .flatten()
-        .any(|op| op["op"] == "overlay" && op["source"].as_str().is_some_and(|s| s.contains('/')))
+    ops.iter().filter_map(|o| o.as_array()).flatten().any(|op| {
+        let name = match op["op"].as_str() {
+            Some("overlay") => &op["source"],
+            Some("lut") => &op["object"],
+            _ => return false,
+        };
+        name.as_str().is_some_and(|s| s.contains('/'))
+    })
 }
 
 /// Build the case for `prop = value`: the first job the worker accepts, or
@@ -870,6 +875,9 @@ fn schema_and_worker_agree_at_every_limit() {
         "overlay.source length",
         "overlay.gravity enum",
         "overlay.blend enum",
+        "lut.object pattern",
+        "lut.object length",
+        "lut.interpolation enum",
     ] {
         assert!(covered.contains(walked), "{walked} was not walked");
     }

@@ -24,6 +24,7 @@ pub mod flip;
 pub mod grayscale;
 pub mod invert;
 pub mod levels;
+pub mod lut;
 pub mod overlay;
 pub mod pad;
 pub mod pixelate;
@@ -102,12 +103,15 @@ impl Frame {
     }
 }
 
-/// What ops may need beyond the image itself: decoded overlay images, keyed by
-/// the `source` string of the overlay op, and the job's deadline.
+/// What ops may need beyond the image itself: decoded overlay images and
+/// parsed LUTs, keyed by the string the op names them by, and the job's
+/// deadline.
 #[derive(Debug, Default, Clone)]
 pub struct OpContext {
     /// Decoded overlay images by their `source` string.
     pub overlays: HashMap<String, Arc<RgbaImage>>,
+    /// Parsed `.cube` LUTs by their `object` string.
+    pub luts: HashMap<String, Arc<lut::Cube>>,
     /// When the job must be done; checked between ops.
     pub deadline: Option<std::time::Instant>,
 }
@@ -177,6 +181,12 @@ pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     /// Record the op's dispatches on the GPU, from `step.src` into a new
     /// device image.
     fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError>;
+
+    /// Take what the op reads beyond its parameters from the job's fetched
+    /// inputs (a `lut`'s parsed cube), before it runs.
+    fn bind(&mut self, _ctx: &OpContext) -> Result<(), JobError> {
+        Ok(())
+    }
 
     /// The per-pixel form of the op, when it has one (enables fusion).
     fn as_point(&self) -> Option<&dyn PointOp> {
@@ -287,6 +297,11 @@ macro_rules! registry {
                 match self { $(Self::$variant(op) => op.run_cpu(frame, inputs),)* }
             }
 
+            /// Bind what the op reads from the job's fetched inputs.
+            pub fn bind(&mut self, ctx: &OpContext) -> Result<(), JobError> {
+                match self { $(Self::$variant(op) => Operation::bind(op, ctx),)* }
+            }
+
             /// Whether the output size depends on the pixels.
             pub fn size_from_content(&self) -> bool {
                 match self { $(Self::$variant(_) => <$module::$ty as Operation>::SIZE_FROM_CONTENT,)* }
@@ -317,6 +332,7 @@ registry! {
     Sepia => sepia::Sepia,
     Levels => levels::Levels,
     Curves => curves::Curves,
+    Lut => lut::Lut,
     Blur => blur::Blur,
     Sharpen => sharpen::Sharpen,
     Pad => pad::Pad,

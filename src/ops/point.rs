@@ -61,9 +61,16 @@ pub trait PointOperation: PointOp + Sized + std::fmt::Debug + Clone + 'static {
     const SHADER: &'static str;
     /// See [`Operation::EXAMPLES`].
     const EXAMPLES: &'static [&'static str];
+    /// See [`Operation::PARITY`].
+    const PARITY: Tolerance = Tolerance::FLOAT;
 
     /// Check every parameter; the only way to build the op.
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError>;
+
+    /// See [`Operation::bind`].
+    fn bind(&mut self, _ctx: &OpContext) -> Result<(), JobError> {
+        Ok(())
+    }
 }
 
 impl<T: PointOperation> Operation for T {
@@ -72,11 +79,15 @@ impl<T: PointOperation> Operation for T {
     type Params = <T as PointOperation>::Params;
     const SHADER: &'static str = <T as PointOperation>::SHADER;
     const EXAMPLES: &'static [&'static str] = <T as PointOperation>::EXAMPLES;
-    const PARITY: Tolerance = Tolerance::FLOAT;
+    const PARITY: Tolerance = <T as PointOperation>::PARITY;
     const POINT: bool = true;
 
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError> {
         <T as PointOperation>::validate(p, lim)
+    }
+
+    fn bind(&mut self, ctx: &OpContext) -> Result<(), JobError> {
+        <T as PointOperation>::bind(self, ctx)
     }
 
     fn plan(&self, input: Shape) -> Result<Shape, ParamError> {

@@ -227,3 +227,35 @@ pub fn s3_at(endpoint: &str, bucket: &str, prefix: &str) -> imgworker::storage::
     };
     imgworker::storage::S3Storage::open(&format!("s3://{bucket}/{prefix}"), &opts).unwrap()
 }
+
+/// The colour grade the LUT tests bake into a cube: smooth, non-linear and
+/// mixing channels, so that interpolation errors show.
+pub fn grade(r: f64, g: f64, b: f64) -> [f64; 3] {
+    [
+        0.9 * r.powf(1.4) + 0.08 * g,
+        0.85 * g.sqrt() + 0.1 * b * r,
+        0.6 * b + 0.3 * r * g + 0.05,
+    ]
+}
+
+/// [`grade`] as the text of an `n`-point `.cube`, red varying fastest.
+pub fn grade_cube_text(n: usize) -> String {
+    let mut s =
+        format!("TITLE \"test grade\"\nLUT_3D_SIZE {n}\nDOMAIN_MIN 0 0 0\nDOMAIN_MAX 1 1 1\n");
+    let v = |i: usize| i as f64 / (n - 1) as f64;
+    for b in 0..n {
+        for g in 0..n {
+            for r in 0..n {
+                let [x, y, z] = grade(v(r), v(g), v(b));
+                s.push_str(&format!("{x:.6} {y:.6} {z:.6}\n"));
+            }
+        }
+    }
+    s
+}
+
+/// [`grade_cube_text`], parsed.
+pub fn grade_cube(n: usize) -> imgworker::ops::lut::Cube {
+    imgworker::ops::lut::Cube::parse("grade.cube", grade_cube_text(n).as_bytes())
+        .expect("a valid cube")
+}
