@@ -3,7 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Dims, Frame, OpContext, Operation, Shape, Tolerance};
+use super::{check_rect_inside, Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 use crate::gpu::recorder::{Aux, GpuImage, GpuStep, Recorder};
@@ -84,16 +84,7 @@ impl Operation for Crop {
 
     fn plan(&self, s: Shape) -> Result<Shape, ParamError> {
         let p = &self.0;
-        let fits = |o: u32, len: u32, max: u32| u64::from(o) + u64::from(len) <= u64::from(max);
-        if !fits(p.x, p.width, s.dims.width) || !fits(p.y, p.height, s.dims.height) {
-            return Err(ParamError::new(
-                "",
-                format!(
-                    "rectangle {}x{} at ({}, {}) is outside the {}x{} image",
-                    p.width, p.height, p.x, p.y, s.dims.width, s.dims.height
-                ),
-            ));
-        }
+        check_rect_inside([p.x, p.y, p.width, p.height], s.dims)?;
         Ok(Shape {
             dims: Dims::new(p.width, p.height),
             ..s

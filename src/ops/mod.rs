@@ -355,6 +355,25 @@ pub(crate) fn check_range(name: &str, v: f64, lo: f64, hi: f64) -> Result<f64, P
     }
 }
 
+/// Check that the `width` x `height` rectangle at `(x, y)` lies inside an
+/// image of `dims`.
+pub(crate) fn check_rect_inside(
+    [x, y, width, height]: [u32; 4],
+    dims: Dims,
+) -> Result<(), ParamError> {
+    let fits = |o: u32, len: u32, max: u32| u64::from(o) + u64::from(len) <= u64::from(max);
+    if fits(x, width, dims.width) && fits(y, height, dims.height) {
+        return Ok(());
+    }
+    Err(ParamError::new(
+        "",
+        format!(
+            "rectangle {width}x{height} at ({x}, {y}) is outside the {}x{} image",
+            dims.width, dims.height
+        ),
+    ))
+}
+
 /// Check a size against the limits: each side in `1..=max_side`, the whole
 /// at most `max_output_pixels`.
 pub(crate) fn check_dims(d: Dims, lim: &Limits) -> Result<(), JobError> {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Dims, Frame, OpContext, Operation, Shape, Tolerance};
+use super::{check_rect_inside, Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
@@ -154,16 +154,7 @@ impl Operation for Pixelate {
 
     fn plan(&self, s: Shape) -> Result<Shape, ParamError> {
         if let Some(r) = self.rect {
-            let fits = |o: u32, len: u32, max: u32| u64::from(o) + u64::from(len) <= u64::from(max);
-            if !fits(r.x, r.width, s.dims.width) || !fits(r.y, r.height, s.dims.height) {
-                return Err(ParamError::new(
-                    "",
-                    format!(
-                        "rectangle {}x{} at ({}, {}) is outside the {}x{} image",
-                        r.width, r.height, r.x, r.y, s.dims.width, s.dims.height
-                    ),
-                ));
-            }
+            check_rect_inside([r.x, r.y, r.width, r.height], s.dims)?;
         }
         Ok(s)
     }
