@@ -76,7 +76,10 @@ fn op_bases(name: &str) -> Vec<Value> {
             json!({"width": 100}),
             json!({"width": 100, "height": 100, "fit": "contain"}),
         ],
-        "crop" => vec![json!({"x": 0, "y": 0, "width": 1, "height": 1})],
+        "crop" => vec![
+            json!({"x": 0, "y": 0, "width": 1, "height": 1}),
+            json!({"width": 1, "height": 1, "gravity": "attention"}),
+        ],
         "rotate" => vec![
             json!({"degrees": 90}),
             json!({"degrees": 45, "background": "#000"}),
@@ -866,6 +869,7 @@ fn schema_and_worker_agree_at_every_limit() {
         "resize.background pattern",
         "rotate.background pattern",
         "flip.axis enum",
+        "crop.gravity enum",
         "levels.channel enum",
         "curves.channel enum",
         "curves.points items",

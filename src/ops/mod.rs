@@ -22,6 +22,7 @@ pub mod crop;
 pub mod curves;
 pub mod flip;
 pub mod grayscale;
+pub mod interest;
 pub mod invert;
 pub mod levels;
 pub mod lut;
