@@ -666,6 +666,33 @@ fn crop_by_attention_and_entropy_keeps_a_single_subject() {
     assert!(got == image::imageops::crop_imm(&img, 11, 8, 10, 5).to_image());
 }
 
+#[test]
+fn resize_cover_by_attention_and_entropy_keeps_a_single_subject() {
+    let (sx, sy, side) = (520, 200, 60);
+    let img = one_subject(640, 300, sx, sy, side);
+    let centred = apply(
+        &op(json!({"op": "resize", "width": 100, "height": 100, "fit": "cover"})),
+        &img,
+    );
+    for gravity in ["attention", "entropy"] {
+        let o = op(
+            json!({"op": "resize", "width": 100, "height": 100, "fit": "cover", "gravity": gravity}),
+        );
+        let Op::Resize(r) = &o else { unreachable!() };
+        let [x, y, w, h] = r.geometry_on(&img).src_box;
+        assert!(
+            x <= f64::from(sx)
+                && x + w >= f64::from(sx + side)
+                && y <= f64::from(sy)
+                && y + h >= f64::from(sy + side),
+            "{gravity}: box ({x}, {y}) {w}x{h} misses the subject"
+        );
+        let got = apply(&o, &img);
+        assert_eq!(got.dimensions(), (100, 100));
+        assert!(got != centred, "{gravity}: the same as the centred cover");
+    }
+}
+
 /// On real photographs, the attention window against libvips'
 /// `smartcrop --interesting attention` on the same pixels: the overlap
 /// (intersection over union) of the two windows, reported per photo.

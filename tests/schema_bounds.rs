@@ -75,6 +75,7 @@ fn op_bases(name: &str) -> Vec<Value> {
         "resize" => vec![
             json!({"width": 100}),
             json!({"width": 100, "height": 100, "fit": "contain"}),
+            json!({"width": 100, "height": 100, "fit": "cover"}),
         ],
         "crop" => vec![
             json!({"x": 0, "y": 0, "width": 1, "height": 1}),
@@ -866,6 +867,7 @@ fn schema_and_worker_agree_at_every_limit() {
         "output.ops items",
         "resize.fit enum",
         "resize.filter enum",
+        "resize.gravity enum",
         "resize.background pattern",
         "rotate.background pattern",
         "flip.axis enum",

@@ -30,9 +30,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::color::Color;
-use super::crop::record_crop;
+use super::crop::{record_crop, CropGravity};
 use super::pad::{place_on_canvas, record_place_on_canvas};
-use super::{Dims, Frame, OpContext, Operation, Shape, Tolerance};
+use super::{interest, Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
@@ -109,6 +109,11 @@ pub struct ResizeParams {
     /// expressed in the schema). Default `#00000000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub background: Option<Color>,
+    /// Which part `cover` keeps, and only with `fit: cover` (not expressed
+    /// in the schema): `center` (default), `attention` or `entropy`, as
+    /// `crop`'s gravity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gravity: Option<CropGravity>,
 }
 
 /// A validated `resize`.
@@ -124,6 +129,8 @@ pub struct Resize {
     pub filter: Filter,
     /// Canvas colour for `contain`.
     pub background: Color,
+    /// Which part `cover` keeps.
+    pub gravity: CropGravity,
 }
 
 /// Where pixels come from and go to for one resize of a given source.
@@ -194,6 +201,33 @@ impl Resize {
         }
     }
 
+    /// Whether the geometry depends on the pixels (`cover` with a smart
+    /// gravity).
+    fn reads_pixels(&self) -> bool {
+        self.fit == Fit::Cover
+            && self.width.is_some()
+            && self.height.is_some()
+            && matches!(self.gravity, CropGravity::Attention | CropGravity::Entropy)
+    }
+
+    /// The geometry on these pixels: [`Self::geometry`], with `cover`'s box
+    /// placed by its gravity ([`super::interest`]) where that reads pixels.
+    pub fn geometry_on(&self, img: &RgbaImage) -> Geometry {
+        let src = Dims::new(img.width(), img.height());
+        let mut g = self.geometry(src);
+        if self.reads_pixels() {
+            let [_, _, cw, ch] = g.src_box;
+            let (w, h) = (side(cw).min(src.width), side(ch).min(src.height));
+            let (x, y) = match self.gravity {
+                CropGravity::Entropy => interest::entropy_window(img, w, h),
+                _ => interest::attention(img, w, h),
+            };
+            g.src_box[0] = f64::from(x).min(f64::from(src.width) - cw);
+            g.src_box[1] = f64::from(y).min(f64::from(src.height) - ch);
+        }
+        g
+    }
+
     /// How many times the sampled source box shrinks, on the axis that
     /// shrinks least, for a source of `src` size (below 1 when enlarging).
     pub fn shrink_factor(&self, src: Dims) -> f64 {
@@ -245,6 +279,8 @@ impl Operation for Resize {
         r##"{"op": "resize", "width": 30, "height": 50, "fit": "contain", "filter": "mitchell", "background": "#00ff0040"}"##,
         r#"{"op": "resize", "width": 3, "height": 200, "fit": "fill", "filter": "nearest"}"#,
         r#"{"op": "resize", "width": 500, "height": 500, "fit": "inside"}"#,
+        r#"{"op": "resize", "width": 24, "height": 24, "fit": "cover", "gravity": "attention"}"#,
+        r#"{"op": "resize", "width": 16, "height": 40, "fit": "cover", "gravity": "entropy", "filter": "nearest"}"#,
     ];
     // The GPU replicates fast_image_resize's fixed-point arithmetic.
     const PARITY: Tolerance = Tolerance::EXACT;
@@ -266,12 +302,16 @@ impl Operation for Resize {
                 "only applies to fit \"contain\"",
             ));
         }
+        if p.gravity.is_some() && fit != Fit::Cover {
+            return Err(ParamError::new("gravity", "only applies to fit \"cover\""));
+        }
         Ok(Self {
             width: p.width,
             height: p.height,
             fit,
             filter: p.filter.unwrap_or_default(),
             background: p.background.unwrap_or(Color::TRANSPARENT),
+            gravity: p.gravity.unwrap_or(CropGravity::Center),
         })
     }
 
@@ -283,7 +323,7 @@ impl Operation for Resize {
     }
 
     fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
-        let g = self.geometry(frame.shape().dims);
+        let g = self.geometry_on(&frame.img);
         let scaled = resize_rgba(&frame.img, g.scaled, g.src_box, self.algorithm())?;
         let img = if g.canvas == g.scaled {
             scaled
@@ -295,7 +335,11 @@ impl Operation for Resize {
 
     /// fast_image_resize's 8-bit algorithm, step for step.
     fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
-        let g = self.geometry(step.src.dims());
+        let g = if self.reads_pixels() {
+            self.geometry_on(&step.rec.read_now(step.src)?)
+        } else {
+            self.geometry(step.src.dims())
+        };
         let [left, top, bw, bh] = g.src_box;
         let scaled = if self.filter == Filter::Nearest {
             let tables = nearest_tables(step.src.dims(), g.src_box, g.scaled);
