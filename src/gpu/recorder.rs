@@ -431,15 +431,8 @@ impl<'a> Recorder<'a> {
         let done = std::mem::replace(&mut self.encoder, next);
         self.ctx.queue.submit([done.finish()]);
         map_wait(self.ctx, staging.slice(..bytes.max(4)), wgpu::MapMode::Read)?;
-        let data = staging
-            .slice(..bytes.max(4))
-            .get_mapped_range()
-            .map_err(|e| GpuError::Device(e.to_string()))?[..bytes as usize]
-            .to_vec();
-        staging.unmap();
         self.stats.downloads += 1;
-        RgbaImage::from_raw(img.width, img.height, data)
-            .ok_or_else(|| GpuError::Device("readback size".into()))
+        read_mapped(&staging, img.width, img.height)
     }
 
     /// Submit everything, wait, read the downloads back in order, then wipe
@@ -496,17 +489,7 @@ impl<'a> Recorder<'a> {
         }
         let mut images = Vec::with_capacity(downloads.len());
         for (buf, w, h) in &downloads {
-            let bytes = (u64::from(*w) * u64::from(*h) * 4) as usize;
-            let data = buf
-                .slice(..bytes.max(4) as u64)
-                .get_mapped_range()
-                .map_err(|e| GpuError::Device(e.to_string()))?[..bytes]
-                .to_vec();
-            buf.unmap();
-            images.push(
-                RgbaImage::from_raw(*w, *h, data)
-                    .ok_or_else(|| GpuError::Device("readback size".into()))?,
-            );
+            images.push(read_mapped(buf, *w, *h)?);
         }
         // A timing that cannot be read leaves `kernel_ns` empty; the job
         // itself is unaffected.
@@ -525,6 +508,19 @@ impl<'a> Recorder<'a> {
         wipe(ctx, &taken)?;
         Ok((images, stats, taken))
     }
+}
+
+/// Copy a `w` x `h` image out of a staging buffer mapped for reading, and
+/// unmap it.
+fn read_mapped(buf: &wgpu::Buffer, w: u32, h: u32) -> Result<RgbaImage, GpuError> {
+    let bytes = u64::from(w) * u64::from(h) * 4;
+    let data = buf
+        .slice(..bytes.max(4))
+        .get_mapped_range()
+        .map_err(|e| GpuError::Device(e.to_string()))?[..bytes as usize]
+        .to_vec();
+    buf.unmap();
+    RgbaImage::from_raw(w, h, data).ok_or_else(|| GpuError::Device("readback size".into()))
 }
 
 /// Binds the first `bytes` of `buf` (at least one word).

@@ -52,6 +52,29 @@ pub enum CropGravity {
     Entropy,
 }
 
+impl CropGravity {
+    /// Whether the window is chosen from the pixels.
+    pub fn reads_pixels(self) -> bool {
+        matches!(self, Self::Attention | Self::Entropy)
+    }
+
+    /// The top-left corner of the `w` x `h` window it picks on `img`:
+    /// `None` for `center`, which needs no pixels.
+    pub fn window(self, img: &RgbaImage, w: u32, h: u32) -> Option<(u32, u32)> {
+        match self {
+            Self::Center => None,
+            Self::Attention => Some(interest::attention(img, w, h)),
+            Self::Entropy => Some(interest::entropy_window(img, w, h)),
+        }
+    }
+}
+
+/// The `w` x `h` rectangle of `frame` at `(x, y)` (also `trim`'s result).
+pub(crate) fn crop_frame(frame: Frame, x: u32, y: u32, w: u32, h: u32) -> Frame {
+    let img = image::imageops::crop_imm(&frame.img, x, y, w, h).to_image();
+    Frame { img, ..frame }
+}
+
 /// Parameters of `crop`: the rectangle's size, and its top-left corner or a
 /// gravity. The rectangle must lie inside the image, which is checked
 /// against the image (not expressed in the JSON Schema).
@@ -103,20 +126,16 @@ impl Crop {
         let (w, h) = (self.dims.width, self.dims.height);
         match (self.at, img) {
             (CropAt::Corner(x, y), _) => (x, y),
-            (CropAt::Gravity(CropGravity::Attention), Some(img)) => interest::attention(img, w, h),
-            (CropAt::Gravity(CropGravity::Entropy), Some(img)) => {
-                interest::entropy_window(img, w, h)
-            }
-            _ => ((dims.width - w) / 2, (dims.height - h) / 2),
+            (CropAt::Gravity(g), Some(img)) => g
+                .window(img, w, h)
+                .unwrap_or(((dims.width - w) / 2, (dims.height - h) / 2)),
+            (CropAt::Gravity(_), None) => ((dims.width - w) / 2, (dims.height - h) / 2),
         }
     }
 
     /// Whether the corner depends on the pixels.
     fn reads_pixels(&self) -> bool {
-        matches!(
-            self.at,
-            CropAt::Gravity(CropGravity::Attention | CropGravity::Entropy)
-        )
+        matches!(self.at, CropAt::Gravity(g) if g.reads_pixels())
     }
 }
 
@@ -173,9 +192,7 @@ impl Operation for Crop {
     fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
         let dims = Dims::new(frame.img.width(), frame.img.height());
         let (x, y) = self.corner(Some(&frame.img), dims);
-        let (w, h) = (self.dims.width, self.dims.height);
-        let img = image::imageops::crop_imm(&frame.img, x, y, w, h).to_image();
-        Ok(Frame { img, ..frame })
+        Ok(crop_frame(frame, x, y, self.dims.width, self.dims.height))
     }
 
     fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {

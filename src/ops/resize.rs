@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use super::color::Color;
 use super::crop::{record_crop, CropGravity};
 use super::pad::{place_on_canvas, record_place_on_canvas};
-use super::{interest, Dims, Frame, OpContext, Operation, Shape, Tolerance};
+use super::{Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 use crate::gpu::recorder::{Aux, GpuImage, GpuStep};
@@ -207,7 +207,7 @@ impl Resize {
         self.fit == Fit::Cover
             && self.width.is_some()
             && self.height.is_some()
-            && matches!(self.gravity, CropGravity::Attention | CropGravity::Entropy)
+            && self.gravity.reads_pixels()
     }
 
     /// The geometry on these pixels: [`Self::geometry`], with `cover`'s box
@@ -218,9 +218,8 @@ impl Resize {
         if self.reads_pixels() {
             let [_, _, cw, ch] = g.src_box;
             let (w, h) = (side(cw).min(src.width), side(ch).min(src.height));
-            let (x, y) = match self.gravity {
-                CropGravity::Entropy => interest::entropy_window(img, w, h),
-                _ => interest::attention(img, w, h),
+            let Some((x, y)) = self.gravity.window(img, w, h) else {
+                return g;
             };
             g.src_box[0] = f64::from(x).min(f64::from(src.width) - cw);
             g.src_box[1] = f64::from(y).min(f64::from(src.height) - ch);

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::color::Color;
-use super::crop::record_crop;
+use super::crop::{crop_frame, record_crop};
 use super::{check_range, Dims, Frame, OpContext, Operation, Shape, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
@@ -120,8 +120,7 @@ impl Operation for Trim {
 
     fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
         let [x, y, w, h] = self.rect(&frame.img)?;
-        let img = image::imageops::crop_imm(&frame.img, x, y, w, h).to_image();
-        Ok(Frame { img, ..frame })
+        Ok(crop_frame(frame, x, y, w, h))
     }
 
     fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
