@@ -106,6 +106,11 @@ fn whole_jobs(c: &mut Criterion) {
     let photo = common::photo_bytes();
     let storage = Arc::new(MemoryStorage::new());
     storage.insert("bench/photo/original.jpg", photo);
+    for job in jobs::ALL {
+        for (name, data) in job.inputs(3840, 2160) {
+            storage.insert(&format!("bench/photo/{name}"), data);
+        }
+    }
     let engine = Engine::new(WorkerConfig::new(), storage, Backend::Cpu);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut group = c.benchmark_group("jobs/cpu/3840x2160");

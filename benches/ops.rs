@@ -50,6 +50,12 @@ fn bench_backend(c: &mut Criterion, name: &str, backend: &Backend, clock: Clock)
     // with `grade.cube`, a 33-point cube (a common size).
     ctx.overlays = HashMap::from([("logo.png".to_string(), Arc::new(wm))]);
     ctx.luts = HashMap::from([("grade.cube".to_string(), Arc::new(common::grade_cube(33)))]);
+    // The masked examples are limited by `mask.png`, a soft disc of another
+    // size than the photo (their `fit` scales it).
+    ctx.masks = HashMap::from([(
+        "mask.png".to_string(),
+        Arc::new(common::soft_mask(1024, 768)),
+    )]);
     let mut group = c.benchmark_group(format!("ops/{name}"));
     group
         .sample_size(10)

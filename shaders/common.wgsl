@@ -18,6 +18,8 @@ struct Sizes {
 @group(0) @binding(1) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(2) var<uniform> sizes: Sizes;
 @group(0) @binding(3) var<storage, read> aux: array<u32>;
+// Binding 5, a second auxiliary buffer, is declared by the kernels that read
+// it (shaders/mask.wgsl); the others have a placeholder bound there.
 
 // Whether the invocation `id` lies outside the destination image; every
 // kernel returns at once when it does (8x8 workgroups overhang the edges).

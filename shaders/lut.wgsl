@@ -1,7 +1,8 @@
 // lut: a 3D colour LUT; see src/ops/lut.rs, whose interpolation this follows
 // step for step. Stage values: 0 the grid side N, 1 the interpolation
-// (0 tetrahedral, 1 trilinear), 2..=4 the domain minimum, 5..=7 the domain
-// maximum. The table holds N^3 RGB triples, red varying fastest.
+// (0 tetrahedral, 1 trilinear), 2..=4 the domain minimum, 5..=7 the scale
+// (N - 1) / (maximum - minimum). The table holds N^3 RGB triples, red
+// varying fastest.
 
 fn lut_at(s: u32, n: u32, r: u32, g: u32, b: u32) -> vec3<f32> {
     let i = ((b * n + g) * n + r) * 3u;
@@ -12,8 +13,8 @@ fn lut_apply(px: vec4<f32>, s: u32) -> vec4<f32> {
     let n = u32(stage_f(s, 0u));
     let top = f32(n - 1u);
     let dmin = vec3<f32>(stage_f(s, 2u), stage_f(s, 3u), stage_f(s, 4u));
-    let dmax = vec3<f32>(stage_f(s, 5u), stage_f(s, 6u), stage_f(s, 7u));
-    let t = clamp((px.rgb - dmin) / (dmax - dmin), vec3<f32>(0.0), vec3<f32>(1.0)) * top;
+    let scale = vec3<f32>(stage_f(s, 5u), stage_f(s, 6u), stage_f(s, 7u));
+    let t = clamp((px.rgb - dmin) * scale, vec3<f32>(0.0), vec3<f32>(top));
     let i = min(vec3<u32>(t), vec3<u32>(n - 2u));
     let f = t - vec3<f32>(i);
     let r = i.x;

@@ -32,6 +32,10 @@ pub enum ErrorCode {
     DecodeFailed,
     /// A configured limit (bytes, pixels, ops, outputs, deadline) was exceeded.
     LimitExceeded,
+    /// A render from the original cannot follow the source's lineage: a
+    /// manifest is missing or unreadable, an object was changed outside
+    /// imgworker, or the manifests form a cycle.
+    BrokenLineage,
     /// Storage could not be reached or failed; transient.
     StorageUnavailable,
     /// A bug or an unexpected failure inside the worker; transient.
@@ -51,6 +55,7 @@ impl ErrorCode {
             Self::UnsupportedFormat => "unsupported_format",
             Self::DecodeFailed => "decode_failed",
             Self::LimitExceeded => "limit_exceeded",
+            Self::BrokenLineage => "broken_lineage",
             Self::StorageUnavailable => "storage_unavailable",
             Self::Internal => "internal",
         }
@@ -262,6 +267,7 @@ job_error_ctor!(
     unsupported_format => UnsupportedFormat,
     decode_failed => DecodeFailed,
     limit_exceeded => LimitExceeded,
+    broken_lineage => BrokenLineage,
     storage_unavailable => StorageUnavailable,
     internal => Internal,
 );
@@ -289,6 +295,7 @@ mod tests {
             ErrorCode::UnsupportedFormat,
             ErrorCode::DecodeFailed,
             ErrorCode::LimitExceeded,
+            ErrorCode::BrokenLineage,
         ] {
             assert_eq!(code.disposition(1, 5), DeadLetter, "{code}");
         }

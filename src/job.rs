@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::config::{Limits, WorkerConfig};
 use crate::error::{ErrorCode, JobError, ParamError};
 use crate::keys::{self, ImageId, ObjectName};
-use crate::ops::{Op, OpSpec, OP_NAMES};
+use crate::ops::{canonical_name, Op, OpSpec};
 
 /// The only job schema version this worker speaks.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -98,6 +98,13 @@ pub struct JobMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = Limits::default().max_ops))]
     pub ops: Option<Vec<OpSpec>>,
+    /// What the ops apply to (edit only, not expressed in the schema):
+    /// `source` (the default) decodes the source object itself; `original`
+    /// follows the source's manifests back to the object its lineage starts
+    /// from and renders the whole chain of recipes plus this job's ops from
+    /// it, in one decode and one encode (no generation loss).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<RenderFrom>,
     /// Versions to write, each with optional trailing ops: at least one and
     /// at most the worker's `max_outputs` (default 8, the schema's
     /// `maxItems`), each version once and none named like the source's stem.
@@ -106,6 +113,18 @@ pub struct JobMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = Limits::default().max_outputs))]
     pub outputs: Option<Vec<OutputSpec>>,
+}
+
+/// What an edit's ops apply to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderFrom {
+    /// The source object as stored.
+    #[default]
+    Source,
+    /// The original the source was derived from, through its recorded
+    /// recipes.
+    Original,
 }
 
 /// Output encodings.
@@ -249,8 +268,8 @@ pub struct Output {
     pub specs: Vec<OpSpec>,
 }
 
-/// Where an op reads an object besides the source (an overlay's image, a
-/// lut's `.cube`).
+/// Where an op reads an object besides the source (a composite's image, a
+/// lut's `.cube`, a mask).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverlaySource {
     /// The string the op names it by (`source`, `object`).
@@ -274,9 +293,37 @@ pub struct Edit {
     pub overlays: Vec<OverlaySource>,
     /// `.cube` LUTs to fetch, each once.
     pub luts: Vec<OverlaySource>,
+    /// Masks to fetch, each once.
+    pub masks: Vec<OverlaySource>,
+    /// Whether to render from the source or from its original.
+    pub from: RenderFrom,
+    /// Whether the source's EXIF may be carried to outputs that keep it
+    /// (false when rendering from an original whose EXIF a version in
+    /// between dropped).
+    pub source_exif: bool,
 }
 
 impl Edit {
+    /// Find the objects the ops read besides the source (composite images,
+    /// `.cube` LUTs, masks), each once, as storage keys.
+    pub fn resolve_inputs(&mut self, image: &ImageId, cfg: &WorkerConfig) -> Result<(), JobError> {
+        let all = || {
+            self.ops
+                .iter()
+                .chain(self.outputs.iter().flat_map(|o| &o.ops))
+        };
+        self.overlays = input_sources(image, all(), cfg, |op| match op.unmasked() {
+            Op::Composite(o) => Some(&o.source),
+            _ => None,
+        })?;
+        self.luts = input_sources(image, all(), cfg, |op| match op.unmasked() {
+            Op::Lut(l) => Some(&l.object),
+            _ => None,
+        })?;
+        self.masks = input_sources(image, all(), cfg, |op| op.mask().map(|m| &m.object))?;
+        Ok(())
+    }
+
     /// The edit with every op bound to the job's fetched inputs
     /// ([`Op::bind`]).
     pub fn bound(&self, ctx: &crate::ops::OpContext) -> Result<Edit, JobError> {
@@ -379,7 +426,7 @@ fn prescan_ops(ops: Option<&Value>, path: &str) -> Result<(), JobError> {
             .get("op")
             .and_then(Value::as_str)
             .ok_or_else(|| JobError::invalid_job(format!("{at}: missing \"op\"")))?;
-        if !OP_NAMES.contains(&name) {
+        if canonical_name(name).is_none() {
             let shown: String = name.chars().take(64).collect();
             return Err(JobError::unsupported_op(format!(
                 "{at}: unknown op {shown:?}"
@@ -453,7 +500,11 @@ impl JobMessage {
         let image = ImageId::parse(&self.image, &cfg.allow_prefixes)?;
         let task = match self.kind {
             JobKind::Purge => {
-                if self.source.is_some() || self.ops.is_some() || self.outputs.is_some() {
+                if self.source.is_some()
+                    || self.ops.is_some()
+                    || self.outputs.is_some()
+                    || self.from.is_some()
+                {
                     return Err(JobError::invalid_job(
                         "a purge job has only schema, id, type and image",
                     ));
@@ -513,23 +564,19 @@ impl JobMessage {
                         Ok(out)
                     })
                     .collect::<Result<Vec<_>, JobError>>()?;
-                let all = || ops.iter().chain(outputs.iter().flat_map(|o| &o.ops));
-                let overlays = input_sources(&image, all(), cfg, |op| match op {
-                    Op::Overlay(o) => Some(&o.source),
-                    _ => None,
-                })?;
-                let luts = input_sources(&image, all(), cfg, |op| match op {
-                    Op::Lut(l) => Some(&l.object),
-                    _ => None,
-                })?;
-                Task::Edit(Edit {
+                let mut edit = Edit {
                     source,
                     ops,
                     specs,
                     outputs,
-                    overlays,
-                    luts,
-                })
+                    overlays: Vec::new(),
+                    luts: Vec::new(),
+                    masks: Vec::new(),
+                    from: self.from.unwrap_or_default(),
+                    source_exif: true,
+                };
+                edit.resolve_inputs(&image, cfg)?;
+                Task::Edit(edit)
             }
         };
         Ok(Job {

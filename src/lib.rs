@@ -8,7 +8,8 @@
 //!
 //! # Layout
 //! - [`job`]: the job message and its validation into a runnable [`job::Job`];
-//!   [`result`]: the result message; [`manifest`]: version manifests.
+//!   [`result`]: the result message; [`manifest`]: version manifests;
+//!   [`lineage`]: re-edits rendered from the original through the manifests.
 //! - [`ops`]: one module per op (parameters, validation, planning, CPU code
 //!   and GPU recording) and the registry every op list derives from.
 //! - [`codec`]: decoding with limits checked from the header, and encoding.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod gpu;
 pub mod job;
 pub(crate) mod keys;
+pub mod lineage;
 pub mod manifest;
 pub mod metrics;
 pub mod ops;

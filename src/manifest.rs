@@ -20,6 +20,21 @@ pub struct Recipe {
     /// The parent's own recipe, when the parent is a version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_recipe: Option<Box<Recipe>>,
+    /// Present when the version was rendered from the original
+    /// (`"from": "original"`): what was decoded and every op applied to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_original: Option<FromOriginal>,
+}
+
+/// How a version rendered from the original was made: one decode of
+/// `object`, then `ops`, then one encode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FromOriginal {
+    /// The object the lineage starts from.
+    pub object: String,
+    /// The recipes of the lineage and this version's own ops, composed.
+    pub ops: Vec<OpSpec>,
 }
 
 impl Recipe {

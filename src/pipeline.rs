@@ -21,8 +21,10 @@ use crate::backend::{Backend, BackendKind};
 use crate::codec::{self, SourceImage};
 use crate::config::WorkerConfig;
 use crate::error::{with_cause, JobError};
-use crate::job::{identify, Edit, Identity, Job, Output, Task, SCHEMA_VERSION};
-use crate::manifest::{Manifest, Recipe};
+use crate::job::{
+    identify, Edit, Identity, Job, Output, OverlaySource, RenderFrom, Task, SCHEMA_VERSION,
+};
+use crate::manifest::{FromOriginal, Manifest, Recipe};
 use crate::ops::{check_dims, Frame, OpContext, Shape};
 use crate::result::{OutputResult, ResultMessage, Status, Timings};
 use crate::storage::{Storage, StorageError};
@@ -173,6 +175,32 @@ impl Engine {
 
     /// Read an object, giving up at the job's deadline (a slow store must
     /// not hold a job past it).
+    /// Read the objects ops name besides the source (`what`: overlay, lut,
+    /// mask), each once, as `(name, bytes)`.
+    async fn fetch_inputs(
+        &self,
+        job: &Job,
+        list: &[OverlaySource],
+        what: &str,
+        max: u64,
+        deadline: Instant,
+    ) -> Result<Vec<(String, Vec<u8>)>, JobError> {
+        let mut out = Vec::with_capacity(list.len());
+        for o in list {
+            let bytes = self
+                .read(job, &o.key, max, deadline)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound(_) => {
+                        JobError::source_not_found(format!("{what} {} does not exist", o.source))
+                    }
+                    other => other.into(),
+                })?;
+            out.push((o.source.clone(), bytes));
+        }
+        Ok(out)
+    }
+
     async fn read(
         &self,
         job: &Job,
@@ -248,6 +276,52 @@ impl Engine {
         }
     }
 
+    /// Follow the source's manifests back to its original
+    /// ([`crate::lineage::walk`]), hashing each version met on the way.
+    async fn lineage(
+        &self,
+        job: &Job,
+        edit: &Edit,
+        deadline: Instant,
+    ) -> Result<crate::lineage::Lineage, JobError> {
+        use crate::lineage::Found;
+        let max = self.cfg.limits.max_source_bytes;
+        crate::lineage::walk(&edit.source, |object| async move {
+            let bytes = |e: StorageError| match e {
+                StorageError::NotFound(_) => {
+                    JobError::source_not_found(format!("{} does not exist", object.as_str()))
+                }
+                other => other.into(),
+            };
+            let mkey = job.image.key(&object.manifest());
+            let manifest = match self.read(job, &mkey, MAX_MANIFEST_BYTES, deadline).await {
+                Ok(b) => b,
+                Err(StorageError::NotFound(_)) => {
+                    if object == edit.source {
+                        // Say which is missing: the object or its manifest.
+                        self.read(job, &job.image.key(&object), max, deadline)
+                            .await
+                            .map_err(bytes)?;
+                    }
+                    return Ok(Found::NoManifest);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let manifest: Manifest = serde_json::from_slice(&manifest).map_err(|e| {
+                JobError::broken_lineage(format!(
+                    "the manifest of {} is unreadable: {e}",
+                    object.as_str()
+                ))
+            })?;
+            let data = self
+                .read(job, &job.image.key(&object), max, deadline)
+                .await
+                .map_err(bytes)?;
+            Ok(Found::Manifest(Box::new(manifest), sha256_hex(&data)))
+        })
+        .await
+    }
+
     async fn edit(
         &self,
         job: &Job,
@@ -259,61 +333,76 @@ impl Engine {
         let deadline = started + lim.deadline;
         let mut timings = Timings::default();
 
-        // Fetch.
+        // Fetch: the source, or the original with the lineage's recipes
+        // composed in front of the job's ops.
         let t = Instant::now();
+        let render = match edit.from {
+            RenderFrom::Source => std::borrow::Cow::Borrowed(edit),
+            RenderFrom::Original => {
+                let lineage = self.lineage(job, edit, deadline).await?;
+                let composed = crate::lineage::compose(&job.image, edit, &lineage, &self.cfg)?;
+                tracing::debug!(
+                    root = lineage.root.as_str(),
+                    recipes = lineage.recipes.len(),
+                    "rendering from the original"
+                );
+                std::borrow::Cow::Owned(composed)
+            }
+        };
+        let render = render.as_ref();
         let source = self
             .read(
                 job,
-                &job.image.key(&edit.source),
+                &job.image.key(&render.source),
                 lim.max_source_bytes,
                 deadline,
             )
             .await
             .map_err(|e| match e {
                 StorageError::NotFound(_) => {
-                    JobError::source_not_found(format!("{} does not exist", edit.source.as_str()))
+                    JobError::source_not_found(format!("{} does not exist", render.source.as_str()))
                 }
                 other => other.into(),
             })?;
         if crate::storage::sealed::is_sealed(&source) {
             return Err(JobError::decode_failed(format!(
                 "{} is sealed (encrypted at rest) and no encryption keys are configured",
-                edit.source.as_str()
+                render.source.as_str()
             )));
         }
-        let mut overlay_bytes = Vec::with_capacity(edit.overlays.len());
-        for o in &edit.overlays {
-            let bytes = self
-                .read(job, &o.key, lim.max_source_bytes, deadline)
-                .await
-                .map_err(|e| match e {
-                    StorageError::NotFound(_) => {
-                        JobError::source_not_found(format!("overlay {} does not exist", o.source))
-                    }
-                    other => other.into(),
-                })?;
-            overlay_bytes.push((o.source.clone(), bytes));
-        }
-        let mut lut_bytes = Vec::with_capacity(edit.luts.len());
-        for l in &edit.luts {
-            let bytes = self
-                .read(job, &l.key, crate::ops::lut::MAX_CUBE_BYTES, deadline)
-                .await
-                .map_err(|e| match e {
-                    StorageError::NotFound(_) => {
-                        JobError::source_not_found(format!("lut {} does not exist", l.source))
-                    }
-                    other => other.into(),
-                })?;
-            lut_bytes.push((l.source.clone(), bytes));
-        }
-        let parent_recipe = self.parent_recipe(job, edit, deadline).await?;
+        let inputs = InputBytes {
+            overlays: self
+                .fetch_inputs(
+                    job,
+                    &render.overlays,
+                    "overlay",
+                    lim.max_source_bytes,
+                    deadline,
+                )
+                .await?,
+            luts: self
+                .fetch_inputs(
+                    job,
+                    &render.luts,
+                    "lut",
+                    crate::ops::lut::MAX_CUBE_BYTES,
+                    deadline,
+                )
+                .await?,
+            masks: self
+                .fetch_inputs(job, &render.masks, "mask", lim.max_source_bytes, deadline)
+                .await?,
+        };
+        let origin = Origin {
+            parent_recipe: self.parent_recipe(job, edit, deadline).await?,
+            rendered: render,
+        };
         timings.fetch = ms(t);
 
         // Plan, decode, run, encode: pixel work off the async runtime.
         let cfg = self.cfg.clone();
         let backend = self.backend.clone();
-        let edit_owned = edit.clone();
+        let edit_owned = render.clone();
         let span = tracing::Span::current();
         let Rendering {
             rendered,
@@ -326,15 +415,7 @@ impl Engine {
             gpu,
         } = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            render_all(
-                &cfg,
-                &backend,
-                &edit_owned,
-                &source,
-                &overlay_bytes,
-                &lut_bytes,
-                deadline,
-            )
+            render_all(&cfg, &backend, &edit_owned, &source, &inputs, deadline)
         })
         .await
         .map_err(|e| JobError::internal(format!("pixel task failed: {e}")).with_source(e))??;
@@ -362,9 +443,7 @@ impl Engine {
                 let key = job.image.key(&out.object);
                 self.write(job, &key, &r.bytes).await?;
                 written.push(key);
-                let manifest = self
-                    .manifest(job, edit, out, r, used, parent_recipe.clone())
-                    .await?;
+                let manifest = self.manifest(job, edit, &origin, out, r, used).await?;
                 let mkey = job.image.key(&out.object.manifest());
                 let body = serde_json::to_vec_pretty(&manifest)
                     .map_err(|e| JobError::internal(e.to_string()).with_source(e))?;
@@ -405,10 +484,10 @@ impl Engine {
         &self,
         job: &Job,
         edit: &Edit,
+        origin: &Origin<'_>,
         out: &Output,
         r: &Rendered,
         backend: BackendKind,
-        parent_recipe: Option<Recipe>,
     ) -> Result<Manifest, JobError> {
         // A redelivered job keeps the first write's timestamp, so it rewrites
         // identical bytes.
@@ -431,7 +510,14 @@ impl Engine {
                 parent: edit.source.as_str().to_string(),
                 ops: edit.specs.iter().chain(&out.specs).cloned().collect(),
                 output: out.encoding,
-                parent_recipe: parent_recipe.map(Box::new),
+                parent_recipe: origin.parent_recipe.clone().map(Box::new),
+                from_original: (edit.from == RenderFrom::Original).then(|| FromOriginal {
+                    object: origin.rendered.source.as_str().to_string(),
+                    ops: (origin.rendered.specs.iter())
+                        .chain(&out.specs)
+                        .cloned()
+                        .collect(),
+                }),
             },
             format: out.encoding.format,
             width: r.width,
@@ -462,6 +548,22 @@ fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Where a job's versions come from, for their manifests: the source's
+/// own recipe, and the edit that was rendered (of the original, when the
+/// job asked for a render from the original; else the job's own).
+struct Origin<'a> {
+    parent_recipe: Option<Recipe>,
+    rendered: &'a Edit,
+}
+
+/// The objects a job's ops read besides the source, as fetched: each
+/// `(name, bytes)`.
+struct InputBytes {
+    overlays: Vec<(String, Vec<u8>)>,
+    luts: Vec<(String, Vec<u8>)>,
+    masks: Vec<(String, Vec<u8>)>,
 }
 
 /// What the pixel work produced, and what it took.
@@ -534,20 +636,20 @@ fn render_all(
     backend: &Backend,
     edit: &Edit,
     source: &[u8],
-    overlays: &[(String, Vec<u8>)],
-    luts: &[(String, Vec<u8>)],
+    inputs: &InputBytes,
     deadline: Instant,
 ) -> Result<Rendering, JobError> {
     let lim = &cfg.limits;
     let t = Instant::now();
     let mut src = SourceImage::open(source, lim)?;
     // EXIF is read only when an output keeps it.
-    let exif = if edit.outputs.iter().any(|o| o.encoding.keep_exif) {
+    let exif = if edit.source_exif && edit.outputs.iter().any(|o| o.encoding.keep_exif) {
         src.exif()
     } else {
         None
     };
-    let overlay_srcs = overlays
+    let overlay_srcs = inputs
+        .overlays
         .iter()
         .map(|(name, b)| Ok((name, SourceImage::open(b, lim)?)))
         .collect::<Result<Vec<_>, JobError>>()?;
@@ -604,9 +706,15 @@ fn render_all(
     for (name, o) in overlay_srcs {
         ctx.overlays.insert(name.clone(), Arc::new(o.decode()?.img));
     }
-    for (name, bytes) in luts {
+    for (name, bytes) in &inputs.luts {
         let cube = crate::ops::lut::Cube::parse(name, bytes)?;
         ctx.luts.insert(name.clone(), Arc::new(cube));
+    }
+    for (name, bytes) in &inputs.masks {
+        let m = SourceImage::open(bytes, lim)?;
+        let has_alpha = m.probe.has_alpha;
+        let plane = crate::ops::mask::mask_plane(&m.decode()?.img, has_alpha);
+        ctx.masks.insert(name.clone(), Arc::new(plane));
     }
     let decodes = (1, ctx.overlays.len() as u32);
     let t_decode = ms(t);

@@ -103,8 +103,15 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
     let versions = report["tools"].to_string();
     assert!(versions.contains("Pillow-SIMD 9."), "{versions}");
     let results = report["results"].as_array().unwrap();
-    // 9 jobs x (imgworker twice, two CLI peers, three library peers).
-    assert_eq!(results.len(), 63, "{report:#}");
+    // 14 jobs x (imgworker twice, two CLI peers, three library peers),
+    // less the pairs without an equivalent: no 3D LUT in libvips, pyvips or
+    // ImageMagick (without a Hald image), no attention crop in ImageMagick
+    // or Pillow.
+    const CELLS: usize = 14 * 7 - 3 - 3;
+    assert_eq!(results.len(), CELLS, "{report:#}");
+    let has = |job: &str, tool: &str| results.iter().any(|r| r["job"] == job && r["tool"] == tool);
+    assert!(!has("lut-33", "libvips") && !has("lut-33", "pyvips") && has("lut-33", "pillow"));
+    assert!(has("smartcrop-512", "pyvips") && !has("smartcrop-512", "pillow"));
     for r in results {
         let samples = r["samples_ms"].as_array().unwrap();
         // One round of two jobs at once: two latencies.
@@ -137,7 +144,7 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
     // Ratios: each peer against imgworker in the same mode, per job: the
     // CLIs against whole-process runs, the libraries against in-process.
     let ratios = report["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), 9 * 5, "{ratios:?}");
+    assert_eq!(ratios.len(), CELLS - 14 * 2, "{ratios:?}");
     for q in ratios {
         let in_process = ["pyvips", "pillow", "pillow-simd"].contains(&q["peer"].as_str().unwrap());
         assert_eq!(q["mode"], if in_process { "in-process" } else { "process" });
@@ -163,6 +170,11 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         "chain",
         "jpeg-to-webp",
         "jpeg-to-png",
+        "jpeg-recode",
+        "composite-mask",
+        "lut-33",
+        "levels-curves",
+        "smartcrop-512",
     ] {
         assert!(
             stdout.contains(job),
@@ -194,10 +206,12 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
             "chain" => (Jpeg, 540, 960),
             "jpeg-to-webp" => (WebP, 1920, 1080),
             "jpeg-to-png" => (Png, 1920, 1080),
+            "smartcrop-512" => (Jpeg, 512, 512),
             _ => (Jpeg, 1920, 1080),
         }
     };
     let mut seen = 0;
+    let mut pictures = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir(&outputs).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_str().unwrap().to_string();
@@ -207,9 +221,32 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         assert_eq!(image::guess_format(&bytes).unwrap(), format, "{name}");
         let img = image::load_from_memory(&bytes).unwrap();
         assert_eq!((img.width(), img.height()), (w, h), "{name}");
+        pictures.insert(name, img.to_rgb8());
         seen += 1;
     }
-    assert_eq!(seen, 63, "one output per job and tool");
+    assert_eq!(seen, CELLS, "one output per job and tool");
+    // The new editing jobs do the same work everywhere: each peer's picture
+    // is within JPEG noise of imgworker's (a reversed mask, a LUT read in
+    // the wrong order or a missing curve would be tens of levels off).
+    for job in ["composite-mask", "levels-curves", "lut-33"] {
+        let ours = &pictures[&format!("{job}.imgworker-in-process.jpg")];
+        for (name, theirs) in pictures
+            .iter()
+            .filter(|(n, _)| n.starts_with(&format!("{job}.")))
+        {
+            let sum: u64 = ours
+                .as_raw()
+                .iter()
+                .zip(theirs.as_raw())
+                .map(|(a, b)| u64::from(a.abs_diff(*b)))
+                .sum();
+            let mean = sum as f64 / ours.as_raw().len() as f64;
+            assert!(
+                mean < 4.0,
+                "{name} is {mean:.2} levels from imgworker's on average"
+            );
+        }
+    }
 
     // A saved report prints the same table and draws the same chart again,
     // without running anything.

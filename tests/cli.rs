@@ -426,3 +426,104 @@ fn gpu_backend_without_an_adapter_is_a_start_up_error() {
     assert!(out.stdout.is_empty(), "no job may run");
     assert!(!store.join("a/b/v.png").exists());
 }
+
+/// The editing vocabulary through `imgworker run` on both backends: masks,
+/// composite (and its `overlay` alias), levels, curves, a LUT, pixelate
+/// through a mask, trim, smart crop; then a re-edit from the original.
+#[test]
+fn editing_ops_and_re_edits_run_on_both_backends() {
+    let dir = seeded();
+    let store = dir.path().join("store");
+    let img = store.join("a/b");
+    std::fs::write(
+        img.join("patch.png"),
+        png_bytes(&test_image(24, 16, 9, true)),
+    )
+    .unwrap();
+    let mut grey = Vec::new();
+    image::DynamicImage::ImageLuma8(common::soft_mask(32, 16))
+        .write_to(
+            &mut std::io::Cursor::new(&mut grey),
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+    std::fs::write(img.join("mask.png"), grey).unwrap();
+    std::fs::write(img.join("grade.cube"), common::grade_cube_text(5)).unwrap();
+    // The smart crop first: its window is chosen from the pixels, which
+    // later ops leave a level apart between the backends.
+    let ops = json!([
+        {"op": "resize", "width": 24, "height": 24, "fit": "cover", "gravity": "attention"},
+        {"op": "composite", "source": "patch.png", "x": 4, "y": 2, "blend": "soft_light",
+         "mask": {"object": "mask.png", "fit": "fill", "feather": 1.5}},
+        {"op": "overlay", "source": "patch.png", "gravity": "south_east", "opacity": 0.5},
+        {"op": "levels", "black": 0.05, "gamma": 1.2},
+        {"op": "curves", "points": [[0, 0], [0.5, 0.6], [1, 1]]},
+        {"op": "lut", "object": "grade.cube"},
+        {"op": "pixelate", "size": 4, "mask": {"object": "mask.png", "fit": "cover", "invert": true}},
+        {"op": "pad", "top": 3, "left": 3, "color": "#ffffff"},
+        {"op": "trim", "background": "#ffffff", "threshold": 0.0}
+    ]);
+    let mut outs = Vec::new();
+    for backend in ["gpu", "cpu"] {
+        let j = json!({"schema": 1, "id": format!("edit-{backend}"), "type": "edit", "image": "a/b",
+            "source": "original.png", "ops": ops,
+            "outputs": [{"version": format!("e-{backend}"), "format": "png"}]});
+        let out = imgworker(&[
+            "run",
+            &write_job(dir.path(), &j),
+            "--storage",
+            store.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(last_line(&out)["backend"], backend);
+        let png = std::fs::read(img.join(format!("e-{backend}.png"))).unwrap();
+        outs.push(image::load_from_memory(&png).unwrap().to_rgba8());
+    }
+    assert_eq!(outs[0].dimensions(), (24, 24));
+    let (max, mean) = common::diff(&outs[0], &outs[1]);
+    assert!(
+        max <= 2 && mean < 0.1,
+        "GPU and CPU differ: max {max}, mean {mean}"
+    );
+
+    // A re-edit of the CPU version, from the original, on each backend.
+    let mut again = Vec::new();
+    for backend in ["gpu", "cpu"] {
+        let j = json!({"schema": 1, "id": format!("re-{backend}"), "type": "edit", "image": "a/b",
+            "source": "e-cpu.png", "from": "original", "ops": [{"op": "invert"}],
+            "outputs": [{"version": format!("r-{backend}"), "format": "png"}]});
+        let out = imgworker(&[
+            "run",
+            &write_job(dir.path(), &j),
+            "--storage",
+            store.to_str().unwrap(),
+            "--backend",
+            backend,
+        ]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let m: Value =
+            serde_json::from_slice(&std::fs::read(img.join(format!("r-{backend}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(m["recipe"]["from_original"]["object"], "original.png");
+        let png = std::fs::read(img.join(format!("r-{backend}.png"))).unwrap();
+        again.push(image::load_from_memory(&png).unwrap().to_rgba8());
+    }
+    let (max, _) = common::diff(&again[0], &again[1]);
+    assert!(max <= 2, "re-edit: GPU and CPU differ by {max}");
+    // From the original, the CPU re-edit is the CPU edit inverted exactly.
+    for (a, b) in again[1].pixels().zip(outs[1].pixels()) {
+        assert_eq!(a.0, [255 - b.0[0], 255 - b.0[1], 255 - b.0[2], b.0[3]]);
+    }
+}

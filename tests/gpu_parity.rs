@@ -142,10 +142,13 @@ fn each_image(mut f: impl FnMut(&RgbaImage)) {
 const POINT: Tolerance = Tolerance::FLOAT;
 const EXACT: Tolerance = Tolerance::EXACT;
 
-/// The overlay image every example that names `logo.png` composites, and
-/// the LUT every example that names `grade.cube` grades with.
+/// The image every example that names `logo.png` composites, the LUT every
+/// example that names `grade.cube` grades with, and the mask every example
+/// that names `mask.png` is limited by.
 fn overlay_ctx() -> OpContext {
     let mut ctx = OpContext::default();
+    ctx.masks
+        .insert("mask.png".into(), Arc::new(common::soft_mask(11, 7)));
     ctx.overlays
         .insert("logo.png".into(), Arc::new(test_image(13, 9, 777, true)));
     ctx.luts
@@ -201,7 +204,7 @@ fn every_example_of_every_op_matches_cpu() {
 #[test]
 fn every_blend_mode_matches_cpu() {
     use imgworker::gpu::uniform::GpuEnum;
-    use imgworker::ops::overlay::Blend;
+    use imgworker::ops::composite::Blend;
     let ctx = overlay_ctx();
     for mode in Blend::ALL {
         let case = json!({"op": "overlay", "source": "logo.png", "x": 1, "y": -1, "opacity": 0.85, "blend": mode});

@@ -445,3 +445,116 @@ fn error_messages_carry_no_exif_text() {
     let text = serde_json::to_string(&r).unwrap();
     assert!(!text.contains(secret), "{text}");
 }
+
+/// [`expect_code`] with more objects of the image in storage (masks).
+fn expect_code_with_objects(objects: &[(&str, Vec<u8>)], job: &Value, code: &str) -> String {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(&format!("{IMAGE}/original.png"), good_png());
+    for (name, bytes) in objects {
+        storage.insert(&format!("{IMAGE}/{name}"), bytes.clone());
+    }
+    let before = storage.keys();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(engine.run(&serde_json::to_vec(job).unwrap(), 1))
+        .result;
+    assert_eq!(
+        r.status,
+        Status::Failed,
+        "expected {code}, got success: {job}"
+    );
+    let err = r.error.unwrap();
+    assert_eq!(err.code.as_str(), code, "{job}: {}", err.message);
+    assert_eq!(storage.keys(), before, "a failed job wrote to storage");
+    err.message
+}
+
+#[test]
+fn hostile_masks_get_their_codes_and_write_nothing() {
+    let out = json!([{"version": "v2", "format": "png"}]);
+    let good_mask = png_bytes(&test_image(64, 48, 5, false));
+    let objects = [
+        ("mask.png", good_mask.clone()),
+        ("small.png", png_bytes(&test_image(10, 10, 5, false))),
+        ("noise.png", b"definitely not an image".to_vec()),
+        ("cut.png", good_mask[..good_mask.len() / 2].to_vec()),
+    ];
+    let with = |op: Value| job("original.png", json!([op]), out.clone());
+    let cases = [
+        (
+            json!({"op": "invert", "mask": {"object": "mask.png", "blur": 2}}),
+            "invalid_job",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "mask.png", "feather": -1}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "mask.png", "feather": 1e3}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "mask.png", "invert": "yes"}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "mask.png", "fit": "stretch"}}),
+            "invalid_param",
+        ),
+        (json!({"op": "invert", "mask": "mask.png"}), "invalid_param"),
+        (json!({"op": "invert", "mask": {}}), "invalid_param"),
+        (
+            json!({"op": "resize", "width": 32, "mask": {"object": "mask.png"}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "trim", "mask": {"object": "mask.png"}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "auto_orient", "mask": {"object": "mask.png"}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "../../other/mask.png"}}),
+            "forbidden_key",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "secrets/acme/mask.png"}}),
+            "forbidden_key",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "absent.png"}}),
+            "source_not_found",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "small.png"}}),
+            "invalid_param",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "noise.png"}}),
+            "unsupported_format",
+        ),
+        (
+            json!({"op": "invert", "mask": {"object": "cut.png"}}),
+            "decode_failed",
+        ),
+    ];
+    for (op, code) in cases {
+        let msg = expect_code_with_objects(&objects, &with(op.clone()), code);
+        if code == "invalid_param" && op["op"] != "invert" {
+            assert!(msg.contains("keep"), "{op}: {msg}");
+        }
+    }
+    // Masks count as their op: a masked op inside an output too.
+    let masked_output = job(
+        "original.png",
+        json!([]),
+        json!([{"version": "v2", "format": "png", "ops": [{"op": "blur", "sigma": 1, "mask": {"object": "small.png"}}]}]),
+    );
+    let msg = expect_code_with_objects(&objects, &masked_output, "invalid_param");
+    assert!(msg.contains("fit"), "{msg}");
+}

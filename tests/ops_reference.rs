@@ -1295,7 +1295,7 @@ fn reference_composite(mode: &str, s: [f64; 4], b: [f64; 4]) -> [f64; 4] {
 }
 
 #[test]
-fn overlay_matches_w3c_compositing_in_every_mode() {
+fn composite_matches_w3c_compositing_in_every_mode() {
     for mode in BLEND_MODES {
         for &(w, h) in EDGE_SIZES {
             let base = test_image(w, h, 11, true);
@@ -1325,7 +1325,7 @@ fn overlay_matches_w3c_compositing_in_every_mode() {
 }
 
 #[test]
-fn overlay_gravity_places_opaque_overlay_exactly() {
+fn composite_gravity_places_an_opaque_image_exactly() {
     let base = RgbaImage::from_pixel(10, 8, Rgba([0, 0, 0, 255]));
     let top = RgbaImage::from_pixel(4, 2, Rgba([200, 100, 50, 255]));
     let mut ctx = OpContext::default();
@@ -1355,4 +1355,122 @@ fn overlay_gravity_places_opaque_overlay_exactly() {
             );
         }
     }
+}
+
+/// Float64 separable Gaussian of an 8-bit plane, clamp-to-edge, each pass
+/// rounded to whole levels (as `ops::mask` documents feathering).
+fn reference_feather(m: &[u8], w: usize, h: usize, sigma: f64) -> Vec<u8> {
+    let r = (3.0 * sigma).ceil() as i64;
+    let k: Vec<f64> = (-r..=r)
+        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let sum: f64 = k.iter().sum();
+    let k: Vec<f64> = k.iter().map(|v| v / sum).collect();
+    let pass = |src: &[u8], along_x: bool| -> Vec<u8> {
+        let mut out = vec![0u8; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = 0.0;
+                for (j, wk) in k.iter().enumerate() {
+                    let d = j as i64 - r;
+                    let (sx, sy) = if along_x {
+                        ((x as i64 + d).clamp(0, w as i64 - 1) as usize, y)
+                    } else {
+                        (x, (y as i64 + d).clamp(0, h as i64 - 1) as usize)
+                    };
+                    acc += wk * f64::from(src[sy * w + sx]);
+                }
+                out[y * w + x] = (acc + 0.5).floor().clamp(0.0, 255.0) as u8;
+            }
+        }
+        out
+    };
+    pass(&pass(m, true), false)
+}
+
+#[test]
+fn mask_feathers_inverts_and_blends_as_float64_says() {
+    for &(w, h) in EDGE_SIZES {
+        let img = test_image(w, h, 21, true);
+        let plane = common::soft_mask(w, h);
+        let mut ctx = OpContext::default();
+        ctx.masks.insert("m.png".into(), Arc::new(plane.clone()));
+        for (feather, invert) in [(0.0, false), (2.5, false), (1.0, true)] {
+            let masked = op(
+                json!({"op": "invert", "mask": {"object": "m.png", "feather": feather, "invert": invert}}),
+            );
+            let got = apply_ctx(&masked, &img, 1, &ctx);
+            let mut m = if feather > 0.0 {
+                reference_feather(plane.as_raw(), w as usize, h as usize, feather)
+            } else {
+                plane.as_raw().clone()
+            };
+            if invert {
+                m.iter_mut().for_each(|v| *v = 255 - *v);
+            }
+            let want = RgbaImage::from_fn(w, h, |x, y| {
+                let p = img.get_pixel(x, y).0;
+                let inv = [255 - p[0], 255 - p[1], 255 - p[2], p[3]];
+                let a = f64::from(m[(y * w + x) as usize]) / 255.0;
+                Rgba(std::array::from_fn(|c| {
+                    (f64::from(p[c]) * (1.0 - a) + f64::from(inv[c]) * a)
+                        .round()
+                        .clamp(0.0, 255.0) as u8
+                }))
+            });
+            // Feathering in f32 may land a weight one level off the float64
+            // one at a rounding edge; that moves a channel by at most 1.
+            assert_close(
+                &format!("mask {w}x{h} feather {feather} invert {invert}"),
+                &got,
+                &want,
+                1,
+                0.05,
+            );
+        }
+    }
+}
+
+#[test]
+fn mask_fit_places_the_plane_as_each_mode_says() {
+    // A 4x2 mask whose left half is 255 and right half 0, on an 8x8 image.
+    let plane = image::GrayImage::from_fn(4, 2, |x, _| image::Luma([if x < 2 { 255 } else { 0 }]));
+    let mut ctx = OpContext::default();
+    ctx.masks.insert("m.png".into(), Arc::new(plane));
+    let black = RgbaImage::from_pixel(8, 8, Rgba([0, 0, 0, 255]));
+    let run = |fit: &str| {
+        apply_ctx(
+            &op(json!({"op": "invert", "mask": {"object": "m.png", "fit": fit}})),
+            &black,
+            1,
+            &ctx,
+        )
+    };
+    let level = |img: &RgbaImage, x: u32, y: u32| img.get_pixel(x, y).0[0];
+    // fill: the left columns are inverted to white on every row, the right ones untouched.
+    let fill = run("fill");
+    for y in 0..8 {
+        assert_eq!(level(&fill, 0, y), 255, "fill row {y}");
+        assert_eq!(level(&fill, 7, y), 0, "fill row {y}");
+    }
+    // contain: an 8x4 band in rows 2..6; rows outside it are unmasked.
+    let contain = run("contain");
+    assert_eq!(level(&contain, 0, 3), 255);
+    assert_eq!(level(&contain, 0, 0), 0);
+    assert_eq!(level(&contain, 0, 7), 0);
+    // cover: the middle 2x2 of the mask covers the image: left half white.
+    let cover = run("cover");
+    assert_eq!(level(&cover, 0, 0), 255);
+    assert_eq!(level(&cover, 7, 7), 0);
+    // Without a fit, another size is refused with a message that says how.
+    let err = op(json!({"op": "invert", "mask": {"object": "m.png"}}))
+        .run_cpu(
+            Frame {
+                img: black.clone(),
+                orientation: 1,
+            },
+            &ctx,
+        )
+        .unwrap_err();
+    assert!(err.message.contains("fit"), "{}", err.message);
 }

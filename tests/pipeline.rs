@@ -691,3 +691,70 @@ fn cmyk_jpegs_decode_through_the_fallback_decoder() {
         (8, 6)
     );
 }
+
+/// A generative-fill patch pasted back through the model's soft mask, the
+/// mask given as a grey object or as the alpha of an RGBA one (the same
+/// plane either way), under an allowed prefix too; the manifest records the
+/// mask with the op.
+#[test]
+fn composite_through_a_mask_object_as_grey_or_alpha() {
+    let cfg = WorkerConfig {
+        watermark_prefixes: vec!["masks/".into()],
+        ..cfg()
+    };
+    let (engine, storage) = memory_engine(cfg);
+    let base = test_image(48, 32, 3, false);
+    let patch = test_image(48, 32, 4, false);
+    let plane = common::soft_mask(24, 16);
+    let grey = image::DynamicImage::ImageLuma8(plane.clone());
+    let mut grey_png = Vec::new();
+    grey.write_to(&mut std::io::Cursor::new(&mut grey_png), ImageFormat::Png)
+        .unwrap();
+    let alpha = image::RgbaImage::from_fn(24, 16, |x, y| {
+        image::Rgba([9, 200, 17, plane.get_pixel(x, y).0[0]])
+    });
+    storage.insert(&key("original.png"), png_bytes(&base));
+    storage.insert(&key("patch.png"), png_bytes(&patch));
+    storage.insert(&key("mask.png"), grey_png.clone());
+    storage.insert(&key("mask-alpha.png"), png_bytes(&alpha));
+    storage.insert("masks/shared/mask.png", grey_png);
+    let mut results = Vec::new();
+    for object in ["mask.png", "mask-alpha.png", "masks/shared/mask.png"] {
+        let job = edit(
+            "masked",
+            "original.png",
+            json!([{"op": "composite", "source": "patch.png", "mask": {"object": object, "fit": "fill", "feather": 1.0}}]),
+            json!([{"version": "v2", "format": "png"}]),
+        );
+        let out = run(&engine, &job);
+        assert_eq!(
+            out.result.status,
+            Status::Succeeded,
+            "{object}: {:?}",
+            out.result.error
+        );
+        results.push(decode(&storage.object(&key("v2.png")).unwrap()));
+        let manifest: Manifest =
+            serde_json::from_slice(&storage.object(&key("v2.json")).unwrap()).unwrap();
+        let recorded = serde_json::to_value(&manifest.recipe.ops[0]).unwrap();
+        assert_eq!(recorded["mask"]["object"], object);
+        assert_eq!(recorded["op"], "composite");
+    }
+    assert_eq!(results[0], results[1], "grey and alpha masks differ");
+    assert_eq!(results[0], results[2]);
+    let img = &results[0];
+    // The centre of the mask is 255: the patch; the corners are 0: the base.
+    assert_eq!(img.get_pixel(24, 16), patch.get_pixel(24, 16));
+    assert_eq!(img.get_pixel(0, 0), base.get_pixel(0, 0));
+    assert_eq!(img.get_pixel(47, 31), base.get_pixel(47, 31));
+    // Between them, a mix of both.
+    let mixed = (0..48).any(|x| {
+        let (p, b, o) = (
+            patch.get_pixel(x, 16),
+            base.get_pixel(x, 16),
+            img.get_pixel(x, 16),
+        );
+        o != p && o != b
+    });
+    assert!(mixed, "no soft edge");
+}

@@ -750,3 +750,74 @@ async fn a_consumer_cancelled_by_the_server_resubscribes() {
         vec!["v0.json".to_string(), "v0.png".to_string()]
     );
 }
+
+/// The editing vocabulary through the queue on the GPU backend: a patch
+/// composited through a feathered mask, levels, curves, a LUT and a masked
+/// pixelate; then a re-edit of that version rendered from the original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_ops_and_a_re_edit_from_the_original_through_the_queue() {
+    let _serial = SERIAL.lock().await;
+    let url = vhost("editing");
+    prepare(&url, 5).await;
+    let (_dir, store) = store_with_source((48, 32));
+    let img = store.join("t/img");
+    std::fs::write(
+        img.join("patch.png"),
+        common::png_bytes(&common::test_image(20, 12, 4, true)),
+    )
+    .unwrap();
+    std::fs::write(
+        img.join("mask.png"),
+        common::png_bytes(&common::test_image(48, 32, 5, true)),
+    )
+    .unwrap();
+    std::fs::write(img.join("grade.cube"), common::grade_cube_text(9)).unwrap();
+    // On the GPU backend (Mesa's lavapipe where there is no GPU): the CLI
+    // test runs the same ops on both backends through `imgworker run`.
+    let w = Worker::start(&url, &store, &["--backend", "gpu"]);
+    w.wait_ready();
+    let edit = job(
+        "edit",
+        "v1",
+        json!([
+            {"op": "composite", "source": "patch.png", "gravity": "center", "blend": "multiply",
+             "mask": {"object": "mask.png", "feather": 2}},
+            {"op": "levels", "white": 0.9},
+            {"op": "curves", "points": [[0, 0.05], [1, 0.95]]},
+            {"op": "lut", "object": "grade.cube", "interpolation": "trilinear"},
+            {"op": "pixelate", "size": 6, "mask": {"object": "mask.png", "invert": true}}
+        ]),
+    );
+    publish(&url, &[edit], None).await;
+    wait_results(&url, 1, Duration::from_secs(60), &w).await;
+    let mut reedit: Value =
+        serde_json::from_slice(&job("reedit", "v2", json!([{"op": "invert"}]))).unwrap();
+    reedit["source"] = json!("v1.png");
+    reedit["from"] = json!("original");
+    publish(&url, &[serde_json::to_vec(&reedit).unwrap()], None).await;
+    wait_results(&url, 2, Duration::from_secs(60), &w).await;
+    let res = results(&url).await;
+    assert_eq!(distinct_succeeded(&res).len(), 2, "{res:?}\n{}", w.log());
+    assert!(res.iter().all(|r| r["backend"] == "gpu"), "{res:?}");
+    let m: Value = serde_json::from_slice(&std::fs::read(img.join("v2.json")).unwrap()).unwrap();
+    assert_eq!(m["parent"], "v1.png");
+    assert_eq!(m["recipe"]["from_original"]["object"], "original.png");
+    assert_eq!(
+        m["recipe"]["from_original"]["ops"]
+            .as_array()
+            .unwrap()
+            .len(),
+        6
+    );
+    let (v1, v2) = (
+        image::load_from_memory(&std::fs::read(img.join("v1.png")).unwrap())
+            .unwrap()
+            .to_rgba8(),
+        image::load_from_memory(&std::fs::read(img.join("v2.png")).unwrap())
+            .unwrap()
+            .to_rgba8(),
+    );
+    for (a, b) in v2.pixels().zip(v1.pixels()) {
+        assert_eq!(a.0[..3], [255 - b.0[0], 255 - b.0[1], 255 - b.0[2]]);
+    }
+}

@@ -116,7 +116,11 @@ fn the_table_lists_parameters_from_the_schema() {
         "{}",
         row("crop")
     );
-    assert!(row("overlay").contains("`multiply`"), "{}", row("overlay"));
+    assert!(
+        row("composite").contains("`multiply`"),
+        "{}",
+        row("composite")
+    );
     assert!(
         row("grayscale").contains("| none |"),
         "{}",

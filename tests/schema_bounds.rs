@@ -95,7 +95,7 @@ fn op_bases(name: &str) -> Vec<Value> {
         ],
         "levels" => vec![json!({"gamma": 1.2}), json!({"black": 0.1})],
         "curves" => vec![json!({"points": [[0, 0], [1, 1]]})],
-        "overlay" => vec![
+        "composite" => vec![
             json!({"source": "logo.png"}),
             json!({"source": "logo.png", "x": 0, "y": 0}),
         ],
@@ -181,7 +181,7 @@ fn pattern_cases(key: &str) -> (Vec<String>, Vec<String>) {
             s(&["v3", "thumb_2x-b", "A"]),
             s(&["", "v2.jpg", "..", "a/b", "v 2", "v2\n", "v2\u{2029}", "ü"]),
         ),
-        "overlay.source" | "lut.object" => (
+        "composite.source" | "lut.object" | "mask.object" => (
             s(&[
                 "logo.png",
                 "logo",
@@ -252,7 +252,7 @@ fn pattern_cases(key: &str) -> (Vec<String>, Vec<String>) {
             good.push(at(64, "v"));
             bad.push(at(65, "v"));
         }
-        "overlay.source" | "lut.object" => {
+        "composite.source" | "lut.object" | "mask.object" => {
             let object = format!("{}.{}", at(64, "s"), at(10, "e"));
             // An image part of exactly 256 characters, then one more.
             let image = format!("{WATERMARKS}/{}", at(256 - WATERMARKS.len() - 1, "a"));
@@ -286,6 +286,8 @@ enum Scope {
     Output,
     /// An op's parameters, in the job's shared ops or the first output's.
     Op { name: String, in_output: bool },
+    /// The mask of an op (`invert`), in either place.
+    Mask { in_output: bool },
 }
 
 impl Scope {
@@ -294,6 +296,7 @@ impl Scope {
             Scope::Job => "job".into(),
             Scope::Output => "output".into(),
             Scope::Op { name, .. } => name.clone(),
+            Scope::Mask { .. } => "mask".into(),
         }
     }
 
@@ -308,6 +311,14 @@ impl Scope {
                     "ops[0]"
                 };
                 format!("{at}({name}).{prop}")
+            }
+            Scope::Mask { in_output } => {
+                let at = if *in_output {
+                    "outputs[0].ops[0]"
+                } else {
+                    "ops[0]"
+                };
+                format!("{at}(invert).mask.{prop}")
             }
         }
     }
@@ -334,6 +345,11 @@ impl Scope {
                     op_job(op, *in_output)
                 })
                 .collect(),
+            Scope::Mask { in_output } => {
+                let mut mask = json!({"object": "mask.png"});
+                mask[prop] = value.clone();
+                vec![op_job(json!({"op": "invert", "mask": mask}), *in_output)]
+            }
         }
     }
 }
@@ -564,12 +580,13 @@ fn worker_verdict(job: &Value, watermarks: bool) -> Option<String> {
 fn names_foreign_overlay(job: &Value) -> bool {
     let ops = [&job["ops"], &job["outputs"][0]["ops"]];
     ops.iter().filter_map(|o| o.as_array()).flatten().any(|op| {
-        let name = match op["op"].as_str() {
-            Some("overlay") => &op["source"],
+        let foreign = |v: &Value| v.as_str().is_some_and(|s| s.contains('/'));
+        let named = match op["op"].as_str() {
+            Some("composite" | "overlay") => &op["source"],
             Some("lut") => &op["object"],
-            _ => return false,
+            _ => &Value::Null,
         };
-        name.as_str().is_some_and(|s| s.contains('/'))
+        foreign(named) || foreign(&op["mask"]["object"])
     })
 }
 
@@ -604,7 +621,8 @@ fn walk(root: &Value, object: &Value, scope: &Scope, w: &mut Walk) {
         .as_object()
         .unwrap_or_else(|| panic!("{} has no properties", scope.name()));
     for (prop, schema) in props {
-        if matches!(scope, Scope::Op { .. }) && prop == "op" {
+        // The tag is the op itself; the mask is walked on its own.
+        if matches!(scope, Scope::Op { .. }) && (prop == "op" || prop == "mask") {
             continue;
         }
         let key = format!("{}.{prop}", scope.name());
@@ -688,8 +706,11 @@ fn schema_and_worker_agree_at_every_limit() {
         .expect("OpSpec is a oneOf");
     let mut op_names = Vec::new();
     for variant in variants {
-        let name = variant["properties"]["op"]["const"]
+        // An op with aliases lists its name first under `enum`.
+        let tag = &variant["properties"]["op"];
+        let name = tag["const"]
             .as_str()
+            .or_else(|| tag["enum"][0].as_str())
             .expect("each op variant has its tag as a const");
         op_names.push(name.to_string());
         for in_output in [false, true] {
@@ -711,6 +732,14 @@ fn schema_and_worker_agree_at_every_limit() {
             }
             walk(&schema, variant, &scope, &mut w);
         }
+    }
+    for in_output in [false, true] {
+        walk(
+            &schema,
+            &defs["MaskSpec"],
+            &Scope::Mask { in_output },
+            &mut w,
+        );
     }
     assert_eq!(op_names, OP_NAMES, "the schema's ops are the registry's");
 
@@ -836,13 +865,14 @@ fn schema_and_worker_agree_at_every_limit() {
         ("pad", "right"),
         ("pad", "bottom"),
         ("pad", "left"),
-        ("overlay", "x"),
-        ("overlay", "y"),
-        ("overlay", "opacity"),
+        ("composite", "x"),
+        ("composite", "y"),
+        ("composite", "opacity"),
         ("pixelate", "size"),
         ("trim", "threshold"),
         ("pixelate", "x"),
         ("pixelate", "width"),
+        ("mask", "feather"),
     ];
     for (op, param) in ranged {
         assert!(
@@ -877,10 +907,14 @@ fn schema_and_worker_agree_at_every_limit() {
         "curves.points items",
         "pad.color pattern",
         "trim.background pattern",
-        "overlay.source pattern",
-        "overlay.source length",
-        "overlay.gravity enum",
-        "overlay.blend enum",
+        "composite.source pattern",
+        "composite.source length",
+        "composite.gravity enum",
+        "composite.blend enum",
+        "mask.object pattern",
+        "mask.object length",
+        "mask.fit enum",
+        "job.from enum",
         "lut.object pattern",
         "lut.object length",
         "lut.interpolation enum",

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use imgworker::gpu::recorder::PointParams;
-use imgworker::gpu::shaders::{entry_points, module_source, modules, POINT_MODULE};
+use imgworker::gpu::shaders::{entry_points, module_source, modules, MASK_MODULE, POINT_MODULE};
 use imgworker::gpu::uniform::{Sizes, Uniform, UniformLayout};
 use imgworker::ops::OPS;
 
@@ -26,12 +26,13 @@ fn validate(name: &str, src: &str) -> naga::Module {
 #[test]
 fn every_module_parses_and_validates() {
     let all = modules();
-    // One per non-point op with a kernel, plus the fused point module.
+    // One per non-point op with a kernel, plus the fused point module and
+    // the mask blend.
     let kernels = OPS
         .iter()
         .filter(|o| !o.point && o.shader.contains("@compute"))
         .count();
-    assert_eq!(all.len(), kernels + 1);
+    assert_eq!(all.len(), kernels + 2);
     for (name, src) in &all {
         validate(name, src);
     }
@@ -95,7 +96,8 @@ fn each_op_has_a_shader_file_named_after_it() {
         let path = entry.unwrap().path();
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         assert!(
-            OPS.iter().any(|o| o.name == stem) || ["common", "point"].contains(&stem.as_str()),
+            OPS.iter().any(|o| o.name == stem)
+                || ["common", "point", MASK_MODULE].contains(&stem.as_str()),
             "shaders/{stem}.wgsl is neither an op's shader nor a known helper"
         );
     }
@@ -141,6 +143,8 @@ fn every_uniform_struct_matches_its_rust_twin() {
         let mut rust: Vec<UniformLayout> = vec![Sizes::layout()];
         if name == POINT_MODULE {
             rust.push(PointParams::layout());
+        } else if name == MASK_MODULE {
+            // The blend has no parameters of its own.
         } else {
             let op = OPS.iter().find(|o| o.name == name).expect("an op module");
             rust.extend((op.uniforms)());
@@ -200,9 +204,9 @@ fn a_wrong_member_offset_is_caught() {
 #[test]
 fn enumerations_are_generated_constants() {
     use imgworker::gpu::uniform::GpuEnum;
+    use imgworker::ops::composite::Blend;
     use imgworker::ops::flip::Axis;
-    use imgworker::ops::overlay::Blend;
-    let overlay = module_source("overlay").unwrap();
+    let overlay = module_source("composite").unwrap();
     for b in Blend::ALL {
         let line = format!("const {}: u32 = {}u;", b.wgsl_name(), b.code());
         assert!(overlay.contains(&line), "overlay lacks {line}");

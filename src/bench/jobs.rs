@@ -26,10 +26,24 @@ pub enum StandardJob {
     /// JPEG to PNG, no ops (each tool's own PNG compression; the peers are
     /// asked for zlib level 6).
     ToPng,
+    /// JPEG to JPEG q85, no ops: decode and encode alone, the baseline of
+    /// the per-pixel jobs.
+    Recode,
+    /// A model's patch (half the width and height, opaque PNG) pasted in
+    /// the middle through a soft full-size grey mask (PNG), JPEG q85.
+    CompositeMask,
+    /// Colour grading with a 33-point `.cube` 3D LUT, JPEG q85.
+    Lut,
+    /// Levels (black 0.04, white 0.96, gamma 1.1) then an S-shaped tone
+    /// curve, fused in one pass, JPEG q85.
+    LevelsCurves,
+    /// Square thumbnail of this side cropped to the most interesting part
+    /// (`gravity: attention`), JPEG q85.
+    SmartCrop(u32),
 }
 
 /// Every standard job, in the order they are reported.
-pub const ALL: [StandardJob; 9] = [
+pub const ALL: [StandardJob; 14] = [
     StandardJob::Thumbnail(1920),
     StandardJob::Thumbnail(256),
     StandardJob::ResizeHalf,
@@ -39,6 +53,11 @@ pub const ALL: [StandardJob; 9] = [
     StandardJob::Chain,
     StandardJob::ToWebp,
     StandardJob::ToPng,
+    StandardJob::Recode,
+    StandardJob::CompositeMask,
+    StandardJob::Lut,
+    StandardJob::LevelsCurves,
+    StandardJob::SmartCrop(512),
 ];
 
 /// JPEG quality of every JPEG output.
@@ -53,6 +72,26 @@ pub const BRIGHTNESS: f64 = 0.05;
 pub const CONTRAST: f64 = 1.1;
 /// The colour job's saturation (a factor on chroma).
 pub const SATURATION: f64 = 1.2;
+
+/// Side of the `.cube` grid of the LUT job.
+pub const LUT_POINTS: usize = 33;
+
+/// The levels of the levels+curves job.
+pub fn levels_op() -> Value {
+    json!({"op": "levels", "black": 0.04, "white": 0.96, "gamma": 1.1})
+}
+
+/// The tone curve of the levels+curves job.
+pub fn curves_op() -> Value {
+    json!({"op": "curves", "points": [[0, 0], [0.25, 0.2], [0.75, 0.82], [1, 1]]})
+}
+
+/// Where the composite job's patch goes and how big it is: the middle
+/// quarter of the source, `(x, y, width, height)`.
+pub fn patch_rect(width: u32, height: u32) -> (u32, u32, u32, u32) {
+    let (w, h) = ((width / 2).max(1), (height / 2).max(1));
+    ((width - w) / 2, (height - h) / 2, w, h)
+}
 
 /// The crop of the chain job: the middle 5/6 of the source.
 pub fn chain_crop(width: u32, height: u32) -> (u32, u32, u32, u32) {
@@ -78,6 +117,11 @@ impl StandardJob {
             Self::Chain => "chain".into(),
             Self::ToWebp => "jpeg-to-webp".into(),
             Self::ToPng => "jpeg-to-png".into(),
+            Self::Recode => "jpeg-recode".into(),
+            Self::CompositeMask => "composite-mask".into(),
+            Self::Lut => "lut-33".into(),
+            Self::LevelsCurves => "levels-curves".into(),
+            Self::SmartCrop(side) => format!("smartcrop-{side}"),
         }
     }
 
@@ -92,6 +136,11 @@ impl StandardJob {
             Self::Chain => "crop, rotate 90, resize, sharpen, grayscale, JPEG q85".into(),
             Self::ToWebp => "JPEG to WebP q80".into(),
             Self::ToPng => "JPEG to PNG".into(),
+            Self::Recode => "JPEG to JPEG q85, no ops".into(),
+            Self::CompositeMask => "paste a patch through a soft mask, JPEG q85".into(),
+            Self::Lut => "33-point 3D LUT grade, JPEG q85".into(),
+            Self::LevelsCurves => "levels and a tone curve, JPEG q85".into(),
+            Self::SmartCrop(side) => format!("{side}x{side} attention crop thumbnail, JPEG q85"),
         }
     }
 
@@ -134,7 +183,43 @@ impl StandardJob {
                     {"op": "grayscale"}
                 ])
             }
-            Self::ToWebp | Self::ToPng => json!([]),
+            Self::ToWebp | Self::ToPng | Self::Recode => json!([]),
+            Self::CompositeMask => {
+                let (x, y, _, _) = patch_rect(width, height);
+                json!([{"op": "composite", "source": "patch.png", "x": x, "y": y,
+                    "mask": {"object": "mask.png"}}])
+            }
+            Self::Lut => json!([{"op": "lut", "object": "grade.cube"}]),
+            Self::LevelsCurves => json!([levels_op(), curves_op()]),
+            Self::SmartCrop(side) => json!([{"op": "resize", "width": side, "height": side,
+                "fit": "cover", "gravity": "attention"}]),
+        }
+    }
+
+    /// The objects the job reads besides the source, for a source of
+    /// `width` x `height`, as `(object name, bytes)`: they are put beside
+    /// the source for imgworker and the peers alike.
+    pub fn inputs(self, width: u32, height: u32) -> Vec<(&'static str, Vec<u8>)> {
+        match self {
+            Self::CompositeMask => {
+                let (_, _, w, h) = patch_rect(width, height);
+                vec![
+                    (
+                        "patch.png",
+                        png(&image::DynamicImage::ImageRgb8(patch(w, h))),
+                    ),
+                    (
+                        "mask.png",
+                        png(&image::DynamicImage::ImageLuma8(soft_mask(width, height))),
+                    ),
+                ]
+            }
+            Self::Lut => vec![("grade.cube", grade_cube(LUT_POINTS).into_bytes())],
+            Self::LevelsCurves => vec![(
+                "levels-curves.png",
+                png(&image::DynamicImage::ImageRgb8(levels_curves_table())),
+            )],
+            _ => Vec::new(),
         }
     }
 
@@ -162,6 +247,92 @@ impl StandardJob {
     }
 }
 
+/// PNG bytes of an image (zlib's default level).
+fn png(img: &image::DynamicImage) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("PNG encodes in memory");
+    out.into_inner()
+}
+
+/// The composite job's patch: smooth colour gradients, as a generative
+/// fill returns.
+fn patch(w: u32, h: u32) -> image::RgbImage {
+    image::RgbImage::from_fn(w, h, |x, y| {
+        let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+        image::Rgb([
+            (60.0 + 160.0 * fx) as u8,
+            (200.0 - 120.0 * fy) as u8,
+            (90.0 + 80.0 * fx * fy) as u8,
+        ])
+    })
+}
+
+/// The composite job's mask: a soft ellipse over the patch's rectangle,
+/// 255 inside, falling to 0 over a tenth of the image's height.
+fn soft_mask(width: u32, height: u32) -> image::GrayImage {
+    let (x, y, w, h) = patch_rect(width, height);
+    let (cx, cy) = (
+        f64::from(x) + f64::from(w) / 2.0,
+        f64::from(y) + f64::from(h) / 2.0,
+    );
+    let (rx, ry) = (f64::from(w) / 2.0, f64::from(h) / 2.0);
+    let ramp = (f64::from(height) / 10.0).max(1.0);
+    image::GrayImage::from_fn(width, height, |px, py| {
+        let (dx, dy) = ((f64::from(px) - cx) / rx, (f64::from(py) - cy) / ry);
+        // Distance outside the ellipse, in pixels (roughly).
+        let out = ((dx * dx + dy * dy).sqrt() - 1.0) * rx.min(ry);
+        image::Luma([(255.0 * (1.0 - out / ramp)).clamp(0.0, 255.0) as u8])
+    })
+}
+
+/// The LUT job's grade as `.cube` text: a warm, slightly crossed grade
+/// with every output channel depending on all three inputs.
+pub fn grade_cube(n: usize) -> String {
+    let mut text = format!("TITLE \"imgworker bench grade\"\nLUT_3D_SIZE {n}\n");
+    let v = |i: usize| i as f64 / (n - 1) as f64;
+    for b in 0..n {
+        for g in 0..n {
+            for r in 0..n {
+                let (r, g, b) = (v(r), v(g), v(b));
+                let out = [
+                    (0.9 * r.powf(0.9) + 0.08 * g + 0.02).min(1.0),
+                    0.85 * g.sqrt() * (0.9 + 0.1 * b) + 0.05 * r,
+                    0.6 * b + 0.3 * r * g + 0.05,
+                ];
+                text.push_str(&format!("{:.6} {:.6} {:.6}\n", out[0], out[1], out[2]));
+            }
+        }
+    }
+    text
+}
+
+/// The levels+curves job as a 256-entry table per channel (a 256x1 RGB
+/// image), computed by imgworker's own ops on a ramp: what a peer with a
+/// table lookup (`maplut`, `point`, `-clut`) applies.
+pub fn levels_curves_table() -> image::RgbImage {
+    use crate::ops::{Frame, OpContext, OpSpec};
+    let ramp =
+        image::RgbaImage::from_fn(256, 1, |x, _| image::Rgba([x as u8, x as u8, x as u8, 255]));
+    let lim = crate::config::Limits::default();
+    let ops: Vec<_> = [levels_op(), curves_op()]
+        .into_iter()
+        .map(|v| {
+            serde_json::from_value::<OpSpec>(v)
+                .expect("a valid op")
+                .validate(&lim)
+                .expect("valid parameters")
+        })
+        .collect();
+    let frame = Frame {
+        img: ramp,
+        orientation: 1,
+    };
+    let out = crate::ops::run_chain_cpu(frame, &ops, &OpContext::default())
+        .expect("point ops run on a ramp");
+    image::DynamicImage::ImageRgba8(out.img).into_rgb8()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +343,18 @@ mod tests {
             assert_eq!(StandardJob::by_name(&j.name()), Some(j));
         }
         assert_eq!(StandardJob::by_name("nope"), None);
+    }
+
+    #[test]
+    fn the_levels_curves_table_rises_and_the_cube_parses() {
+        let t = levels_curves_table();
+        let reds: Vec<u8> = t.pixels().map(|p| p.0[0]).collect();
+        assert!(reds.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!((reds[0], reds[255]), (0, 255));
+        let cube = grade_cube(LUT_POINTS);
+        assert!(crate::ops::lut::Cube::parse("grade.cube", cube.as_bytes()).is_ok());
+        let inputs = StandardJob::CompositeMask.inputs(64, 48);
+        assert_eq!(inputs.len(), 2);
     }
 
     #[test]

@@ -290,8 +290,13 @@ impl Bench {
                     // them: drop the last job's, so that this process's
                     // peak memory is the job's and not the objects' too.
                     use crate::storage::Storage;
-                    let source = format!("{IMAGE}/original.jpg");
-                    for key in self.storage.keys().into_iter().filter(|k| *k != source) {
+                    let outputs = format!("{IMAGE}/out");
+                    for key in self
+                        .storage
+                        .keys()
+                        .into_iter()
+                        .filter(|k| k.starts_with(&outputs))
+                    {
                         let _ = self.storage.delete(&key).await;
                     }
                     for body in bodies("w") {
@@ -374,7 +379,8 @@ impl Bench {
                 let lists = (0..n)
                     .map(|i| {
                         let (scratch, out) = self.peer_files(tool, job, i)?;
-                        Ok(peer.commands(prog, job, &src, &out, &scratch, (w, h)))
+                        peer.commands(prog, job, &src, &out, &scratch, (w, h))
+                            .ok_or_else(|| unsupported(tool, job))
                     })
                     .collect::<Result<Vec<_>, BenchError>>()?;
                 parallel(lists, &[])
@@ -385,11 +391,33 @@ impl Bench {
                 let cmds = (0..n)
                     .map(|i| {
                         let (_, out) = self.peer_files(tool, job, i)?;
-                        Ok(lib.command(python, &script, job, &src, &out, (w, h)))
+                        lib.command(python, &script, job, &src, &out, (w, h))
+                            .ok_or_else(|| unsupported(tool, job))
                     })
                     .collect::<Result<Vec<_>, BenchError>>()?;
                 peers::run_in_process(&cmds)
             }
+        }
+    }
+}
+
+fn unsupported(tool: &Tool, job: StandardJob) -> BenchError {
+    BenchError::Tool(format!(
+        "{} has no equivalent of {}",
+        tool.name(),
+        job.name()
+    ))
+}
+
+impl Tool {
+    /// Whether the tool has an equivalent of `job` (imgworker runs every
+    /// job; a peer may have none: libvips has no 3D LUT).
+    fn supports(&self, job: StandardJob) -> bool {
+        let p = Path::new("x");
+        match self {
+            Tool::ImgworkerInProcess | Tool::ImgworkerProcess(_) => true,
+            Tool::Peer(peer, prog) => peer.commands(prog, job, p, p, p, (64, 48)).is_some(),
+            Tool::Library(lib, _) => lib.spec(job, (64, 48)).is_some(),
         }
     }
 }
@@ -445,6 +473,20 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
     };
     let storage = Arc::new(MemoryStorage::new());
     storage.insert(&format!("{IMAGE}/original.jpg"), bytes.clone());
+    let jobs = if opts.jobs.is_empty() {
+        jobs::ALL.to_vec()
+    } else {
+        opts.jobs.clone()
+    };
+    // The jobs' other inputs (a patch and its mask, a LUT), beside the
+    // source for imgworker and the peers alike.
+    let mut extra: Vec<(&str, Vec<u8>)> = Vec::new();
+    for job in &jobs {
+        extra.extend(job.inputs(input.width, input.height));
+    }
+    for (name, data) in &extra {
+        storage.insert(&format!("{IMAGE}/{name}"), data.clone());
+    }
     let engine = Engine::new(WorkerConfig::new(), storage.clone(), backend);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -471,6 +513,10 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
     std::fs::create_dir_all(src.parent().expect("has a parent"))
         .and_then(|_| std::fs::write(&src, &bytes))
         .map_err(|e| BenchError::Write(src.clone(), e))?;
+    for (name, data) in &extra {
+        let path = src.with_file_name(name);
+        std::fs::write(&path, data).map_err(|e| BenchError::Write(path, e))?;
+    }
 
     let mut tools = Vec::new();
     if opts.modes.contains(&Mode::InProcess) {
@@ -519,13 +565,12 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
             }
         }
     }
-    let jobs = if opts.jobs.is_empty() {
-        jobs::ALL.to_vec()
-    } else {
-        opts.jobs.clone()
-    };
     let rounds = opts.warmup + opts.iterations;
-    let total = (rounds * jobs.len() * tools.len()) as u64;
+    let pairs = jobs
+        .iter()
+        .map(|j| tools.iter().filter(|t| t.supports(*j)).count())
+        .sum::<usize>();
+    let total = (rounds * pairs) as u64;
     let bar = if opts.progress && std::io::stderr().is_terminal() {
         let b = ProgressBar::new(total);
         b.set_style(
@@ -552,6 +597,9 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
             for k in 0..tools.len() {
                 let ti = (k + round) % tools.len();
                 let tool = &tools[ti];
+                if !tool.supports(*job) {
+                    continue;
+                }
                 bar.set_message(format!(
                     "{} / {} ({})",
                     job.name(),
@@ -589,6 +637,9 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
     let mut results = Vec::new();
     for (ji, job) in jobs.iter().enumerate() {
         for (ti, tool) in tools.iter().enumerate() {
+            if !tool.supports(*job) {
+                continue;
+            }
             let c = &cells[ji][ti];
             let secs = c.batch_wall.as_secs_f64();
             let jobs_per_s = if secs > 0.0 {

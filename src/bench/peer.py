@@ -12,8 +12,29 @@ line: {"ms": <the timed run's milliseconds>, "version": "<library version>"}.
 """
 
 import json
+import os
 import sys
 import time
+
+
+def beside(src, name):
+    """A job's other input, in the source's folder."""
+    return os.path.join(os.path.dirname(src), name)
+
+
+def read_cube(path):
+    """A .cube file's size and table (red fastest), as Color3DLUT takes it."""
+    size, table = 0, []
+    with open(path) as f:
+        for line in f:
+            parts = line.split()
+            if not parts or parts[0].startswith("#") or parts[0] == "TITLE":
+                continue
+            if parts[0] == "LUT_3D_SIZE":
+                size = int(parts[1])
+            elif parts[0][0].isdigit() or parts[0][0] in "-.":
+                table.extend(float(v) for v in parts[:3])
+    return size, table
 
 
 def pillow_job(spec, src, out):
@@ -36,6 +57,20 @@ def pillow_job(spec, src, out):
         lut = [max(0, min(255, round((v - 128) * c + 128 + b))) for v in range(256)]
         im = im.point(lut * 3)
         im = ImageEnhance.Color(im).enhance(spec["saturation"])
+    elif job == "composite-mask":
+        from PIL import Image as I
+
+        base = im.convert("RGB")
+        pasted = base.copy()
+        pasted.paste(I.open(beside(src, "patch.png")), (spec["x"], spec["y"]))
+        im = I.composite(pasted, base, I.open(beside(src, "mask.png")))
+    elif job == "lut":
+        size, table = read_cube(beside(src, "grade.cube"))
+        im = im.filter(ImageFilter.Color3DLUT(size, table))
+    elif job == "maplut":
+        table = Image.open(beside(src, "levels-curves.png")).convert("RGB")
+        r, g, b = table.split()
+        im = im.point(list(r.getdata()) + list(g.getdata()) + list(b.getdata()))
     elif job == "chain":
         x, y, w, h = spec["crop"]
         im = im.crop((x, y, x + w, y + h)).transpose(Image.ROTATE_270)
@@ -63,6 +98,10 @@ def pyvips_job(spec, src, out):
     if job == "thumbnail":
         pyvips.Image.thumbnail(src, spec["width"]).write_to_file(target)
         return
+    if job == "smartcrop":
+        w = spec["width"]
+        pyvips.Image.thumbnail(src, w, height=w, crop="attention").write_to_file(target)
+        return
     im = pyvips.Image.new_from_file(src, access="sequential")
     if job == "resize-half":
         im = im.resize(0.5, kernel="lanczos3")
@@ -75,6 +114,16 @@ def pyvips_job(spec, src, out):
         im = im.linear(c, b + 128 * (1 - c), uchar=True)
         im = im.colourspace("lch").linear([1, spec["saturation"], 1], [0, 0, 0])
         im = im.colourspace("srgb")
+    elif job == "composite-mask":
+        im = pyvips.Image.new_from_file(src)
+        patch = pyvips.Image.new_from_file(beside(src, "patch.png"))
+        mask = pyvips.Image.new_from_file(beside(src, "mask.png"))
+        # composite2 adds an alpha band; the blend needs the base's bands.
+        pasted = im.composite2(patch, "over", x=spec["x"], y=spec["y"])
+        pasted = pasted.extract_band(0, n=im.bands)
+        im = mask.ifthenelse(pasted, im, blend=True)
+    elif job == "maplut":
+        im = im.maplut(pyvips.Image.new_from_file(beside(src, "levels-curves.png")))
     elif job == "chain":
         im = pyvips.Image.new_from_file(src)
         x, y, w, h = spec["crop"]

@@ -75,10 +75,11 @@ impl Peer {
         None
     }
 
-    /// The commands that do `job` on `input` (a `width` x `height` JPEG)
-    /// and write `output`; run one after another. Intermediate files (libvips'
-    /// own `.v` format, as a shell user chains `vips` commands) go in
-    /// `scratch`.
+    /// The commands that do `job` on `input` (a `width` x `height` JPEG,
+    /// with the job's other inputs beside it) and write `output`; run one
+    /// after another. Intermediate files (libvips' own `.v` format, as a
+    /// shell user chains `vips` commands) go in `scratch`. `None` where the
+    /// tool has no equivalent of the job.
     pub fn commands(
         self,
         prog: &Path,
@@ -87,11 +88,12 @@ impl Peer {
         output: &Path,
         scratch: &Path,
         (width, height): (u32, u32),
-    ) -> Vec<Vec<String>> {
+    ) -> Option<Vec<Vec<String>>> {
         let p = prog.display().to_string();
         let inp = input.display().to_string();
         let out = output.display().to_string();
-        match self {
+        let beside = |name: &str| input.with_file_name(name).display().to_string();
+        Some(match self {
             Peer::Vips => {
                 let q = jobs::JPEG_QUALITY;
                 let jpeg = format!("{out}[Q={q},strip]");
@@ -175,6 +177,50 @@ impl Peer {
                     StandardJob::ToPng => {
                         vec![cmd(&["copy", &inp, &format!("{out}[compression=6,strip]")])]
                     }
+                    StandardJob::Recode => vec![cmd(&["copy", &inp, &jpeg])],
+                    // Paste over, then blend the pasted image with the base
+                    // through the mask: the mask's weights, as imgworker's.
+                    StandardJob::CompositeMask => {
+                        let (x, y, _, _) = jobs::patch_rect(width, height);
+                        vec![
+                            cmd(&[
+                                "composite2",
+                                &inp,
+                                &beside("patch.png"),
+                                &v("pasted"),
+                                "over",
+                                "--x",
+                                &x.to_string(),
+                                "--y",
+                                &y.to_string(),
+                            ]),
+                            // composite2 adds an alpha band.
+                            cmd(&["extract_band", &v("pasted"), &v("rgb"), "0", "--n", "3"]),
+                            cmd(&[
+                                "ifthenelse",
+                                &beside("mask.png"),
+                                &v("rgb"),
+                                &inp,
+                                &jpeg,
+                                "--blend",
+                            ]),
+                        ]
+                    }
+                    // libvips has no 3D LUT operation.
+                    StandardJob::Lut => return None,
+                    StandardJob::LevelsCurves => {
+                        vec![cmd(&["maplut", &inp, &jpeg, &beside("levels-curves.png")])]
+                    }
+                    StandardJob::SmartCrop(side) => vec![cmd(&[
+                        "thumbnail",
+                        &inp,
+                        &jpeg,
+                        &side.to_string(),
+                        "--height",
+                        &side.to_string(),
+                        "--crop",
+                        "attention",
+                    ])],
                 }
             }
             Peer::ImageMagick => {
@@ -207,7 +253,28 @@ impl Peer {
                             "Gray",
                         ])
                     }
-                    StandardJob::ToWebp | StandardJob::ToPng => {}
+                    StandardJob::ToWebp | StandardJob::ToPng | StandardJob::Recode => {}
+                    // The base, the base with the patch pasted, the mask:
+                    // a three-image composite blends through the mask.
+                    StandardJob::CompositeMask => {
+                        let (x, y, _, _) = jobs::patch_rect(width, height);
+                        push(&[
+                            "(",
+                            "+clone",
+                            &beside("patch.png"),
+                            "-geometry",
+                            &format!("+{x}+{y}"),
+                            "-composite",
+                            ")",
+                            &beside("mask.png"),
+                            "-geometry",
+                            "+0+0",
+                            "-composite",
+                        ])
+                    }
+                    StandardJob::LevelsCurves => push(&[&beside("levels-curves.png"), "-clut"]),
+                    // No 3D LUT without a Hald image, no attention crop.
+                    StandardJob::Lut | StandardJob::SmartCrop(_) => return None,
                 }
                 push(&["-strip"]);
                 match job.quality() {
@@ -218,7 +285,7 @@ impl Peer {
                 push(&[&out]);
                 vec![args]
             }
-        }
+        })
     }
 }
 
@@ -285,9 +352,11 @@ impl Library {
         (out.status.success() && !text.is_empty()).then_some((python, text))
     }
 
-    /// The job as `peer.py` reads it, for a `width` x `height` source.
-    pub fn spec(job: StandardJob, (width, height): (u32, u32)) -> serde_json::Value {
+    /// The job as `peer.py` reads it, for a `width` x `height` source;
+    /// `None` where the library has no equivalent.
+    pub fn spec(self, job: StandardJob, (width, height): (u32, u32)) -> Option<serde_json::Value> {
         use serde_json::json;
+        let pyvips = self == Library::Pyvips;
         let mut spec = match job {
             StandardJob::Thumbnail(w) => json!({"job": "thumbnail", "width": w}),
             StandardJob::ResizeHalf => json!({"job": "resize-half"}),
@@ -300,11 +369,24 @@ impl Library {
                 json!({"job": "chain", "crop": [x, y, w, h],
                     "width": jobs::chain_width(width, height)})
             }
-            StandardJob::ToWebp | StandardJob::ToPng => json!({"job": "convert"}),
+            StandardJob::ToWebp | StandardJob::ToPng | StandardJob::Recode => {
+                json!({"job": "convert"})
+            }
+            StandardJob::CompositeMask => {
+                let (x, y, _, _) = jobs::patch_rect(width, height);
+                json!({"job": "composite-mask", "x": x, "y": y})
+            }
+            // Pillow's Color3DLUT; libvips has none.
+            StandardJob::Lut if pyvips => return None,
+            StandardJob::Lut => json!({"job": "lut"}),
+            StandardJob::LevelsCurves => json!({"job": "maplut"}),
+            // Pillow has no attention crop.
+            StandardJob::SmartCrop(side) if pyvips => json!({"job": "smartcrop", "width": side}),
+            StandardJob::SmartCrop(_) => return None,
         };
         spec["format"] = json!(job.format().ext());
         spec["quality"] = json!(job.quality());
-        spec
+        Some(spec)
     }
 
     /// The command that runs `job` once untimed (imports, first-use
@@ -317,20 +399,20 @@ impl Library {
         input: &Path,
         output: &Path,
         dims: (u32, u32),
-    ) -> Vec<String> {
+    ) -> Option<Vec<String>> {
         let lib = match self {
             Library::Pyvips => "pyvips",
             _ => "pillow",
         };
-        vec![
+        Some(vec![
             python.display().to_string(),
             script.display().to_string(),
             lib.into(),
-            Self::spec(job, dims).to_string(),
+            self.spec(job, dims)?.to_string(),
             input.display().to_string(),
             output.display().to_string(),
             "1".into(),
-        ]
+        ])
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Probe {
     pub dims: Dims,
     /// EXIF orientation, 1..=8.
     pub orientation: u8,
+    /// Whether the pixels have an alpha channel.
+    pub has_alpha: bool,
 }
 
 /// A decoded image and its colour profile.
@@ -147,15 +149,17 @@ impl<'a> SourceImage<'a> {
             let (w, h) = decoder.dimensions();
             let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
             let icc = decoder.icc_profile().ok().flatten();
+            let has_alpha = decoder.color_type().has_alpha();
             Ok((
                 Box::new(decoder) as Box<dyn ImageDecoder + 'a>,
                 Dims::new(w, h),
                 orientation,
                 icc,
+                has_alpha,
             ))
         }))
         .map_err(|_| panic_error("header"))??;
-        let (decoder, dims, orientation, icc) = opened;
+        let (decoder, dims, orientation, icc, has_alpha) = opened;
         if dims.width == 0 || dims.height == 0 {
             return Err(JobError::decode_failed("source has no pixels"));
         }
@@ -173,6 +177,7 @@ impl<'a> SourceImage<'a> {
                 format,
                 dims,
                 orientation,
+                has_alpha,
             },
             bytes,
             decoder,

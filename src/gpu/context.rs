@@ -92,6 +92,7 @@ impl GpuContext {
                 uniform(2),
                 storage(3, true),
                 uniform(4),
+                storage(5, true),
             ],
         });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {

@@ -310,7 +310,10 @@ impl GpuBackend {
             rec.inject_fault();
         }
         let recorded = (|| {
-            let mut gpu_inputs = GpuInputs::default();
+            let mut gpu_inputs = GpuInputs {
+                masks: inputs.masks.clone(),
+                ..Default::default()
+            };
             for (name, img) in &inputs.overlays {
                 gpu_inputs
                     .overlays

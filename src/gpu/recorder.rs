@@ -70,11 +70,21 @@ pub struct GpuStep<'r, 'a> {
     pub inputs: &'r GpuInputs,
 }
 
-/// The device images a job's ops read besides their input.
+/// Bytes in a device buffer of the job's (a mask's weights).
+#[derive(Debug, Clone)]
+pub struct GpuBytes {
+    buf: wgpu::Buffer,
+    len: u64,
+}
+
+/// What a job's ops read besides their input.
 #[derive(Debug, Default)]
 pub struct GpuInputs {
     /// Overlay images by their `source` string.
     pub overlays: Vec<(String, GpuImage)>,
+    /// Decoded masks, prepared on the host for each masked op
+    /// ([`crate::ops::mask`]).
+    pub masks: crate::ops::mask::MaskImages,
 }
 
 impl GpuInputs {
@@ -226,22 +236,41 @@ impl<'a> Recorder<'a> {
     /// Upload pixels (the job's source, or an overlay).
     pub fn upload(&mut self, img: &RgbaImage, orientation: u8) -> Result<GpuImage, GpuError> {
         let out = self.image(Dims::new(img.width(), img.height()), orientation)?;
-        // Through a staging buffer of our own (not `queue.write_buffer`,
-        // whose staging memory wgpu frees unwiped), so that it can be wiped
-        // with the job's other buffers.
-        let bytes = out.bytes();
+        self.copy_in(img.as_raw(), &out.buf)?;
+        self.stats.uploads += 1;
+        Ok(out)
+    }
+
+    /// Upload bytes (a mask's weights), zero-padded to whole words.
+    pub fn upload_bytes(&mut self, data: &[u8]) -> Result<GpuBytes, GpuError> {
+        let len = (data.len() as u64).div_ceil(4) * 4;
+        let buf = self.buffer(len, IMAGE_USAGE)?;
+        if data.len() as u64 == len {
+            self.copy_in(data, &buf)?;
+        } else {
+            let mut padded = data.to_vec();
+            padded.resize(len as usize, 0);
+            self.copy_in(&padded, &buf)?;
+        }
+        Ok(GpuBytes { buf, len })
+    }
+
+    /// Copy `data` into the start of `dst` through a staging buffer of our
+    /// own (not `queue.write_buffer`, whose staging memory wgpu frees
+    /// unwiped), so that it can be wiped with the job's other buffers.
+    fn copy_in(&mut self, data: &[u8], dst: &wgpu::Buffer) -> Result<(), GpuError> {
+        let bytes = data.len() as u64;
         let staging = self.buffer(bytes, UPLOAD_USAGE)?;
         map_wait(self.ctx, staging.slice(..bytes), wgpu::MapMode::Write)?;
         staging
             .slice(..bytes)
             .get_mapped_range_mut()
             .map_err(|e| GpuError::Device(e.to_string()))?
-            .copy_from_slice(img.as_raw());
+            .copy_from_slice(data);
         staging.unmap();
         self.encoder
-            .copy_buffer_to_buffer(&staging, 0, &out.buf, 0, bytes);
-        self.stats.uploads += 1;
-        Ok(out)
+            .copy_buffer_to_buffer(&staging, 0, dst, 0, bytes);
+        Ok(())
     }
 
     fn uniform(&self, label: &str, bytes: &[u8]) -> wgpu::Buffer {
@@ -263,6 +292,20 @@ impl<'a> Recorder<'a> {
         src: &GpuImage,
         dims: Dims,
         aux: Aux<'_>,
+        params: U,
+    ) -> Result<GpuImage, GpuError> {
+        self.kernel_with(entry, src, dims, aux, None, params)
+    }
+
+    /// [`Self::kernel`] with a second auxiliary buffer bound at 5 (a
+    /// mask's weights beside the image at 3).
+    pub fn kernel_with<U: Uniform>(
+        &mut self,
+        entry: &str,
+        src: &GpuImage,
+        dims: Dims,
+        aux: Aux<'_>,
+        extra: Option<&GpuBytes>,
         params: U,
     ) -> Result<GpuImage, GpuError> {
         let dst = self.image(dims, src.orientation)?;
@@ -327,6 +370,13 @@ impl<'a> Recorder<'a> {
                             .as_ref()
                             .unwrap_or(&self.ctx.dummy_uniform)
                             .as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 5,
+                        resource: match extra {
+                            Some(b) => whole(&b.buf, b.len),
+                            None => whole(&self.ctx.dummy, 16),
+                        },
                     },
                 ],
             });

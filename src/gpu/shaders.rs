@@ -7,7 +7,8 @@
 //! module named after it, unless its shader declares no kernel. The per-pixel ops form one module, `point`:
 //! `shaders/point.wgsl` (the fused kernel), each point op's stage function
 //! `<op>_apply`, and a generated `apply_stage` that calls them by stage
-//! number. Entry points are the `@compute` functions found in each module's
+//! number. The mask blend (`shaders/mask.wgsl`), which any op may end with, is
+//! one more module, `mask`. Entry points are the `@compute` functions found in each module's
 //! source, so no table is kept by hand.
 
 use crate::ops::{OpInfo, OPS};
@@ -20,6 +21,10 @@ pub const POINT: &str = include_str!("../../shaders/point.wgsl");
 
 /// The name of the fused per-pixel module.
 pub const POINT_MODULE: &str = "point";
+
+/// The name of the module that blends a masked op's result with its input
+/// (`shaders/mask.wgsl`).
+pub const MASK_MODULE: &str = "mask";
 
 /// The stage number of a point op in `shaders/point.wgsl`'s records: its
 /// position among the point ops of the registry, from 1 (0 is no stage).
@@ -82,6 +87,10 @@ pub fn modules() -> Vec<(&'static str, String)> {
         src.push_str(op.shader);
         out.push((op.name, src));
     }
+    let mut mask = prelude();
+    mask.push('\n');
+    mask.push_str(crate::ops::mask::SHADER);
+    out.push((MASK_MODULE, mask));
     out
 }
 

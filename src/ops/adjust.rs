@@ -245,6 +245,12 @@ impl PointOp for Adjust {
         one[0]
     }
 
+    /// Exposure, brightness, contrast and gamma map each channel on its
+    /// own; saturation and hue (the matrix) mix them.
+    fn per_channel(&self) -> bool {
+        self.matrix.is_none()
+    }
+
     fn apply_block(&self, block: &mut [[f32; 4]]) {
         if let Some(gain) = self.exposure_gain {
             map_block(block, |px| exposure(px, gain));

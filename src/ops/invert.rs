@@ -29,4 +29,8 @@ impl PointOp for Invert {
     fn apply(&self, [r, g, b, a]: [f32; 4]) -> [f32; 4] {
         [1.0 - r, 1.0 - g, 1.0 - b, a]
     }
+
+    fn per_channel(&self) -> bool {
+        true
+    }
 }

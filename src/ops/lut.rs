@@ -1,12 +1,13 @@
 //! 3D colour LUTs: colour grading from an Adobe/Resolve `.cube` object.
 //!
 //! The op names a `.cube` object (of the same image, or under an allowed
-//! watermark prefix, like an overlay); the worker fetches and parses it once
-//! per job ([`Cube::parse`]) and binds it to the op before rendering
-//! ([`Operation::bind`]). A pixel's RGB, mapped from the cube's domain to
-//! `0..=1` and clamped, is looked up in the `N x N x N` grid (red varying
-//! fastest, as the format stores it) by trilinear or tetrahedral
-//! interpolation; alpha is kept. It is a per-pixel op, fused with the
+//! watermark prefix, like a composite's image); the worker fetches and
+//! parses it once per job ([`Cube::parse`]) and binds it to the op before
+//! rendering ([`Operation::bind`]). Each channel of a pixel's RGB is mapped
+//! to grid coordinates, `(c - min) * (N - 1) / (max - min)` with the scale
+//! computed once, clamped to `0..=N-1`, and looked up in the `N x N x N`
+//! grid (red varying fastest, as the format stores it) by trilinear or
+//! tetrahedral interpolation; alpha is kept. It is a per-pixel op, fused with the
 //! others; the GPU stage reads the grid as its table.
 
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::overlay::MAX_SOURCE_LEN;
+use super::composite::MAX_SOURCE_LEN;
 use super::point::{map_block, PointOp, PointOperation};
 use super::{OpContext, Tolerance};
 use crate::config::Limits;
@@ -67,6 +68,10 @@ pub struct Cube {
     pub domain_max: [f32; 3],
     /// `N^3` RGB triples, red varying fastest, then green, then blue.
     pub table: Vec<f32>,
+    /// The same grid points padded to four floats, for the CPU lookup.
+    grid: Vec<[f32; 4]>,
+    /// `(N - 1) / (domain_max - domain_min)` per channel.
+    scale: [f32; 3],
 }
 
 impl Cube {
@@ -170,19 +175,30 @@ impl Cube {
                 )));
             }
         }
-        Ok(Cube {
-            size: s,
+        Ok(Cube::new(s, domain_min, domain_max, table))
+    }
+
+    /// A cube from its grid side, domain and `N^3` RGB triples.
+    pub fn new(size: usize, domain_min: [f32; 3], domain_max: [f32; 3], table: Vec<f32>) -> Self {
+        let grid = table
+            .chunks_exact(3)
+            .map(|p| [p[0], p[1], p[2], 0.0])
+            .collect();
+        let top = (size - 1) as f32;
+        Cube {
+            size,
             domain_min,
             domain_max,
             table,
-        })
+            grid,
+            scale: std::array::from_fn(|c| top / (domain_max[c] - domain_min[c])),
+        }
     }
 
     /// Grid point `(r, g, b)`.
     #[inline]
-    fn at(&self, r: usize, g: usize, b: usize) -> [f32; 3] {
-        let i = ((b * self.size + g) * self.size + r) * 3;
-        [self.table[i], self.table[i + 1], self.table[i + 2]]
+    fn at(&self, r: usize, g: usize, b: usize) -> [f32; 4] {
+        self.grid[(b * self.size + g) * self.size + r]
     }
 
     /// Look up one colour.
@@ -192,16 +208,14 @@ impl Cube {
         let mut i = [0usize; 3];
         let mut f = [0f32; 3];
         for c in 0..3 {
-            let t = ((rgb[c] - self.domain_min[c]) / (self.domain_max[c] - self.domain_min[c]))
-                .clamp(0.0, 1.0)
-                * top;
+            let t = ((rgb[c] - self.domain_min[c]) * self.scale[c]).clamp(0.0, top);
             i[c] = (t as usize).min(self.size - 2);
             f[c] = t - i[c] as f32;
         }
         let [r, g, b] = i;
         let [fr, fg, fb] = f;
         let c = |dr: usize, dg: usize, db: usize| self.at(r + dr, g + dg, b + db);
-        let mix = |w: [f32; 4], p: [[f32; 3]; 4]| {
+        let mix = |w: [f32; 4], p: [[f32; 4]; 4]| {
             let mut o = [0f32; 3];
             for (k, v) in o.iter_mut().enumerate() {
                 *v = w[0] * p[0][k] + w[1] * p[1][k] + w[2] * p[2][k] + w[3] * p[3][k];
@@ -246,18 +260,20 @@ impl Cube {
                 }
             }
             Interpolation::Trilinear => {
-                let lerp = |a: [f32; 3], b: [f32; 3], t: f32| {
+                let lerp = |a: [f32; 4], b: [f32; 4], t: f32| {
                     [
                         a[0] + (b[0] - a[0]) * t,
                         a[1] + (b[1] - a[1]) * t,
                         a[2] + (b[2] - a[2]) * t,
+                        0.0,
                     ]
                 };
                 let x00 = lerp(c(0, 0, 0), c(1, 0, 0), fr);
                 let x10 = lerp(c(0, 1, 0), c(1, 1, 0), fr);
                 let x01 = lerp(c(0, 0, 1), c(1, 0, 1), fr);
                 let x11 = lerp(c(0, 1, 1), c(1, 1, 1), fr);
-                lerp(lerp(x00, x10, fg), lerp(x01, x11, fg), fb)
+                let o = lerp(lerp(x00, x10, fg), lerp(x01, x11, fg), fb);
+                [o[0], o[1], o[2]]
             }
         }
     }
@@ -341,7 +357,7 @@ impl PointOp for Lut {
         };
         let mut v = vec![c.size as f32, mode];
         v.extend_from_slice(&c.domain_min);
-        v.extend_from_slice(&c.domain_max);
+        v.extend_from_slice(&c.scale);
         v
     }
 

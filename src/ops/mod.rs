@@ -18,6 +18,7 @@ pub mod auto_orient;
 pub mod blend;
 pub mod blur;
 pub mod color;
+pub mod composite;
 pub mod crop;
 pub mod curves;
 pub mod flip;
@@ -26,7 +27,7 @@ pub mod interest;
 pub mod invert;
 pub mod levels;
 pub mod lut;
-pub mod overlay;
+pub mod mask;
 pub mod pad;
 pub mod pixelate;
 pub mod point;
@@ -34,6 +35,7 @@ pub mod resize;
 pub mod rotate;
 pub mod sepia;
 pub mod sharpen;
+mod spec;
 mod table;
 pub mod tone;
 pub mod trim;
@@ -52,6 +54,7 @@ use crate::gpu::uniform::UniformLayout;
 use crate::gpu::GpuError;
 
 pub use point::{PointOp, PointOperation};
+pub use spec::{canonical_name, OpSpec};
 pub use table::markdown_table;
 
 /// Width and height of an image.
@@ -113,6 +116,8 @@ pub struct OpContext {
     pub overlays: HashMap<String, Arc<RgbaImage>>,
     /// Parsed `.cube` LUTs by their `object` string.
     pub luts: HashMap<String, Arc<lut::Cube>>,
+    /// Decoded masks (8-bit planes) by their `object` string.
+    pub masks: mask::MaskImages,
     /// When the job must be done; checked between ops.
     pub deadline: Option<std::time::Instant>,
 }
@@ -165,6 +170,8 @@ pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     const PARITY: Tolerance;
     /// Whether this is a per-pixel op, fused with its neighbours.
     const POINT: bool = false;
+    /// Other names a job may give the op by (`overlay` for `composite`).
+    const ALIASES: &'static [&'static str] = &[];
     /// Whether the output size depends on the pixels (`trim`): then
     /// [`Operation::plan`] gives an upper bound, and the ops after it are
     /// planned again against the real size when the job runs.
@@ -212,6 +219,8 @@ pub struct OpInfo {
     pub name: &'static str,
     /// One line on what it does.
     pub summary: &'static str,
+    /// Other names a job may give it by.
+    pub aliases: &'static [&'static str],
     /// Its shader source.
     pub shader: &'static str,
     /// Example ops (JSON).
@@ -235,10 +244,11 @@ pub struct NoParams {}
 
 macro_rules! registry {
     ($($variant:ident => $module:ident :: $ty:ident),* $(,)?) => {
-        /// An op as a job carries it: the `"op"` tag and its parameters.
+        /// An op's name and parameters as a job carries them: the `"op"` tag
+        /// and the op's own fields ([`OpSpec`] adds the optional mask).
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(tag = "op", rename_all = "snake_case")]
-        pub enum OpSpec {
+        pub enum OpParams {
             $(
                 #[doc = concat!("See `ops::", stringify!($module), "`.")]
                 $variant(<$module::$ty as Operation>::Params),
@@ -252,6 +262,8 @@ macro_rules! registry {
                 #[doc = concat!("See `ops::", stringify!($module), "`.")]
                 $variant($module::$ty),
             )*
+            /// An op limited by a mask ([`mask`]).
+            Masked(Box<mask::Masked>),
         }
 
         /// Every op name this worker knows, in registry order.
@@ -261,6 +273,7 @@ macro_rules! registry {
         pub const OPS: &[OpInfo] = &[$(OpInfo {
             name: <$module::$ty as Operation>::NAME,
             summary: <$module::$ty as Operation>::SUMMARY,
+            aliases: <$module::$ty as Operation>::ALIASES,
             shader: <$module::$ty as Operation>::SHADER,
             examples: <$module::$ty as Operation>::EXAMPLES,
             parity: <$module::$ty as Operation>::PARITY,
@@ -270,7 +283,7 @@ macro_rules! registry {
             params_schema: || schemars::schema_for!(<$module::$ty as Operation>::Params),
         }),*];
 
-        impl OpSpec {
+        impl OpParams {
             /// The op's name.
             pub fn name(&self) -> &'static str {
                 match self { $(Self::$variant(_) => <$module::$ty as Operation>::NAME,)* }
@@ -285,37 +298,37 @@ macro_rules! registry {
         impl Op {
             /// The op's name.
             pub fn name(&self) -> &'static str {
-                match self { $(Self::$variant(_) => <$module::$ty as Operation>::NAME,)* }
+                match self { $(Self::$variant(_) => <$module::$ty as Operation>::NAME,)* Self::Masked(m) => m.op.name() }
             }
 
             /// The shape after this op.
             pub fn plan(&self, input: Shape) -> Result<Shape, ParamError> {
-                match self { $(Self::$variant(op) => op.plan(input),)* }
+                match self { $(Self::$variant(op) => op.plan(input),)* Self::Masked(m) => m.plan(input) }
             }
 
             /// Run on the CPU.
             pub fn run_cpu(&self, frame: Frame, inputs: &OpContext) -> Result<Frame, JobError> {
-                match self { $(Self::$variant(op) => op.run_cpu(frame, inputs),)* }
+                match self { $(Self::$variant(op) => op.run_cpu(frame, inputs),)* Self::Masked(m) => m.run_cpu(frame, inputs) }
             }
 
             /// Bind what the op reads from the job's fetched inputs.
             pub fn bind(&mut self, ctx: &OpContext) -> Result<(), JobError> {
-                match self { $(Self::$variant(op) => Operation::bind(op, ctx),)* }
+                match self { $(Self::$variant(op) => Operation::bind(op, ctx),)* Self::Masked(m) => m.op.bind(ctx) }
             }
 
             /// Whether the output size depends on the pixels.
             pub fn size_from_content(&self) -> bool {
-                match self { $(Self::$variant(_) => <$module::$ty as Operation>::SIZE_FROM_CONTENT,)* }
+                match self { $(Self::$variant(_) => <$module::$ty as Operation>::SIZE_FROM_CONTENT,)* Self::Masked(_) => false }
             }
 
             /// The per-pixel form, when the op has one.
             pub fn as_point(&self) -> Option<&dyn PointOp> {
-                match self { $(Self::$variant(op) => op.as_point(),)* }
+                match self { $(Self::$variant(op) => op.as_point(),)* Self::Masked(_) => None }
             }
 
             /// Record on the GPU.
             pub fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
-                match self { $(Self::$variant(op) => op.record_gpu(step),)* }
+                match self { $(Self::$variant(op) => op.record_gpu(step),)* Self::Masked(m) => m.record_gpu(step) }
             }
         }
     };
@@ -337,9 +350,27 @@ registry! {
     Blur => blur::Blur,
     Sharpen => sharpen::Sharpen,
     Pad => pad::Pad,
-    Overlay => overlay::Overlay,
+    Composite => composite::Composite,
     Pixelate => pixelate::Pixelate,
     Trim => trim::Trim,
+}
+
+impl Op {
+    /// The op itself, without the mask it may carry.
+    pub fn unmasked(&self) -> &Op {
+        match self {
+            Op::Masked(m) => &m.op,
+            op => op,
+        }
+    }
+
+    /// The op's mask, when it carries one.
+    pub fn mask(&self) -> Option<&mask::Mask> {
+        match self {
+            Op::Masked(m) => Some(&m.mask),
+            _ => None,
+        }
+    }
 }
 
 /// Whether every pixel of `img` has alpha 255.

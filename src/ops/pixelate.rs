@@ -115,6 +115,7 @@ impl Operation for Pixelate {
         r#"{"op": "pixelate", "size": 16}"#,
         r#"{"op": "pixelate", "size": 3, "x": 2, "y": 1, "width": 7, "height": 5}"#,
         r#"{"op": "pixelate", "size": 256}"#,
+        r#"{"op": "pixelate", "size": 4, "mask": {"object": "mask.png", "fit": "cover", "invert": true}}"#,
     ];
     const PARITY: Tolerance = Tolerance::EXACT;
 

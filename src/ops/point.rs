@@ -46,6 +46,13 @@ pub trait PointOp: Send + Sync {
     fn stage_table(&self) -> &[f32] {
         &[]
     }
+
+    /// Whether each output channel depends on the same input channel only
+    /// (no mixing of channels): a run of such ops maps each channel through
+    /// a function of 256 inputs, which [`run_fused`] tabulates once.
+    fn per_channel(&self) -> bool {
+        false
+    }
 }
 
 /// The definition of a per-pixel op: what differs from one to the next.
@@ -139,12 +146,26 @@ const BLOCK: usize = 1024;
 /// `0..=1`, mapped by each op in turn ([`PointOp::apply_block`]), and
 /// quantised. Per pixel this is the same arithmetic as applying the ops one
 /// after the other to it.
+///
+/// When every op of the run is [`PointOp::per_channel`] (levels, curves,
+/// invert, an adjust without saturation or hue), the run is first applied
+/// that same way to the 256 grey pixels `[v, v, v, v]`, giving each
+/// channel's result for each input level, and the image is then mapped
+/// byte by byte through those four tables: the same bytes, at the cost of
+/// a lookup.
 pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
     let row = img.width() as usize * 4;
     if row == 0 {
         return;
     }
     let rows_per_task = (64 * 1024 / row).max(1);
+    if ops.iter().all(|op| op.per_channel()) {
+        let tables = channel_tables(ops);
+        img.as_mut()
+            .par_chunks_mut(row * rows_per_task)
+            .for_each(|chunk| map_bytes(chunk, &tables));
+        return;
+    }
     img.as_mut()
         .par_chunks_mut(row * rows_per_task)
         .for_each_init(
@@ -160,6 +181,28 @@ pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
                 }
             },
         );
+}
+
+/// Each channel's result of a run of per-channel ops for each input level.
+fn channel_tables(ops: &[&dyn PointOp]) -> [[u8; 256]; 4] {
+    let levels: Vec<u8> = (0..=255u8).flat_map(|v| [v; 4]).collect();
+    let mut block = vec![[0f32; 4]; 256];
+    to_unit(&mut block, &levels);
+    for op in ops {
+        op.apply_block(&mut block);
+    }
+    let mut out = vec![0u8; 256 * 4];
+    from_unit(&mut out, &block);
+    std::array::from_fn(|c| std::array::from_fn(|v| out[v * 4 + c]))
+}
+
+/// RGBA8 bytes through one table per channel.
+fn map_bytes(bytes: &mut [u8], tables: &[[u8; 256]; 4]) {
+    for px in bytes.chunks_exact_mut(4) {
+        for (c, v) in px.iter_mut().enumerate() {
+            *v = tables[c][usize::from(*v)];
+        }
+    }
 }
 
 /// RGBA8 to channels in `0..=1`.
@@ -208,6 +251,52 @@ pub fn mat3(m: &[[f32; 3]; 3], px: [f32; 4]) -> [f32; 4] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A per-channel op: a different curve on each channel, alpha included.
+    struct Curvy;
+    impl PointOp for Curvy {
+        fn apply(&self, px: [f32; 4]) -> [f32; 4] {
+            [
+                px[0].powf(0.7),
+                1.0 - px[1] * 0.8,
+                px[2] * px[2],
+                px[3] * 0.9 + 0.05,
+            ]
+        }
+        fn stage_values(&self) -> Vec<f32> {
+            Vec::new()
+        }
+        fn per_channel(&self) -> bool {
+            true
+        }
+    }
+
+    /// The same op, not declared per-channel: the float path.
+    struct CurvyFloat;
+    impl PointOp for CurvyFloat {
+        fn apply(&self, px: [f32; 4]) -> [f32; 4] {
+            Curvy.apply(px)
+        }
+        fn stage_values(&self) -> Vec<f32> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn tabulated_runs_give_the_float_path_s_bytes() {
+        let img = RgbaImage::from_fn(300, 7, |x, y| {
+            image::Rgba([
+                x as u8,
+                (x * 7 + y) as u8,
+                (300 - x) as u8,
+                (x / 2 + y * 30) as u8,
+            ])
+        });
+        let (mut table, mut float) = (img.clone(), img);
+        run_fused(&mut table, &[&Curvy, &Curvy]);
+        run_fused(&mut float, &[&CurvyFloat, &CurvyFloat]);
+        assert_eq!(table, float);
+    }
 
     /// `round_u8` is the plain cast, bit for bit, on every value that
     /// matters: a fine sweep over and beyond the range, every half step,

@@ -10,13 +10,21 @@ use super::{OpInfo, OPS};
 pub fn markdown_table() -> String {
     let mut out = String::from("| op | parameters | what it does |\n| --- | --- | --- |\n");
     for op in OPS {
+        let aliases: String = op
+            .aliases
+            .iter()
+            .map(|a| format!("; `{a}` is another name for it"))
+            .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {} |\n",
+            "| `{}` | {} | {}{aliases} |\n",
             op.name,
             parameters(op),
             op.summary
         ));
     }
+    out.push_str(
+        "\nAny op that keeps the image size also takes `mask`: `object` (required; an object of the image, or under an allowed watermark prefix), `feather` (Gaussian sigma in pixels, `0..=64`), `invert` (boolean), `fit` (`fill`, `contain`, `cover`).\n",
+    );
     out
 }
 

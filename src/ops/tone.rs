@@ -114,6 +114,10 @@ impl<T: ToneOp> PointOp for T {
     fn stage_table(&self) -> &[f32] {
         &self.tone().table
     }
+
+    fn per_channel(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -65,6 +65,11 @@ impl MemoryStorage {
     pub fn object(&self, key: &str) -> Option<Vec<u8>> {
         self.objects.lock().unwrap().get(key).cloned()
     }
+
+    /// Remove directly (test set-up).
+    pub fn remove(&self, key: &str) {
+        self.objects.lock().unwrap().remove(key);
+    }
 }
 
 #[async_trait]

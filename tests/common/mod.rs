@@ -259,3 +259,14 @@ pub fn grade_cube(n: usize) -> imgworker::ops::lut::Cube {
     imgworker::ops::lut::Cube::parse("grade.cube", grade_cube_text(n).as_bytes())
         .expect("a valid cube")
 }
+
+/// A soft-edged disc as a mask: 255 in the middle, 0 in the corners, a
+/// ramp between (every level in between occurs).
+pub fn soft_mask(w: u32, h: u32) -> image::GrayImage {
+    image::GrayImage::from_fn(w, h, |x, y| {
+        let dx = (f64::from(x) + 0.5) / f64::from(w) - 0.5;
+        let dy = (f64::from(y) + 0.5) / f64::from(h) - 0.5;
+        let r = (dx * dx + dy * dy).sqrt() * 2.0;
+        image::Luma([((1.2 - r) / 0.6 * 255.0).clamp(0.0, 255.0).round() as u8])
+    })
+}

@@ -1,12 +1,18 @@
-//! Overlay another image (a watermark, a sticker) with an opacity and a blend
-//! mode, placed by gravity or at `x`/`y` (top-left corner, may be negative;
-//! whatever falls outside the base is clipped). Pixels of the base outside
-//! the overlay are left as they are, whatever the mode.
+//! Composite another image (a model's patch, a watermark, a sticker) onto
+//! this one, with an opacity and a blend mode, placed by gravity or at
+//! `x`/`y` (top-left corner, may be negative; whatever falls outside the
+//! base is clipped). Pixels of the base outside the pasted image are left as
+//! they are, whatever the mode. The pasted image's own alpha is honoured,
+//! and like any op a `composite` may carry a `mask` ([`super::mask`]): a
+//! generative-fill patch goes back through the model's soft mask.
+//!
+//! `overlay` is the same op under its older name (`"op": "overlay"` is read
+//! as `composite`).
 //!
 //! Compositing is W3C Compositing and Blending level 1: one of its sixteen
 //! blend modes (source-over with a blend function) or one of the Porter-Duff
 //! operators, as [`super::blend`] defines them, on straight-alpha colours
-//! in `0..=1` with the overlay's alpha scaled by `opacity`.
+//! in `0..=1` with the pasted image's alpha scaled by `opacity`.
 
 use image::RgbaImage;
 use rayon::prelude::*;
@@ -24,15 +30,15 @@ pub use super::blend::{composite, Blend};
 use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
-    /// `shaders/overlay.wgsl`.
-    pub struct OverlayUniform {
-        /// Left edge of the overlay on the base.
+    /// `shaders/composite.wgsl`.
+    pub struct CompositeUniform {
+        /// Left edge of the pasted image on the base.
         pub x: i32,
-        /// Top edge of the overlay on the base.
+        /// Top edge of the pasted image on the base.
         pub y: i32,
-        /// Overlay width.
+        /// Composite width.
         pub width: i32,
-        /// Overlay height.
+        /// Composite height.
         pub height: i32,
         /// A [`Blend`] constant.
         pub blend: u32,
@@ -41,7 +47,7 @@ crate::gpu_uniform! {
     }
 }
 
-/// Where the overlay sits on the base.
+/// Where the pasted image sits on the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Gravity {
@@ -66,18 +72,18 @@ pub enum Gravity {
     SouthWest,
 }
 
-/// Longest `source` of an `overlay`, in bytes.
+/// Longest `source` of a `composite`, in bytes.
 pub const MAX_SOURCE_LEN: usize = 512;
-/// Smallest `opacity` of an `overlay`.
+/// Smallest `opacity` of a `composite`.
 pub const MIN_OPACITY: f64 = 0.0;
-/// Largest `opacity` of an `overlay`.
+/// Largest `opacity` of a `composite`.
 pub const MAX_OPACITY: f64 = 1.0;
 
-/// Parameters of `overlay`. Placement is `gravity` or `x` and `y` together,
+/// Parameters of `composite`. Placement is `gravity` or `x` and `y` together,
 /// a rule the JSON Schema does not express.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct OverlayParams {
+pub struct CompositeParams {
     /// An object of the same image (`logo.png`), or `image/object` under an
     /// allowed watermark prefix (`watermarks/acme/logo.png`). The prefixes
     /// are a worker setting (`watermark_prefixes`, none by default), which
@@ -92,7 +98,7 @@ pub struct OverlayParams {
     /// schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gravity: Option<Gravity>,
-    /// Left edge of the overlay on the base, `-max_side..=max_side` (a
+    /// Left edge of the pasted image on the base, `-max_side..=max_side` (a
     /// worker setting, default 65535); give `x` and `y` together (not
     /// expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -101,7 +107,7 @@ pub struct OverlayParams {
         max = Limits::default().max_side
     ))]
     pub x: Option<i32>,
-    /// Top edge of the overlay on the base, `-max_side..=max_side` (a
+    /// Top edge of the pasted image on the base, `-max_side..=max_side` (a
     /// worker setting, default 65535).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(
@@ -119,7 +125,7 @@ pub struct OverlayParams {
     pub blend: Option<Blend>,
 }
 
-/// How the overlay is placed.
+/// How the pasted image is placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Placement {
     /// By gravity.
@@ -128,9 +134,9 @@ pub enum Placement {
     At(i64, i64),
 }
 
-/// A validated `overlay`.
+/// A validated `composite`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Overlay {
+pub struct Composite {
     /// The `source` string, the key into [`OpContext::overlays`].
     pub source: String,
     /// Placement.
@@ -141,8 +147,8 @@ pub struct Overlay {
     pub blend: Blend,
 }
 
-impl Overlay {
-    /// Top-left corner of an overlay of `ow`x`oh` on a base of `bw`x`bh`.
+impl Composite {
+    /// Top-left corner of an image of `ow`x`oh` on a base of `bw`x`bh`.
     pub fn position(&self, bw: u32, bh: u32, ow: u32, oh: u32) -> (i64, i64) {
         let (dx, dy) = (i64::from(bw) - i64::from(ow), i64::from(bh) - i64::from(oh));
         let (cx, cy) = (dx.div_euclid(2), dy.div_euclid(2));
@@ -163,25 +169,28 @@ impl Overlay {
     }
 }
 
-impl Operation for Overlay {
-    const NAME: &'static str = "overlay";
-    const SUMMARY: &'static str = "composite another image over this one with an opacity and any W3C Compositing and Blending Level 1 blend mode or Porter-Duff operator";
-    type Params = OverlayParams;
-    const SHADER: &'static str = include_str!("../../shaders/overlay.wgsl");
+impl Operation for Composite {
+    const NAME: &'static str = "composite";
+    const SUMMARY: &'static str = "paste another image (a model's patch, a watermark) through its alpha at x/y or a gravity, with an opacity and any W3C Compositing and Blending Level 1 blend mode or Porter-Duff operator";
+    const ALIASES: &'static [&'static str] = &["overlay"];
+    type Params = CompositeParams;
+    const SHADER: &'static str = include_str!("../../shaders/composite.wgsl");
     /// The parity test and the bench provide `logo.png`.
     const EXAMPLES: &'static [&'static str] = &[
-        r#"{"op": "overlay", "source": "logo.png", "gravity": "south_east", "opacity": 0.5}"#,
-        r#"{"op": "overlay", "source": "logo.png", "x": 2, "y": 1, "opacity": 0.7, "blend": "multiply"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "x": -5, "y": -3, "blend": "screen"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "gravity": "center", "opacity": 0.3, "blend": "screen"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "gravity": "north_west", "blend": "multiply"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "x": 1, "y": 0, "opacity": 0.8, "blend": "soft_light"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "gravity": "south", "blend": "luminosity"}"#,
-        r#"{"op": "overlay", "source": "logo.png", "x": -2, "y": 2, "opacity": 0.9, "blend": "dst_atop"}"#,
+        r#"{"op": "composite", "source": "logo.png", "gravity": "south_east", "opacity": 0.5}"#,
+        r#"{"op": "composite", "source": "logo.png", "x": 2, "y": 1, "opacity": 0.7, "blend": "multiply"}"#,
+        r#"{"op": "composite", "source": "logo.png", "x": -5, "y": -3, "blend": "screen"}"#,
+        r#"{"op": "composite", "source": "logo.png", "gravity": "center", "opacity": 0.3, "blend": "screen"}"#,
+        r#"{"op": "composite", "source": "logo.png", "gravity": "north_west", "blend": "multiply"}"#,
+        r#"{"op": "composite", "source": "logo.png", "x": 1, "y": 0, "opacity": 0.8, "blend": "soft_light"}"#,
+        r#"{"op": "composite", "source": "logo.png", "gravity": "south", "blend": "luminosity"}"#,
+        r#"{"op": "composite", "source": "logo.png", "x": -2, "y": 2, "opacity": 0.9, "blend": "dst_atop"}"#,
+        r#"{"op": "composite", "source": "logo.png", "x": 1, "y": 1, "blend": "overlay", "mask": {"object": "mask.png", "fit": "fill", "feather": 1.5}}"#,
+        r#"{"op": "overlay", "source": "logo.png", "gravity": "north", "mask": {"object": "mask.png", "fit": "contain"}}"#,
     ];
     const PARITY: Tolerance = Tolerance::FLOAT;
 
-    fn validate(p: &OverlayParams, lim: &Limits) -> Result<Self, ParamError> {
+    fn validate(p: &CompositeParams, lim: &Limits) -> Result<Self, ParamError> {
         if p.source.is_empty() || p.source.len() > MAX_SOURCE_LEN {
             return Err(ParamError::new(
                 "source",
@@ -226,7 +235,7 @@ impl Operation for Overlay {
             .overlays
             .get(&self.source)
             .ok_or_else(|| JobError::internal("overlay image was not fetched"))?;
-        overlay_onto(&mut frame.img, top, self);
+        composite_onto(&mut frame.img, top, self);
         Ok(frame)
     }
 
@@ -234,7 +243,7 @@ impl Operation for Overlay {
         let top = step.inputs.overlay(&self.source)?;
         let (x, y) = self.position(step.src.width, step.src.height, top.width, top.height);
         let clamp = |v: i64| v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
-        let params = OverlayUniform {
+        let params = CompositeUniform {
             x: clamp(x),
             y: clamp(y),
             width: top.width as i32,
@@ -243,7 +252,7 @@ impl Operation for Overlay {
             opacity: self.opacity,
         };
         step.rec.kernel(
-            "overlay",
+            "composite",
             step.src,
             step.src.dims(),
             Aux::Image(top),
@@ -252,7 +261,7 @@ impl Operation for Overlay {
     }
 
     fn uniforms() -> Vec<UniformLayout> {
-        vec![OverlayUniform::layout()]
+        vec![CompositeUniform::layout()]
     }
 
     fn wgsl_consts() -> String {
@@ -260,7 +269,7 @@ impl Operation for Overlay {
     }
 }
 
-fn overlay_onto(base: &mut RgbaImage, top: &RgbaImage, op: &Overlay) {
+fn composite_onto(base: &mut RgbaImage, top: &RgbaImage, op: &Composite) {
     let (bw, bh) = (base.width() as i64, base.height() as i64);
     let (ow, oh) = (top.width() as i64, top.height() as i64);
     let (px, py) = op.position(base.width(), base.height(), top.width(), top.height());
@@ -306,8 +315,8 @@ fn overlay_onto(base: &mut RgbaImage, top: &RgbaImage, op: &Overlay) {
 mod tests {
     use super::*;
 
-    fn p() -> OverlayParams {
-        OverlayParams {
+    fn p() -> CompositeParams {
+        CompositeParams {
             source: "logo.png".into(),
             gravity: None,
             x: None,
@@ -320,9 +329,9 @@ mod tests {
     #[test]
     fn validation() {
         let lim = Limits::default();
-        assert!(Overlay::validate(&p(), &lim).is_ok());
-        assert!(Overlay::validate(
-            &OverlayParams {
+        assert!(Composite::validate(&p(), &lim).is_ok());
+        assert!(Composite::validate(
+            &CompositeParams {
                 x: Some(1),
                 y: Some(2),
                 ..p()
@@ -331,38 +340,38 @@ mod tests {
         )
         .is_ok());
         for bad in [
-            OverlayParams { x: Some(1), ..p() },
-            OverlayParams {
+            CompositeParams { x: Some(1), ..p() },
+            CompositeParams {
                 gravity: Some(Gravity::North),
                 x: Some(1),
                 y: Some(1),
                 ..p()
             },
-            OverlayParams {
+            CompositeParams {
                 opacity: Some(1.5),
                 ..p()
             },
-            OverlayParams {
+            CompositeParams {
                 opacity: Some(f64::NAN),
                 ..p()
             },
-            OverlayParams {
+            CompositeParams {
                 source: String::new(),
                 ..p()
             },
-            OverlayParams {
+            CompositeParams {
                 x: Some(i32::MAX),
                 y: Some(0),
                 ..p()
             },
         ] {
-            assert!(Overlay::validate(&bad, &lim).is_err(), "{bad:?}");
+            assert!(Composite::validate(&bad, &lim).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn gravity_positions() {
-        let mut o = Overlay::validate(&p(), &Limits::default()).unwrap();
+        let mut o = Composite::validate(&p(), &Limits::default()).unwrap();
         assert_eq!(o.position(100, 50, 10, 10), (45, 20));
         o.placement = Placement::Gravity(Gravity::SouthEast);
         assert_eq!(o.position(100, 50, 10, 10), (90, 40));

@@ -1,9 +1,9 @@
-// Overlay with opacity and a blend mode; see src/ops/overlay.rs, and
+// Composite with opacity and a blend mode; see src/ops/composite.rs, and
 // src/ops/blend.rs for the formulas (W3C Compositing and Blending Level 1),
-// written here in the same order. aux is the overlay image, placed at
+// written here in the same order. aux is the pasted image, placed at
 // (x, y) on the base (src).
 
-struct OverlayUniform {
+struct CompositeUniform {
     x: i32,
     y: i32,
     width: i32,
@@ -13,7 +13,7 @@ struct OverlayUniform {
     opacity: f32,
 }
 
-@group(0) @binding(4) var<uniform> p: OverlayUniform;
+@group(0) @binding(4) var<uniform> p: CompositeUniform;
 
 fn hard_light(s: f32, b: f32) -> f32 {
     if (s <= 0.5) {
@@ -139,7 +139,7 @@ fn factors(mode: u32, sa: f32, ba: f32) -> vec3<f32> {
 }
 
 // Composite the source pixel s (alpha already scaled) onto the backdrop b.
-fn composite(mode: u32, s: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+fn composite_px(mode: u32, s: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     let f = factors(mode, s.a, b.a);
     if (f.z != 0.0) {
         let ao = s.a * f.x + b.a * f.y;
@@ -158,7 +158,7 @@ fn composite(mode: u32, s: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(8, 8)
-fn overlay(@builtin(global_invocation_id) id: vec3<u32>) {
+fn composite(@builtin(global_invocation_id) id: vec3<u32>) {
     if (outside(id)) {
         return;
     }
@@ -171,5 +171,5 @@ fn overlay(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     var s = unpack_px(aux[u32(ty * p.width + tx)]);
     s.a = s.a * p.opacity;
-    dst[i] = pack_px(composite(p.blend, s, unpack_px(src[i])));
+    dst[i] = pack_px(composite_px(p.blend, s, unpack_px(src[i])));
 }
