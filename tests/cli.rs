@@ -427,6 +427,25 @@ fn gpu_backend_without_an_adapter_is_a_start_up_error() {
     assert!(!store.join("a/b/v.png").exists());
 }
 
+/// `imgworker run` of `job` on `store` with `backend`; it must succeed.
+fn run_on(dir: &Path, store: &Path, job: &Value, backend: &str) -> Value {
+    let out = imgworker(&[
+        "run",
+        &write_job(dir, job),
+        "--storage",
+        store.to_str().unwrap(),
+        "--backend",
+        backend,
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    last_line(&out)
+}
+
 /// The editing vocabulary through `imgworker run` on both backends: masks,
 /// composite (and its `overlay` alias), levels, curves, a LUT, pixelate
 /// through a mask, trim, smart crop; then a re-edit from the original.
@@ -468,21 +487,8 @@ fn editing_ops_and_re_edits_run_on_both_backends() {
         let j = json!({"schema": 1, "id": format!("edit-{backend}"), "type": "edit", "image": "a/b",
             "source": "original.png", "ops": ops,
             "outputs": [{"version": format!("e-{backend}"), "format": "png"}]});
-        let out = imgworker(&[
-            "run",
-            &write_job(dir.path(), &j),
-            "--storage",
-            store.to_str().unwrap(),
-            "--backend",
-            backend,
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(last_line(&out)["backend"], backend);
+        let result = run_on(dir.path(), &store, &j, backend);
+        assert_eq!(result["backend"], backend);
         let png = std::fs::read(img.join(format!("e-{backend}.png"))).unwrap();
         outs.push(image::load_from_memory(&png).unwrap().to_rgba8());
     }
@@ -499,20 +505,7 @@ fn editing_ops_and_re_edits_run_on_both_backends() {
         let j = json!({"schema": 1, "id": format!("re-{backend}"), "type": "edit", "image": "a/b",
             "source": "e-cpu.png", "from": "original", "ops": [{"op": "invert"}],
             "outputs": [{"version": format!("r-{backend}"), "format": "png"}]});
-        let out = imgworker(&[
-            "run",
-            &write_job(dir.path(), &j),
-            "--storage",
-            store.to_str().unwrap(),
-            "--backend",
-            backend,
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_on(dir.path(), &store, &j, backend);
         let m: Value =
             serde_json::from_slice(&std::fs::read(img.join(format!("r-{backend}.json"))).unwrap())
                 .unwrap();

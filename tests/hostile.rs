@@ -26,8 +26,20 @@ fn simple_job() -> Value {
 /// Run `job` against storage holding `source` as the original; assert the
 /// error code and that storage still holds exactly what it held before.
 fn expect_code_with(cfg: WorkerConfig, source: &[u8], body: &[u8], code: &str) -> String {
+    expect_code_in(cfg, &[("original.png", source.to_vec())], body, code)
+}
+
+/// [`expect_code_with`] over storage holding `objects` of the image.
+fn expect_code_in(
+    cfg: WorkerConfig,
+    objects: &[(&str, Vec<u8>)],
+    body: &[u8],
+    code: &str,
+) -> String {
     let (engine, storage) = memory_engine(cfg);
-    storage.insert(&format!("{IMAGE}/original.png"), source.to_vec());
+    for (name, bytes) in objects {
+        storage.insert(&format!("{IMAGE}/{name}"), bytes.clone());
+    }
     let before = storage.keys();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -448,28 +460,9 @@ fn error_messages_carry_no_exif_text() {
 
 /// [`expect_code`] with more objects of the image in storage (masks).
 fn expect_code_with_objects(objects: &[(&str, Vec<u8>)], job: &Value, code: &str) -> String {
-    let (engine, storage) = memory_engine(cfg());
-    storage.insert(&format!("{IMAGE}/original.png"), good_png());
-    for (name, bytes) in objects {
-        storage.insert(&format!("{IMAGE}/{name}"), bytes.clone());
-    }
-    let before = storage.keys();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let r = rt
-        .block_on(engine.run(&serde_json::to_vec(job).unwrap(), 1))
-        .result;
-    assert_eq!(
-        r.status,
-        Status::Failed,
-        "expected {code}, got success: {job}"
-    );
-    let err = r.error.unwrap();
-    assert_eq!(err.code.as_str(), code, "{job}: {}", err.message);
-    assert_eq!(storage.keys(), before, "a failed job wrote to storage");
-    err.message
+    let mut all = vec![("original.png", good_png())];
+    all.extend(objects.iter().cloned());
+    expect_code_in(cfg(), &all, &serde_json::to_vec(job).unwrap(), code)
 }
 
 #[test]

@@ -1011,14 +1011,19 @@ fn resize_fits_give_the_documented_sizes() {
     }
 }
 
-/// Float64 Gaussian blur, clamp-to-edge, no intermediate rounding.
-fn reference_blur(img: &RgbaImage, sigma: f64) -> Vec<[f64; 4]> {
+/// The float64 Gaussian of `sigma`: radius `ceil(3 sigma)`, normalised.
+fn reference_gaussian(sigma: f64) -> (i64, Vec<f64>) {
     let r = (3.0 * sigma).ceil() as i64;
     let k: Vec<f64> = (-r..=r)
         .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
         .collect();
     let sum: f64 = k.iter().sum();
-    let k: Vec<f64> = k.iter().map(|v| v / sum).collect();
+    (r, k.iter().map(|v| v / sum).collect())
+}
+
+/// Float64 Gaussian blur, clamp-to-edge, no intermediate rounding.
+fn reference_blur(img: &RgbaImage, sigma: f64) -> Vec<[f64; 4]> {
+    let (r, k) = reference_gaussian(sigma);
     let (w, h) = (img.width() as i64, img.height() as i64);
     let px = |x: i64, y: i64| {
         img.get_pixel(x.clamp(0, w - 1) as u32, y.clamp(0, h - 1) as u32)
@@ -1360,12 +1365,7 @@ fn composite_gravity_places_an_opaque_image_exactly() {
 /// Float64 separable Gaussian of an 8-bit plane, clamp-to-edge, each pass
 /// rounded to whole levels (as `ops::mask` documents feathering).
 fn reference_feather(m: &[u8], w: usize, h: usize, sigma: f64) -> Vec<u8> {
-    let r = (3.0 * sigma).ceil() as i64;
-    let k: Vec<f64> = (-r..=r)
-        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let sum: f64 = k.iter().sum();
-    let k: Vec<f64> = k.iter().map(|v| v / sum).collect();
+    let (r, k) = reference_gaussian(sigma);
     let pass = |src: &[u8], along_x: bool| -> Vec<u8> {
         let mut out = vec![0u8; w * h];
         for y in 0..h {

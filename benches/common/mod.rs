@@ -53,23 +53,10 @@ pub fn edit(ops: Value) -> Edit {
     }
 }
 
-/// A smooth colour grade as a parsed `n`-point `.cube`.
+/// The bench's colour grade ([`imgworker::bench::jobs::grade_cube`]) as a
+/// parsed `n`-point `.cube`.
 pub fn grade_cube(n: usize) -> imgworker::ops::lut::Cube {
-    let mut text = format!("LUT_3D_SIZE {n}\n");
-    let v = |i: usize| i as f64 / (n - 1) as f64;
-    for b in 0..n {
-        for g in 0..n {
-            for r in 0..n {
-                let (r, g, b) = (v(r), v(g), v(b));
-                let out = [
-                    0.9 * r.powf(1.4) + 0.08 * g,
-                    0.85 * g.sqrt() + 0.1 * b * r,
-                    0.6 * b + 0.3 * r * g + 0.05,
-                ];
-                text.push_str(&format!("{:.6} {:.6} {:.6}\n", out[0], out[1], out[2]));
-            }
-        }
-    }
+    let text = imgworker::bench::jobs::grade_cube(n);
     imgworker::ops::lut::Cube::parse("grade.cube", text.as_bytes()).expect("a valid cube")
 }
 

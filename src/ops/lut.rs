@@ -16,7 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::composite::MAX_SOURCE_LEN;
-use super::point::{map_block, PointOp, PointOperation};
+use multiversion::multiversion;
+
+use super::point::{LevelPass, PointOp, PointOperation};
 use super::{OpContext, Tolerance};
 use crate::config::Limits;
 use crate::error::{JobError, ParamError};
@@ -195,87 +197,99 @@ impl Cube {
         }
     }
 
-    /// Grid point `(r, g, b)`.
-    #[inline]
-    fn at(&self, r: usize, g: usize, b: usize) -> [f32; 4] {
-        self.grid[(b * self.size + g) * self.size + r]
+    /// One channel's place in the grid: the lower grid line's index and
+    /// the fraction of the way to the next, for channel `c` of value `v`.
+    #[inline(always)]
+    fn coordinate(&self, c: usize, v: f32) -> (usize, f32) {
+        let top = (self.size - 1) as f32;
+        // `max` then `min` rather than `clamp`: a NaN becomes 0.
+        let t = ((v - self.domain_min[c]) * self.scale[c]).max(0.0).min(top);
+        // The floor as an integer without a saturating cast's branches:
+        // below 2^23, adding 2^23 leaves it in the low bits.
+        let whole = (t.floor() + 8_388_608.0).to_bits() & 0x7f_ffff;
+        let i = (whole as usize).min(self.size - 2);
+        (i, t - i as f32)
+    }
+
+    /// The grid strides of red, green and blue.
+    fn strides(&self) -> [usize; 3] {
+        [1, self.size, self.size * self.size]
+    }
+
+    /// Tetrahedral interpolation in the cell whose lower corner is grid
+    /// point `base`, at fractions `f`: from the lower corner, a step along the axis of the largest
+    /// fraction, then along the next, to the upper corner, weighted
+    /// `1 - hi`, `hi - mid`, `mid - lo`, `lo`. The steps are chosen by
+    /// selects, not branches: the first corner is along the largest
+    /// fraction's axis and the second leaves out only the smallest's; where
+    /// fractions tie, the step between them has weight 0, so the sums are
+    /// those of any order.
+    #[inline(always)]
+    fn tetrahedral(&self, base: usize, [fr, fg, fb]: [f32; 3]) -> [f32; 3] {
+        let n = self.size;
+        // Products of flags rather than `if`s: the compiler keeps them
+        // free of (unpredictable) branches.
+        let (r_top, g_top) = (fr >= fg && fr >= fb, fg >= fb);
+        let g_top = !r_top && g_top;
+        let b_top = !r_top && !g_top;
+        let first = usize::from(r_top) + usize::from(g_top) * n + usize::from(b_top) * n * n;
+        let (b_low, g_low) = (fb <= fg && fb <= fr, fg <= fr);
+        let g_low = !b_low && g_low;
+        let r_low = !b_low && !g_low;
+        let last = usize::from(r_low) + usize::from(g_low) * n + usize::from(b_low) * n * n;
+        let hi = fr.max(fg).max(fb);
+        let lo = fr.min(fg).min(fb);
+        let mid = fr.min(fg).max(fr.max(fg).min(fb));
+        let all = 1 + n + n * n;
+        let (p0, p1) = (self.grid[base], self.grid[base + first]);
+        let (p2, p3) = (self.grid[base + all - last], self.grid[base + all]);
+        let w = [1.0 - hi, hi - mid, mid - lo, lo];
+        std::array::from_fn(|k| w[0] * p0[k] + w[1] * p1[k] + w[2] * p2[k] + w[3] * p3[k])
+    }
+
+    /// Trilinear interpolation in the cell whose lower corner is grid point
+    /// `base`, at fractions `f`.
+    #[inline(always)]
+    fn trilinear(&self, base: usize, [fr, fg, fb]: [f32; 3]) -> [f32; 3] {
+        let [_, sg, sb] = self.strides();
+        let c = |d: usize| self.grid[base + d];
+        let lerp = |a: [f32; 4], b: [f32; 4], t: f32| {
+            [
+                a[0] + (b[0] - a[0]) * t,
+                a[1] + (b[1] - a[1]) * t,
+                a[2] + (b[2] - a[2]) * t,
+                0.0,
+            ]
+        };
+        let x00 = lerp(c(0), c(1), fr);
+        let x10 = lerp(c(sg), c(sg + 1), fr);
+        let x01 = lerp(c(sb), c(sb + 1), fr);
+        let x11 = lerp(c(sg + sb), c(sg + sb + 1), fr);
+        let o = lerp(lerp(x00, x10, fg), lerp(x01, x11, fg), fb);
+        [o[0], o[1], o[2]]
+    }
+
+    /// Interpolate in the cell whose lower corner is grid point `base`.
+    #[inline(always)]
+    fn interpolate(&self, base: usize, f: [f32; 3], mode: Interpolation) -> [f32; 3] {
+        match mode {
+            Interpolation::Tetrahedral => self.tetrahedral(base, f),
+            Interpolation::Trilinear => self.trilinear(base, f),
+        }
     }
 
     /// Look up one colour.
-    #[inline]
+    #[inline(always)]
     pub fn sample(&self, rgb: [f32; 3], mode: Interpolation) -> [f32; 3] {
-        let top = (self.size - 1) as f32;
-        let mut i = [0usize; 3];
+        let stride = self.strides();
+        let mut base = 0;
         let mut f = [0f32; 3];
         for c in 0..3 {
-            let t = ((rgb[c] - self.domain_min[c]) * self.scale[c]).clamp(0.0, top);
-            i[c] = (t as usize).min(self.size - 2);
-            f[c] = t - i[c] as f32;
+            let (i, fc) = self.coordinate(c, rgb[c]);
+            base += i * stride[c];
+            f[c] = fc;
         }
-        let [r, g, b] = i;
-        let [fr, fg, fb] = f;
-        let c = |dr: usize, dg: usize, db: usize| self.at(r + dr, g + dg, b + db);
-        let mix = |w: [f32; 4], p: [[f32; 4]; 4]| {
-            let mut o = [0f32; 3];
-            for (k, v) in o.iter_mut().enumerate() {
-                *v = w[0] * p[0][k] + w[1] * p[1][k] + w[2] * p[2][k] + w[3] * p[3][k];
-            }
-            o
-        };
-        match mode {
-            Interpolation::Tetrahedral => {
-                let (c000, c111) = (c(0, 0, 0), c(1, 1, 1));
-                if fr > fg {
-                    if fg > fb {
-                        mix(
-                            [1.0 - fr, fr - fg, fg - fb, fb],
-                            [c000, c(1, 0, 0), c(1, 1, 0), c111],
-                        )
-                    } else if fr > fb {
-                        mix(
-                            [1.0 - fr, fr - fb, fb - fg, fg],
-                            [c000, c(1, 0, 0), c(1, 0, 1), c111],
-                        )
-                    } else {
-                        mix(
-                            [1.0 - fb, fb - fr, fr - fg, fg],
-                            [c000, c(0, 0, 1), c(1, 0, 1), c111],
-                        )
-                    }
-                } else if fb > fg {
-                    mix(
-                        [1.0 - fb, fb - fg, fg - fr, fr],
-                        [c000, c(0, 0, 1), c(0, 1, 1), c111],
-                    )
-                } else if fb > fr {
-                    mix(
-                        [1.0 - fg, fg - fb, fb - fr, fr],
-                        [c000, c(0, 1, 0), c(0, 1, 1), c111],
-                    )
-                } else {
-                    mix(
-                        [1.0 - fg, fg - fr, fr - fb, fb],
-                        [c000, c(0, 1, 0), c(1, 1, 0), c111],
-                    )
-                }
-            }
-            Interpolation::Trilinear => {
-                let lerp = |a: [f32; 4], b: [f32; 4], t: f32| {
-                    [
-                        a[0] + (b[0] - a[0]) * t,
-                        a[1] + (b[1] - a[1]) * t,
-                        a[2] + (b[2] - a[2]) * t,
-                        0.0,
-                    ]
-                };
-                let x00 = lerp(c(0, 0, 0), c(1, 0, 0), fr);
-                let x10 = lerp(c(0, 1, 0), c(1, 1, 0), fr);
-                let x01 = lerp(c(0, 0, 1), c(1, 0, 1), fr);
-                let x11 = lerp(c(0, 1, 1), c(1, 1, 1), fr);
-                let o = lerp(lerp(x00, x10, fg), lerp(x01, x11, fg), fb);
-                [o[0], o[1], o[2]]
-            }
-        }
+        self.interpolate(base, f, mode)
     }
 }
 
@@ -342,11 +356,26 @@ impl PointOp for Lut {
     }
 
     fn apply_block(&self, block: &mut [[f32; 4]]) {
-        let (cube, mode) = (self.cube(), self.interpolation);
-        map_block(block, |[r, g, b, a]| {
-            let [r, g, b] = cube.sample([r, g, b], mode);
-            [r, g, b, a]
-        });
+        sample_block(self.cube(), self.interpolation, block);
+    }
+
+    /// Each channel's grid coordinate for each of its 256 possible values,
+    /// worked out once: per pixel, three lookups and the interpolation.
+    fn level_pass(&self, levels: &[[f32; 4]]) -> Option<LevelPass> {
+        let cube = self.cube.clone()?;
+        let stride = cube.strides();
+        let mut place = [[(0u32, 0f32); 256]; 3];
+        for (c, table) in place.iter_mut().enumerate() {
+            for (slot, level) in table.iter_mut().zip(levels) {
+                let (i, f) = cube.coordinate(c, level[c]);
+                *slot = ((i * stride[c]) as u32, f);
+            }
+        }
+        let alpha: Vec<f32> = levels.iter().map(|l| l[3]).collect();
+        let mode = self.interpolation;
+        Some(Box::new(move |bytes: &[u8], block: &mut [[f32; 4]]| {
+            sample_levels(&cube, mode, &place, &alpha, bytes, block)
+        }))
     }
 
     fn stage_values(&self) -> Vec<f32> {
@@ -363,6 +392,39 @@ impl PointOp for Lut {
 
     fn stage_table(&self) -> &[f32] {
         &self.cube().table
+    }
+}
+
+/// Every pixel of `bytes` through the cube into `block`, each channel's
+/// grid coordinate read from `place` (alpha's value from `alpha`).
+#[multiversion(targets = "simd")]
+fn sample_levels(
+    cube: &Cube,
+    mode: Interpolation,
+    place: &[[(u32, f32); 256]; 3],
+    alpha: &[f32],
+    bytes: &[u8],
+    block: &mut [[f32; 4]],
+) {
+    for (px, b) in block.iter_mut().zip(bytes.chunks_exact(4)) {
+        let (r, g, bl) = (
+            place[0][usize::from(b[0])],
+            place[1][usize::from(b[1])],
+            place[2][usize::from(b[2])],
+        );
+        let base = (r.0 + g.0 + bl.0) as usize;
+        let [r, g, bl] = cube.interpolate(base, [r.1, g.1, bl.1], mode);
+        *px = [r, g, bl, alpha[usize::from(b[3])]];
+    }
+}
+
+/// Every pixel of `block` through the cube, compiled for AVX2 and SSE4.2
+/// as well and chosen at run time, the lookup inlined into the loop.
+#[multiversion(targets = "simd")]
+fn sample_block(cube: &Cube, mode: Interpolation, block: &mut [[f32; 4]]) {
+    for px in block {
+        let [r, g, b] = cube.sample([px[0], px[1], px[2]], mode);
+        *px = [r, g, b, px[3]];
     }
 }
 
@@ -393,6 +455,48 @@ mod tests {
                     assert!((out[c] - rgb[c]).abs() < 1e-5, "{mode:?} {rgb:?} {out:?}");
                 }
             }
+        }
+    }
+
+    /// The pass from bytes (per-level grid coordinates) gives the bytes of
+    /// the float pass (each pixel converted, then sampled).
+    #[test]
+    fn the_level_pass_is_the_float_pass() {
+        let n = 7;
+        let mut text = format!("LUT_3D_SIZE {n}\n");
+        for i in 0..n * n * n {
+            let (r, g, b) = (i % n, i / n % n, i / (n * n));
+            let v = |x: usize| x as f64 / (n - 1) as f64;
+            let o = [v(r).powf(1.3), 0.2 + 0.6 * v(g) * v(b), (v(b) + v(r)) / 2.0];
+            text.push_str(&format!("{} {} {}\n", o[0], o[1], o[2]));
+        }
+        let cube = Arc::new(Cube::parse("t", text.as_bytes()).unwrap());
+        let img = image::RgbaImage::from_fn(256, 19, |x, y| {
+            image::Rgba([
+                x as u8,
+                (x * 3 + y * 11) as u8,
+                (x * 7 + y) as u8,
+                (y * 13) as u8,
+            ])
+        });
+        for mode in [Interpolation::Tetrahedral, Interpolation::Trilinear] {
+            let lut = Lut {
+                object: "t".into(),
+                interpolation: mode,
+                cube: Some(cube.clone()),
+            };
+            let mut fast = img.clone();
+            super::super::point::run_fused(&mut fast, &[&lut]);
+            let slow: Vec<u8> = img
+                .as_raw()
+                .chunks_exact(4)
+                .flat_map(|p| {
+                    let f = p.iter().map(|&v| f32::from(v) / 255.0).collect::<Vec<_>>();
+                    let [r, g, b] = cube.sample([f[0], f[1], f[2]], mode);
+                    [r, g, b, f[3]].map(super::super::point::quantize)
+                })
+                .collect();
+            assert_eq!(fast.as_raw(), &slow, "{mode:?}");
         }
     }
 

@@ -47,6 +47,16 @@ pub trait PointOp: Send + Sync {
         &[]
     }
 
+    /// A faster form of the op for when it comes first after the run's
+    /// per-channel ops, on 8-bit pixels: given `levels` (what each of the
+    /// 256 values of each channel has become, see [`run_fused`]), a
+    /// function from the pixels' bytes to the op's result for them, the
+    /// same as converting through `levels` and then [`PointOp::apply_block`].
+    /// `None` (the default) where the op has none.
+    fn level_pass(&self, _levels: &[[f32; 4]]) -> Option<LevelPass> {
+        None
+    }
+
     /// Whether each output channel depends on the same input channel only
     /// (no mixing of channels): a run of such ops maps each channel through
     /// a function of 256 inputs, which [`run_fused`] tabulates once.
@@ -54,6 +64,10 @@ pub trait PointOp: Send + Sync {
         false
     }
 }
+
+/// A point op's pass from 8-bit pixels straight to its results
+/// ([`PointOp::level_pass`]).
+pub type LevelPass = Box<dyn Fn(&[u8], &mut [[f32; 4]]) + Send + Sync>;
 
 /// The definition of a per-pixel op: what differs from one to the next.
 /// Every such type is an [`Operation`] through the blanket impl below.
@@ -147,25 +161,36 @@ const BLOCK: usize = 1024;
 /// quantised. Per pixel this is the same arithmetic as applying the ops one
 /// after the other to it.
 ///
-/// When every op of the run is [`PointOp::per_channel`] (levels, curves,
-/// invert, an adjust without saturation or hue), the run is first applied
-/// that same way to the 256 grey pixels `[v, v, v, v]`, giving each
-/// channel's result for each input level, and the image is then mapped
-/// byte by byte through those four tables: the same bytes, at the cost of
-/// a lookup.
+/// Ops that are [`PointOp::per_channel`] (levels, curves, invert, an
+/// adjust without saturation or hue) at the start of a run map each
+/// channel's 256 input levels on their own: they are applied that same way
+/// once to the 256 grey pixels `[v, v, v, v]`, giving each channel's value
+/// for each input level. A run of nothing else then maps the image byte by
+/// byte through those values quantised; otherwise they replace the
+/// conversion to float, and the rest of the run follows as above. Either
+/// way the bytes are the float pass's, at the cost of a lookup.
 pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
     let row = img.width() as usize * 4;
     if row == 0 {
         return;
     }
     let rows_per_task = (64 * 1024 / row).max(1);
-    if ops.iter().all(|op| op.per_channel()) {
-        let tables = channel_tables(ops);
+    let tabulated = ops.iter().take_while(|op| op.per_channel()).count();
+    let levels = channel_levels(&ops[..tabulated]);
+    if tabulated == ops.len() {
+        let mut out = vec![0u8; 256 * 4];
+        from_unit(&mut out, &levels);
+        let tables: [[u8; 256]; 4] =
+            std::array::from_fn(|c| std::array::from_fn(|v| out[v * 4 + c]));
         img.as_mut()
             .par_chunks_mut(row * rows_per_task)
             .for_each(|chunk| map_bytes(chunk, &tables));
         return;
     }
+    let rest = &ops[tabulated..];
+    // The first other op may take the bytes itself.
+    let first = rest[0].level_pass(&levels);
+    let rest = if first.is_some() { &rest[1..] } else { rest };
     img.as_mut()
         .par_chunks_mut(row * rows_per_task)
         .for_each_init(
@@ -173,8 +198,15 @@ pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
             |buf, chunk| {
                 for bytes in chunk.chunks_mut(BLOCK * 4) {
                     let block = &mut buf[..bytes.len() / 4];
-                    to_unit(block, bytes);
-                    for op in ops {
+                    match &first {
+                        Some(pass) => pass(bytes, block),
+                        None => {
+                            for (px, b) in block.iter_mut().zip(bytes.chunks_exact(4)) {
+                                *px = std::array::from_fn(|c| levels[usize::from(b[c])][c]);
+                            }
+                        }
+                    }
+                    for op in rest {
                         op.apply_block(block);
                     }
                     from_unit(bytes, block);
@@ -183,17 +215,17 @@ pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
         );
 }
 
-/// Each channel's result of a run of per-channel ops for each input level.
-fn channel_tables(ops: &[&dyn PointOp]) -> [[u8; 256]; 4] {
+/// The grey pixel `[v, v, v, v]` of each level `v`, in `0..=1`, through
+/// `ops` (per-channel ops; none gives the plain conversion to float):
+/// channel `c` of entry `v` is what a pixel whose channel `c` is `v` becomes.
+fn channel_levels(ops: &[&dyn PointOp]) -> Vec<[f32; 4]> {
     let levels: Vec<u8> = (0..=255u8).flat_map(|v| [v; 4]).collect();
     let mut block = vec![[0f32; 4]; 256];
     to_unit(&mut block, &levels);
     for op in ops {
         op.apply_block(&mut block);
     }
-    let mut out = vec![0u8; 256 * 4];
-    from_unit(&mut out, &block);
-    std::array::from_fn(|c| std::array::from_fn(|v| out[v * 4 + c]))
+    block
 }
 
 /// RGBA8 bytes through one table per channel.
@@ -206,7 +238,6 @@ fn map_bytes(bytes: &mut [u8], tables: &[[u8; 256]; 4]) {
 }
 
 /// RGBA8 to channels in `0..=1`.
-#[multiversion(targets = "simd")]
 fn to_unit(dst: &mut [[f32; 4]], src: &[u8]) {
     for (d, s) in dst.iter_mut().zip(src.chunks_exact(4)) {
         *d = [s[0], s[1], s[2], s[3]].map(|v| f32::from(v) / 255.0);
@@ -292,10 +323,15 @@ mod tests {
                 (x / 2 + y * 30) as u8,
             ])
         });
-        let (mut table, mut float) = (img.clone(), img);
+        let (mut table, mut float) = (img.clone(), img.clone());
         run_fused(&mut table, &[&Curvy, &Curvy]);
         run_fused(&mut float, &[&CurvyFloat, &CurvyFloat]);
         assert_eq!(table, float);
+        // A per-channel prefix tabulated, then a float op.
+        let (mut mixed, mut float) = (img.clone(), img.clone());
+        run_fused(&mut mixed, &[&Curvy, &CurvyFloat, &Curvy]);
+        run_fused(&mut float, &[&CurvyFloat, &CurvyFloat, &CurvyFloat]);
+        assert_eq!(mixed, float);
     }
 
     /// `round_u8` is the plain cast, bit for bit, on every value that
