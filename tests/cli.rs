@@ -368,22 +368,7 @@ fn run_on_the_gpu_backend_matches_the_cpu_backend() {
             "source": "original.png",
             "ops": [{"op": "rotate", "degrees": 90}, {"op": "grayscale"}],
             "outputs": [{"version": backend, "format": "png"}]});
-        let path = write_job(dir.path(), &j);
-        let out = imgworker(&[
-            "run",
-            &path,
-            "--storage",
-            store.to_str().unwrap(),
-            "--backend",
-            backend,
-        ]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let result = last_line(&out);
+        let result = run_on(dir.path(), &store, &j, backend);
         let png = std::fs::read(store.join(format!("a/b/{backend}.png"))).unwrap();
         results.push((
             result["backend"].as_str().unwrap().to_string(),
