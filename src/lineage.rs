@@ -44,6 +44,9 @@ pub struct Lineage {
     pub root: ObjectName,
     /// The recipes in the order they were applied, oldest first.
     pub recipes: Vec<Recipe>,
+    /// The source's own recipe as its manifest holds it (its chain in
+    /// `parent_recipe`): the parent recipe of the version being made.
+    pub source_recipe: Recipe,
 }
 
 /// What a step of the walk found for one object.
@@ -65,10 +68,11 @@ where
     let mut current = source.clone();
     let mut seen: Vec<ObjectName> = Vec::new();
     let mut recipes: Vec<Recipe> = Vec::new();
+    let mut source_recipe: Option<Recipe> = None;
     loop {
         let (manifest, sha256) = match lookup(current.clone()).await? {
             Found::Manifest(m, sha) => (m, sha),
-            Found::NoManifest if seen.is_empty() => {
+            Found::NoManifest if source_recipe.is_none() => {
                 return Err(JobError::broken_lineage(format!(
                     "{} has no manifest: only a version imgworker wrote can be rendered from its original",
                     current.as_str()
@@ -78,6 +82,7 @@ where
                 return Ok(Lineage {
                     root: current,
                     recipes,
+                    source_recipe: source_recipe.expect("the source's manifest was read"),
                 });
             }
         };
@@ -95,6 +100,7 @@ where
             )));
         }
         seen.push(current.clone());
+        source_recipe.get_or_insert_with(|| manifest.recipe.clone());
         let chain: Vec<Recipe> = manifest
             .recipe
             .lineage()

@@ -173,8 +173,6 @@ impl Engine {
         }
     }
 
-    /// Read an object, giving up at the job's deadline (a slow store must
-    /// not hold a job past it).
     /// Read the objects ops name besides the source (`what`: overlay, lut,
     /// mask), each once, as `(name, bytes)`.
     async fn fetch_inputs(
@@ -201,6 +199,8 @@ impl Engine {
         Ok(out)
     }
 
+    /// Read an object, giving up at the job's deadline (a slow store must
+    /// not hold a job past it).
     async fn read(
         &self,
         job: &Job,
@@ -336,8 +336,8 @@ impl Engine {
         // Fetch: the source, or the original with the lineage's recipes
         // composed in front of the job's ops.
         let t = Instant::now();
-        let render = match edit.from {
-            RenderFrom::Source => std::borrow::Cow::Borrowed(edit),
+        let (render, source_recipe) = match edit.from {
+            RenderFrom::Source => (std::borrow::Cow::Borrowed(edit), None),
             RenderFrom::Original => {
                 let lineage = self.lineage(job, edit, deadline).await?;
                 let composed = crate::lineage::compose(&job.image, edit, &lineage, &self.cfg)?;
@@ -346,7 +346,10 @@ impl Engine {
                     recipes = lineage.recipes.len(),
                     "rendering from the original"
                 );
-                std::borrow::Cow::Owned(composed)
+                (
+                    std::borrow::Cow::Owned(composed),
+                    Some(lineage.source_recipe),
+                )
             }
         };
         let render = render.as_ref();
@@ -393,8 +396,13 @@ impl Engine {
                 .fetch_inputs(job, &render.masks, "mask", lim.max_source_bytes, deadline)
                 .await?,
         };
+        // The walk to the original has read the source's manifest already.
+        let parent_recipe = match source_recipe {
+            Some(recipe) => Some(recipe),
+            None => self.parent_recipe(job, edit, deadline).await?,
+        };
         let origin = Origin {
-            parent_recipe: self.parent_recipe(job, edit, deadline).await?,
+            parent_recipe,
             rendered: render,
         };
         timings.fetch = ms(t);
@@ -630,6 +638,16 @@ fn shrink_on_load(edit: &Edit, source: Shape) -> Option<(u32, Edit)> {
     None
 }
 
+/// Open each fetched image's header, checked against the limits.
+fn open_headers<'a>(
+    list: &'a [(String, Vec<u8>)],
+    lim: &crate::config::Limits,
+) -> Result<Vec<(&'a String, SourceImage<'a>)>, JobError> {
+    list.iter()
+        .map(|(name, b)| Ok((name, SourceImage::open(b, lim)?)))
+        .collect()
+}
+
 /// Plan every output from the headers, then decode once, run and encode.
 fn render_all(
     cfg: &WorkerConfig,
@@ -648,11 +666,9 @@ fn render_all(
     } else {
         None
     };
-    let overlay_srcs = inputs
-        .overlays
-        .iter()
-        .map(|(name, b)| Ok((name, SourceImage::open(b, lim)?)))
-        .collect::<Result<Vec<_>, JobError>>()?;
+    // The other images' headers too, before any pixel is decoded.
+    let overlay_srcs = open_headers(&inputs.overlays, lim)?;
+    let mask_srcs = open_headers(&inputs.masks, lim)?;
 
     // Plan: every intermediate and final size, before any pixel buffer.
     let source_shape = Shape {
@@ -710,8 +726,7 @@ fn render_all(
         let cube = crate::ops::lut::Cube::parse(name, bytes)?;
         ctx.luts.insert(name.clone(), Arc::new(cube));
     }
-    for (name, bytes) in &inputs.masks {
-        let m = SourceImage::open(bytes, lim)?;
+    for (name, m) in mask_srcs {
         let has_alpha = m.probe.has_alpha;
         let plane = crate::ops::mask::mask_plane(&m.decode()?.img, has_alpha);
         ctx.masks.insert(name.clone(), Arc::new(plane));

@@ -191,12 +191,7 @@ impl Operation for Composite {
     const PARITY: Tolerance = Tolerance::FLOAT;
 
     fn validate(p: &CompositeParams, lim: &Limits) -> Result<Self, ParamError> {
-        if p.source.is_empty() || p.source.len() > MAX_SOURCE_LEN {
-            return Err(ParamError::new(
-                "source",
-                format!("must be 1..={MAX_SOURCE_LEN} characters"),
-            ));
-        }
+        super::check_object_ref("source", &p.source)?;
         let max = i64::from(lim.max_side);
         let placement = match (p.gravity, p.x, p.y) {
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {

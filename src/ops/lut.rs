@@ -318,12 +318,7 @@ impl PointOperation for Lut {
     const PARITY: Tolerance = Tolerance { max: 1, mean: 0.05 };
 
     fn validate(p: &LutParams, _: &Limits) -> Result<Self, ParamError> {
-        if p.object.is_empty() || p.object.len() > MAX_SOURCE_LEN {
-            return Err(ParamError::new(
-                "object",
-                format!("must be 1..={MAX_SOURCE_LEN} characters"),
-            ));
-        }
+        super::check_object_ref("object", &p.object)?;
         Ok(Self {
             object: p.object.clone(),
             interpolation: p.interpolation.unwrap_or_default(),

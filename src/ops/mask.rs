@@ -100,13 +100,7 @@ pub struct Mask {
 impl Mask {
     /// Check every field.
     pub fn validate(p: &MaskSpec) -> Result<Self, ParamError> {
-        let max = super::composite::MAX_SOURCE_LEN;
-        if p.object.is_empty() || p.object.len() > max {
-            return Err(ParamError::new(
-                "mask.object",
-                format!("must be 1..={max} characters"),
-            ));
-        }
+        super::check_object_ref("mask.object", &p.object)?;
         let feather = match p.feather {
             None => None,
             Some(0.0) => None,

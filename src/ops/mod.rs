@@ -387,6 +387,20 @@ pub(crate) fn check_range(name: &str, v: f64, lo: f64, hi: f64) -> Result<f64, P
     }
 }
 
+/// Check the length of a string naming another object (a composite's
+/// `source`, a lut's `object`, a mask's `object`): `1..=MAX_SOURCE_LEN`.
+/// Its grammar is checked with the keys when the job is validated.
+pub(crate) fn check_object_ref(name: &str, value: &str) -> Result<(), ParamError> {
+    let max = composite::MAX_SOURCE_LEN;
+    if value.is_empty() || value.len() > max {
+        return Err(ParamError::new(
+            name,
+            format!("must be 1..={max} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Check that the `width` x `height` rectangle at `(x, y)` lies inside an
 /// image of `dims`.
 pub(crate) fn check_rect_inside(
