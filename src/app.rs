@@ -97,7 +97,7 @@ pub fn signing_keys(settings: &Settings) -> Result<SigningKeys, AppError> {
 }
 
 /// The settings of `serve`'s queue loop, checked.
-pub fn serve_config(settings: &Settings) -> Result<ServeConfig, AppError> {
+pub(crate) fn serve_config(settings: &Settings) -> Result<ServeConfig, AppError> {
     let grace = settings.grace()?;
     let topology = settings.topology()?;
     Ok(ServeConfig {

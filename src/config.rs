@@ -15,7 +15,7 @@ pub struct Limits {
     /// Largest output (and intermediate) image in pixels. Default: 50 MP.
     pub max_output_pixels: u64,
     /// Largest side of any image, source or output. Default: 65 535.
-    pub max_side: u32,
+    pub(crate) max_side: u32,
     /// Most ops in one job, shared and per-output together. Default: 32.
     pub max_ops: usize,
     /// Most outputs in one job. Default: 8.
@@ -41,7 +41,7 @@ impl Default for Limits {
 impl Limits {
     /// Bytes the decoder may allocate for one image: the pixel limit at the
     /// widest sample type we accept (16-bit RGBA), plus slack for decoder state.
-    pub fn max_decode_alloc(&self) -> u64 {
+    pub(crate) fn max_decode_alloc(&self) -> u64 {
         self.max_source_pixels
             .saturating_mul(8)
             .saturating_add(64 << 20)
@@ -72,7 +72,7 @@ impl WorkerConfig {
 }
 
 /// `hostname:pid`, the default worker name.
-pub fn default_worker_name() -> String {
+pub(crate) fn default_worker_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "localhost".into());

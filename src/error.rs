@@ -63,7 +63,7 @@ impl ErrorCode {
 
     /// Whether a retry can succeed (storage down, worker bug) as opposed to a
     /// permanent failure of the job itself.
-    pub fn is_transient(self) -> bool {
+    pub(crate) fn is_transient(self) -> bool {
         matches!(self, Self::StorageUnavailable | Self::Internal)
     }
 
@@ -71,7 +71,7 @@ impl ErrorCode {
     /// `attempt`-th delivery (from 1), when at most `delivery_limit`
     /// attempts are retried: a transient failure is retried until the
     /// attempts run out, everything else is dead-lettered at once.
-    pub fn disposition(self, attempt: u32, delivery_limit: u32) -> Disposition {
+    pub(crate) fn disposition(self, attempt: u32, delivery_limit: u32) -> Disposition {
         if self.is_transient() && attempt <= delivery_limit {
             Disposition::Retry
         } else {
@@ -84,7 +84,7 @@ impl ErrorCode {
 /// that maps an outcome to ack, retry or dead-letter is
 /// [`Disposition::of`] (with [`ErrorCode::disposition`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// The job succeeded: publish its result, then ack.
     Ack,
     /// A transient failure with attempts left: requeue after a pause,
@@ -111,7 +111,7 @@ impl Disposition {
 /// (the convention of this crate's error types). Only one level is added:
 /// third-party errors (I/O, `object_store`, lapin) already print their own
 /// causes.
-pub fn with_cause(e: &(dyn StdError + 'static)) -> String {
+pub(crate) fn with_cause(e: &(dyn StdError + 'static)) -> String {
     match e.source() {
         Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
@@ -164,7 +164,7 @@ impl ParamError {
 }
 
 /// A shared, type-erased error: the source a [`JobError`] keeps.
-pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
+pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Why a job failed: a stable code plus a message safe to publish (no pixel
 /// data, no metadata text, no secrets).
@@ -195,12 +195,12 @@ impl JobError {
     }
 
     /// Keep `source` as the error this one was made from.
-    pub fn with_source(self, source: impl StdError + Send + Sync + 'static) -> Self {
+    pub(crate) fn with_source(self, source: impl StdError + Send + Sync + 'static) -> Self {
         self.with_shared_source(Arc::new(source))
     }
 
     /// Keep an already shared `source`.
-    pub fn with_shared_source(mut self, source: SharedError) -> Self {
+    pub(crate) fn with_shared_source(mut self, source: SharedError) -> Self {
         self.source = Some(source);
         self
     }

@@ -17,15 +17,15 @@ use crate::keys::{self, ImageId, ObjectName};
 use crate::ops::{canonical_name, Op, OpSpec};
 
 /// The only job schema version this worker speaks.
-pub const SCHEMA_VERSION: u32 = 1;
+pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Longest job id, in characters (`[A-Za-z0-9_-]`, at least one).
-pub const MAX_JOB_ID_LEN: usize = 128;
+pub(crate) const MAX_JOB_ID_LEN: usize = 128;
 
 /// Lowest output `quality` (jpeg, webp, avif).
-pub const MIN_QUALITY: i64 = 1;
+pub(crate) const MIN_QUALITY: i64 = 1;
 /// Highest output `quality`.
-pub const MAX_QUALITY: i64 = 100;
+pub(crate) const MAX_QUALITY: i64 = 100;
 
 /// What a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -57,7 +57,7 @@ impl JobKind {
 /// that repeat or name the source, and the rules given with each op.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct JobMessage {
+pub(crate) struct JobMessage {
     /// Always 1.
     #[schemars(extend("const" = SCHEMA_VERSION))]
     pub schema: u32,
@@ -164,7 +164,7 @@ impl Format {
     }
 
     /// Largest side the encoder accepts.
-    pub fn max_side(self) -> u32 {
+    pub(crate) fn max_side(self) -> u32 {
         match self {
             Self::Webp => 16_383,
             Self::Jpeg | Self::Avif => 65_535,
@@ -265,7 +265,7 @@ pub struct Output {
     /// Trailing ops, validated.
     pub ops: Vec<Op>,
     /// Trailing ops as given (recorded in the manifest).
-    pub specs: Vec<OpSpec>,
+    pub(crate) specs: Vec<OpSpec>,
 }
 
 /// Where an op reads an object besides the source (a composite's image, a
@@ -286,7 +286,7 @@ pub struct Edit {
     /// Shared ops, validated.
     pub ops: Vec<Op>,
     /// Shared ops as given.
-    pub specs: Vec<OpSpec>,
+    pub(crate) specs: Vec<OpSpec>,
     /// Outputs.
     pub outputs: Vec<Output>,
     /// Overlay images to fetch, each once.
@@ -300,13 +300,17 @@ pub struct Edit {
     /// Whether the source's EXIF may be carried to outputs that keep it
     /// (false when rendering from an original whose EXIF a version in
     /// between dropped).
-    pub source_exif: bool,
+    pub(crate) source_exif: bool,
 }
 
 impl Edit {
     /// Find the objects the ops read besides the source (composite images,
     /// `.cube` LUTs, masks), each once, as storage keys.
-    pub fn resolve_inputs(&mut self, image: &ImageId, cfg: &WorkerConfig) -> Result<(), JobError> {
+    pub(crate) fn resolve_inputs(
+        &mut self,
+        image: &ImageId,
+        cfg: &WorkerConfig,
+    ) -> Result<(), JobError> {
         let all = || {
             self.ops
                 .iter()
@@ -382,7 +386,7 @@ pub struct Identity {
 }
 
 /// Read the identity fields of a message without validating the rest.
-pub fn identify(body: &[u8]) -> Identity {
+pub(crate) fn identify(body: &[u8]) -> Identity {
     let Ok(v) = serde_json::from_slice::<Value>(body) else {
         return Identity::default();
     };

@@ -27,7 +27,7 @@ pub enum KeyListError {
 /// order. Entries are separated by commas and trimmed; empty entries are
 /// skipped, so an empty list gives no pairs. Each entry splits at its first
 /// `:` (secrets may contain more). Entries are numbered from 1 in errors.
-pub fn parse_key_list(list: &str) -> Result<Vec<(&str, &str)>, KeyListError> {
+pub(crate) fn parse_key_list(list: &str) -> Result<Vec<(&str, &str)>, KeyListError> {
     list.split(',')
         .map(str::trim)
         .filter(|entry| !entry.is_empty())
@@ -43,13 +43,13 @@ pub fn parse_key_list(list: &str) -> Result<Vec<(&str, &str)>, KeyListError> {
 }
 
 /// Longest image id, in characters.
-pub const MAX_IMAGE_LEN: usize = 256;
+pub(crate) const MAX_IMAGE_LEN: usize = 256;
 /// Longest version name, which is also the longest object name stem.
-pub const MAX_VERSION_LEN: usize = 64;
+pub(crate) const MAX_VERSION_LEN: usize = 64;
 /// Longest object name extension (after the `.`).
-pub const MAX_EXT_LEN: usize = 10;
+pub(crate) const MAX_EXT_LEN: usize = 10;
 /// Longest object name: a stem, a `.` and an extension.
-pub const MAX_OBJECT_NAME_LEN: usize = MAX_VERSION_LEN + 1 + MAX_EXT_LEN;
+pub(crate) const MAX_OBJECT_NAME_LEN: usize = MAX_VERSION_LEN + 1 + MAX_EXT_LEN;
 
 /// The characters of an image id segment, a version name and an object name
 /// stem ([`is_segment_char`]), as a regex class.
@@ -63,7 +63,7 @@ const EXT_CLASS: &str = "[A-Za-z0-9]";
 /// alone let a final one through in validators whose `$` also matches
 /// before a final line break (Python's `re`, which `jsonschema` uses;
 /// Java's), so the schemas refuse them separately ([`line_break_refusal`]).
-pub const LINE_BREAKS: &str = "[\n\r\u{85}\u{2028}\u{2029}]";
+pub(crate) const LINE_BREAKS: &str = "[\n\r\u{85}\u{2028}\u{2029}]";
 
 fn is_segment_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
@@ -72,13 +72,13 @@ fn is_segment_char(c: char) -> bool {
 /// JSON Schema `pattern` of one name: at least one of `[A-Za-z0-9_-]` (job
 /// ids and version names; their lengths are separate `minLength` and
 /// `maxLength`).
-pub fn name_pattern() -> String {
+pub(crate) fn name_pattern() -> String {
     format!("^{SEGMENT_CLASS}+$")
 }
 
 /// JSON Schema `pattern` of an image id ([`ImageId::parse`]): segments joined
 /// by `/` (its length, [`MAX_IMAGE_LEN`], is a separate `maxLength`).
-pub fn image_pattern() -> String {
+pub(crate) fn image_pattern() -> String {
     format!("^{SEGMENT_CLASS}+(?:/{SEGMENT_CLASS}+)*$")
 }
 
@@ -88,7 +88,7 @@ fn object_name_regex() -> String {
 }
 
 /// JSON Schema `pattern` of an object name ([`ObjectName::parse`]).
-pub fn object_name_pattern() -> String {
+pub(crate) fn object_name_pattern() -> String {
     format!("^{}$", object_name_regex())
 }
 
@@ -97,7 +97,7 @@ pub fn object_name_pattern() -> String {
 /// [`MAX_IMAGE_LEN`] characters. The image's segments are not checked for
 /// emptiness here (`a//b`): [`foreign_key_refusal`] refuses `//`. Whether the
 /// image lies under a configured prefix is not part of the grammar.
-pub fn object_ref_pattern() -> String {
+pub(crate) fn object_ref_pattern() -> String {
     let image = format!(
         "{SEGMENT_CLASS}(?:[A-Za-z0-9_/-]{{0,{}}}{SEGMENT_CLASS})?",
         MAX_IMAGE_LEN - 2
@@ -108,13 +108,13 @@ pub fn object_ref_pattern() -> String {
 /// The JSON Schema a key or id field puts under `not`: strings holding a
 /// line break ([`LINE_BREAKS`]). Other types pass, so `null` stays allowed
 /// where the field is optional.
-pub fn line_break_refusal() -> serde_json::Value {
+pub(crate) fn line_break_refusal() -> serde_json::Value {
     serde_json::json!({ "type": "string", "pattern": LINE_BREAKS })
 }
 
 /// [`line_break_refusal`] for an [`object_ref_pattern`] field, which also
 /// refuses the empty image segment (`//`) that the pattern lets through.
-pub fn foreign_key_refusal() -> serde_json::Value {
+pub(crate) fn foreign_key_refusal() -> serde_json::Value {
     serde_json::json!({ "type": "string", "pattern": format!("//|{LINE_BREAKS}") })
 }
 
@@ -160,7 +160,7 @@ impl ImageId {
 
 /// Whether `key` lies under `prefix`, matching whole segments: `users/` and
 /// `users` both allow `users/1` but neither allows `users2/1`.
-pub fn prefix_matches(key: &str, prefix: &str) -> bool {
+pub(crate) fn prefix_matches(key: &str, prefix: &str) -> bool {
     let p = prefix.trim_end_matches('/');
     p.is_empty()
         || key == p
@@ -212,7 +212,7 @@ impl ObjectName {
 }
 
 /// Validate a version name: `[A-Za-z0-9_-]{1,64}`.
-pub fn validate_version(s: &str) -> Result<(), JobError> {
+pub(crate) fn validate_version(s: &str) -> Result<(), JobError> {
     if s.is_empty() || s.len() > MAX_VERSION_LEN || !s.chars().all(is_segment_char) {
         return Err(JobError::forbidden_key(format!(
             "version must be [A-Za-z0-9_-]{{1,{MAX_VERSION_LEN}}}",
@@ -223,7 +223,10 @@ pub fn validate_version(s: &str) -> Result<(), JobError> {
 
 /// Validate a full storage key of another image's object (overlays from a
 /// watermark prefix): `image/object`, with the image under an allowed prefix.
-pub fn parse_foreign_key(s: &str, allowed: &[String]) -> Result<(ImageId, ObjectName), JobError> {
+pub(crate) fn parse_foreign_key(
+    s: &str,
+    allowed: &[String],
+) -> Result<(ImageId, ObjectName), JobError> {
     let (image, object) = s
         .rsplit_once('/')
         .ok_or_else(|| JobError::forbidden_key("overlay key must be image/object"))?;

@@ -35,7 +35,7 @@ use crate::manifest::{Manifest, Recipe};
 use crate::ops::{Op, OpSpec};
 
 /// Most recipes a render from the original composes.
-pub const MAX_RECIPES: usize = 64;
+pub(crate) const MAX_RECIPES: usize = 64;
 
 /// The recorded recipes from an original to a version.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,10 +43,10 @@ pub struct Lineage {
     /// The object the chain starts from.
     pub root: ObjectName,
     /// The recipes in the order they were applied, oldest first.
-    pub recipes: Vec<Recipe>,
+    pub(crate) recipes: Vec<Recipe>,
     /// The source's own recipe as its manifest holds it (its chain in
     /// `parent_recipe`): the parent recipe of the version being made.
-    pub source_recipe: Recipe,
+    pub(crate) source_recipe: Recipe,
 }
 
 /// What a step of the walk found for one object.

@@ -56,15 +56,15 @@ pub struct Metrics {
     /// Stage durations of successful jobs, seconds.
     pub stages: Family<StageLabels, Histogram>,
     /// Jobs being processed now.
-    pub in_flight: Gauge,
+    pub(crate) in_flight: Gauge,
     /// Transient failures sent back to the queue for another attempt.
     pub retries: Counter,
     /// Messages dead-lettered by the worker.
-    pub dead_lettered: Counter,
+    pub(crate) dead_lettered: Counter,
     /// Broker (re)connections after the first.
-    pub reconnects: Counter,
+    pub(crate) reconnects: Counter,
     /// Jobs the GPU failed and the CPU redid.
-    pub gpu_fallbacks: Counter,
+    pub(crate) gpu_fallbacks: Counter,
     ready: AtomicBool,
 }
 
@@ -132,7 +132,7 @@ impl Metrics {
     }
 
     /// Count a finished job and its stage timings.
-    pub fn record(&self, result: &ResultMessage, gpu_fallback: bool) {
+    pub(crate) fn record(&self, result: &ResultMessage, gpu_fallback: bool) {
         let code = result
             .error
             .as_ref()
@@ -167,12 +167,12 @@ impl Metrics {
     }
 
     /// Mark the worker ready (connected and consuming) or not.
-    pub fn set_ready(&self, ready: bool) {
+    pub(crate) fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::SeqCst);
     }
 
     /// Whether the worker is connected and consuming.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
     }
 
@@ -211,7 +211,7 @@ async fn readyz(State(m): State<Arc<Metrics>>) -> (StatusCode, &'static str) {
 }
 
 /// The HTTP routes: `/metrics`, `/healthz`, `/readyz`.
-pub fn router(m: Arc<Metrics>) -> Router {
+pub(crate) fn router(m: Arc<Metrics>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))

@@ -43,7 +43,7 @@ pub struct JobStats {
     /// or 8); 1 at full size, 0 when it was not decoded.
     pub source_shrink: u32,
     /// Objects written (versions and manifests).
-    pub objects_written: u32,
+    pub(crate) objects_written: u32,
     /// Where the pixels were processed, once they were.
     pub backend: Option<BackendKind>,
     /// GPU work counters, when the GPU did the job.
@@ -95,7 +95,7 @@ impl Engine {
     }
 
     /// The configured backend.
-    pub fn backend_kind(&self) -> BackendKind {
+    pub(crate) fn backend_kind(&self) -> BackendKind {
         self.backend.kind()
     }
 
@@ -130,7 +130,7 @@ impl Engine {
     }
 
     /// Run a validated job.
-    pub async fn run_job(&self, job: &Job, attempt: u32) -> Outcome {
+    pub(crate) async fn run_job(&self, job: &Job, attempt: u32) -> Outcome {
         let span = info_span!("job", job_id = %job.id, kind = job.kind().as_str(), backend = self.backend.kind().as_str());
         async move {
             let started = Instant::now();

@@ -18,7 +18,7 @@
 use rustix::process::{self, DumpableBehavior, Resource, Rlimit};
 
 /// Environment switches that stop GPU drivers from writing caches to disk.
-pub const NO_DISK_CACHE_ENV: &[(&str, &str)] = &[
+pub(crate) const NO_DISK_CACHE_ENV: &[(&str, &str)] = &[
     // Mesa (lavapipe, RADV, ANV): no on-disk shader cache.
     ("MESA_SHADER_CACHE_DISABLE", "true"),
     // NVIDIA's driver: no on-disk shader cache (OpenGL and Vulkan).

@@ -138,7 +138,7 @@ impl ResultMessage {
 
     /// The error code of a failed result (`internal` when a failed result
     /// carries none); `None` when the job succeeded.
-    pub fn error_code(&self) -> Option<ErrorCode> {
+    pub(crate) fn error_code(&self) -> Option<ErrorCode> {
         (self.status != Status::Succeeded)
             .then(|| self.error.as_ref().map_or(ErrorCode::Internal, |e| e.code))
     }

@@ -30,12 +30,13 @@ use crate::backend::BackendChoice;
 use crate::config::{default_worker_name, Limits, WorkerConfig};
 use crate::queue::{TlsFiles, Topology};
 
-pub use environment::{variable_for, variables, Environment, PREFIX};
+pub(crate) use environment::variable_for;
+pub use environment::{variables, Environment};
 pub use secret::{AmqpUrl, Secret};
 
 /// The broker a worker uses when none is configured: a local RabbitMQ with
 /// its default account.
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub(crate) const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Keys that hold secrets: never read from the file.
 const SECRET_KEYS: &[&str] = &["signing_keys", "encryption_keys"];
@@ -240,7 +241,7 @@ impl Settings {
     }
 
     /// What the engine needs: limits, prefixes, and this process's name.
-    pub fn worker_config(&self) -> Result<WorkerConfig, SettingsError> {
+    pub(crate) fn worker_config(&self) -> Result<WorkerConfig, SettingsError> {
         Ok(WorkerConfig {
             limits: self.limits()?,
             allow_prefixes: self.allow_prefixes.clone(),
@@ -259,7 +260,7 @@ impl Settings {
 
     /// Queue and exchange names as configured (`submit` publishes to an
     /// existing queue and does not check the delivery limit).
-    pub fn topology_unchecked(&self) -> Topology {
+    pub(crate) fn topology_unchecked(&self) -> Topology {
         Topology {
             jobs_queue: self.jobs_queue.clone(),
             dead_letter_exchange: self.dead_letter_exchange.clone(),
@@ -270,7 +271,7 @@ impl Settings {
     }
 
     /// The `amqps://` files.
-    pub fn tls_files(&self) -> TlsFiles {
+    pub(crate) fn tls_files(&self) -> TlsFiles {
         TlsFiles {
             ca_file: self.amqp_ca_file.clone(),
             cert_file: self.amqp_cert_file.clone(),
@@ -287,7 +288,7 @@ impl Settings {
     }
 
     /// First pause before a transient failure is retried.
-    pub fn retry_backoff(&self) -> Duration {
+    pub(crate) fn retry_backoff(&self) -> Duration {
         Duration::from_millis(self.retry_backoff_ms)
     }
 }

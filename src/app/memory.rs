@@ -4,7 +4,7 @@
 
 /// `VmHWM` (peak resident size, KiB) from the text of a `/proc/PID/status`
 /// file; `None` when it has none (a zombie process has no memory left).
-pub fn vm_hwm_kib(status: &str) -> Option<u64> {
+pub(crate) fn vm_hwm_kib(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
@@ -21,7 +21,8 @@ pub fn peak_rss_bytes() -> Option<u64> {
 /// Reset this process's peak resident size, so that the next reading covers
 /// only what follows. Where the kernel refuses, the next reading still
 /// covers the whole run so far: an upper bound.
-pub fn reset_peak_rss() {
+#[cfg(feature = "bench")]
+pub(crate) fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 

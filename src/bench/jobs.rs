@@ -65,42 +65,42 @@ pub const JPEG_QUALITY: u8 = 85;
 /// WebP quality of the WebP job.
 pub const WEBP_QUALITY: u8 = 80;
 /// Gaussian blur sigma of the blur job.
-pub const BLUR_SIGMA: f64 = 5.0;
+pub(crate) const BLUR_SIGMA: f64 = 5.0;
 /// The colour job's brightness (added, in 0..1 of full scale).
-pub const BRIGHTNESS: f64 = 0.05;
+pub(crate) const BRIGHTNESS: f64 = 0.05;
 /// The colour job's contrast (a factor around mid-grey).
-pub const CONTRAST: f64 = 1.1;
+pub(crate) const CONTRAST: f64 = 1.1;
 /// The colour job's saturation (a factor on chroma).
-pub const SATURATION: f64 = 1.2;
+pub(crate) const SATURATION: f64 = 1.2;
 
 /// Side of the `.cube` grid of the LUT job.
-pub const LUT_POINTS: usize = 33;
+pub(crate) const LUT_POINTS: usize = 33;
 
 /// The levels of the levels+curves job.
-pub fn levels_op() -> Value {
+pub(crate) fn levels_op() -> Value {
     json!({"op": "levels", "black": 0.04, "white": 0.96, "gamma": 1.1})
 }
 
 /// The tone curve of the levels+curves job.
-pub fn curves_op() -> Value {
+pub(crate) fn curves_op() -> Value {
     json!({"op": "curves", "points": [[0, 0], [0.25, 0.2], [0.75, 0.82], [1, 1]]})
 }
 
 /// Where the composite job's patch goes and how big it is: the middle
 /// quarter of the source, `(x, y, width, height)`.
-pub fn patch_rect(width: u32, height: u32) -> (u32, u32, u32, u32) {
+pub(crate) fn patch_rect(width: u32, height: u32) -> (u32, u32, u32, u32) {
     let (w, h) = ((width / 2).max(1), (height / 2).max(1));
     ((width - w) / 2, (height - h) / 2, w, h)
 }
 
 /// The crop of the chain job: the middle 5/6 of the source.
-pub fn chain_crop(width: u32, height: u32) -> (u32, u32, u32, u32) {
+pub(crate) fn chain_crop(width: u32, height: u32) -> (u32, u32, u32, u32) {
     let (w, h) = (width * 5 / 6, height * 5 / 6);
     ((width - w) / 2, (height - h) / 2, w, h)
 }
 
 /// The width the chain job resizes to (60 % of the rotated crop's width).
-pub fn chain_width(width: u32, height: u32) -> u32 {
+pub(crate) fn chain_width(width: u32, height: u32) -> u32 {
     let (_, _, _, h) = chain_crop(width, height);
     (h * 3 / 5).max(1)
 }
@@ -310,7 +310,7 @@ pub fn grade_cube(n: usize) -> String {
 /// The levels+curves job as a 256-entry table per channel (a 256x1 RGB
 /// image), computed by imgworker's own ops on a ramp: what a peer with a
 /// table lookup (`maplut`, `point`, `-clut`) applies.
-pub fn levels_curves_table() -> image::RgbImage {
+pub(crate) fn levels_curves_table() -> image::RgbImage {
     use crate::ops::{Frame, OpContext, OpSpec};
     let ramp =
         image::RgbaImage::from_fn(256, 1, |x, _| image::Rgba([x as u8, x as u8, x as u8, 255]));

@@ -82,7 +82,7 @@ impl Mode {
 
 /// What runs a job: imgworker or a peer, and how.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Tool {
+pub(crate) enum Tool {
     /// imgworker's engine inside this process.
     ImgworkerInProcess,
     /// `imgworker run` (this binary) as a child process.
@@ -158,7 +158,7 @@ pub struct InputInfo {
 
 impl InputInfo {
     /// Megapixels.
-    pub fn megapixels(&self) -> f64 {
+    pub(crate) fn megapixels(&self) -> f64 {
         f64::from(self.width) * f64::from(self.height) / 1e6
     }
 }

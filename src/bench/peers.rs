@@ -17,7 +17,7 @@ use crate::app::memory::vm_hwm_kib;
 /// A peer image tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Peer {
+pub(crate) enum Peer {
     /// The libvips command line (`vips`).
     Vips,
     /// ImageMagick's `convert` (version 6) or `magick` (version 7).
@@ -37,7 +37,7 @@ impl Peer {
     }
 
     /// How to install it on Debian.
-    pub fn install_hint(self) -> &'static str {
+    pub(crate) fn install_hint(self) -> &'static str {
         match self {
             Peer::Vips => "apt-get install libvips-tools",
             Peer::ImageMagick => "apt-get install imagemagick",
@@ -45,7 +45,7 @@ impl Peer {
     }
 
     /// The peer's program and version, or `None` when it is not installed.
-    pub fn detect(self) -> Option<(PathBuf, String)> {
+    pub(crate) fn detect(self) -> Option<(PathBuf, String)> {
         let candidates: &[&str] = match self {
             Peer::Vips => &["vips"],
             Peer::ImageMagick => &["magick", "convert-im6.q16", "convert"],
@@ -295,7 +295,7 @@ impl Peer {
 /// they are for imgworker's in-process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Library {
+pub(crate) enum Library {
     /// Pillow, PyPI's wheel.
     Pillow,
     /// Pillow-SIMD, built from source (same API, SIMD resampling and filters).
@@ -305,7 +305,7 @@ pub enum Library {
 }
 
 /// The script the library peers run.
-pub const PEER_SCRIPT: &str = include_str!("peer.py");
+pub(crate) const PEER_SCRIPT: &str = include_str!("peer.py");
 
 impl Library {
     /// Every library, in report order.
@@ -331,7 +331,7 @@ impl Library {
 
     /// Its Python and version, or `None` when it is not installed under
     /// `root`.
-    pub fn detect(self, root: &Path) -> Option<(PathBuf, String)> {
+    pub(crate) fn detect(self, root: &Path) -> Option<(PathBuf, String)> {
         let python = root.join(self.venv()).join("bin/python");
         let probe = match self {
             Library::Pyvips => {
@@ -418,7 +418,7 @@ impl Library {
 
 /// Run `f` on every item at once, one thread each, and collect the results
 /// in order; a thread that panicked is an error.
-pub fn each_on_a_thread<I: Sync, T: Send>(
+pub(crate) fn each_on_a_thread<I: Sync, T: Send>(
     items: &[I],
     f: impl Fn(&I) -> Result<T, BenchError> + Sync,
 ) -> Vec<Result<T, BenchError>> {
@@ -443,7 +443,9 @@ pub fn each_on_a_thread<I: Sync, T: Send>(
 /// Run library peers' commands at once, one thread each: each one's timed
 /// run as it reports it, and the batch's largest peak RSS. The batch's wall
 /// time is the longest timed run (start-up and warm-up are not the job's).
-pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured), BenchError> {
+pub(crate) fn run_in_process(
+    cmds: &[Vec<String>],
+) -> Result<(Vec<Duration>, Measured), BenchError> {
     let results = each_on_a_thread(cmds, |argv| run_process_capture(argv, &[]));
     let mut lat = Vec::with_capacity(results.len());
     let mut peak = 0;
@@ -472,16 +474,19 @@ pub fn run_in_process(cmds: &[Vec<String>]) -> Result<(Vec<Duration>, Measured),
 
 /// Wall time and peak resident memory of some work.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Measured {
+pub(crate) struct Measured {
     /// Wall-clock time.
     pub wall: Duration,
     /// Peak resident set size, bytes.
-    pub peak_rss: u64,
+    pub(crate) peak_rss: u64,
 }
 
 /// Run commands one after another (each must exit 0); their total wall time
 /// and the largest peak RSS of any of them.
-pub fn run_commands(cmds: &[Vec<String>], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
+pub(crate) fn run_commands(
+    cmds: &[Vec<String>],
+    env: &[(&str, &str)],
+) -> Result<Measured, BenchError> {
     let mut total = Measured::default();
     for argv in cmds {
         let m = run_process(argv, env)?;
@@ -492,13 +497,13 @@ pub fn run_commands(cmds: &[Vec<String>], env: &[(&str, &str)]) -> Result<Measur
 }
 
 /// Run one process to completion: its wall time and peak RSS.
-pub fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
+pub(crate) fn run_process(argv: &[String], env: &[(&str, &str)]) -> Result<Measured, BenchError> {
     run_process_capture(argv, env).map(|(m, _)| m)
 }
 
 /// Run one process to completion: its wall time, its peak RSS, and what it
 /// printed on stdout.
-pub fn run_process_capture(
+pub(crate) fn run_process_capture(
     argv: &[String],
     env: &[(&str, &str)],
 ) -> Result<(Measured, String), BenchError> {

@@ -24,7 +24,7 @@ pub struct CellResult {
     /// Median latency, milliseconds.
     pub median_ms: f64,
     /// 95th percentile latency, milliseconds.
-    pub p95_ms: f64,
+    pub(crate) p95_ms: f64,
     /// Jobs finished per second of wall time (with `concurrency` at once).
     pub jobs_per_s: f64,
     /// Source megapixels processed per second.
@@ -47,7 +47,7 @@ pub struct Ratio {
     /// Peer median / imgworker median: above 1, imgworker is faster.
     pub speedup: f64,
     /// imgworker peak memory / peer peak memory.
-    pub memory_ratio: f64,
+    pub(crate) memory_ratio: f64,
 }
 
 /// The machine the numbers come from.
@@ -111,7 +111,7 @@ pub struct Report {
     /// Per job, peer and mode.
     pub ratios: Vec<Ratio>,
     /// Whole run, seconds.
-    pub elapsed_s: f64,
+    pub(crate) elapsed_s: f64,
 }
 
 impl Report {

@@ -8,7 +8,7 @@ pub fn median(samples: &[f64]) -> Option<f64> {
 
 /// The `p`th percentile of `samples` by linear interpolation between the
 /// closest ranks (as numpy's default); `None` when there are none.
-pub fn percentile(samples: &[f64], p: f64) -> Option<f64> {
+pub(crate) fn percentile(samples: &[f64], p: f64) -> Option<f64> {
     if samples.is_empty() {
         return None;
     }

@@ -17,7 +17,7 @@ use crate::error::JobError;
 use crate::ops::Dims;
 
 /// Formats this worker decodes.
-pub const DECODABLE: &[ImageFormat] = &[
+pub(crate) const DECODABLE: &[ImageFormat] = &[
     ImageFormat::Jpeg,
     ImageFormat::Png,
     ImageFormat::WebP,
@@ -27,7 +27,7 @@ pub const DECODABLE: &[ImageFormat] = &[
 
 /// What the header says.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// Container format.
     pub format: ImageFormat,
     /// Stored dimensions (before orientation).
@@ -35,7 +35,7 @@ pub struct Probe {
     /// EXIF orientation, 1..=8.
     pub orientation: u8,
     /// Whether the pixels have an alpha channel.
-    pub has_alpha: bool,
+    pub(crate) has_alpha: bool,
 }
 
 /// A decoded image and its colour profile.
@@ -50,7 +50,7 @@ pub struct Decoded {
 /// A source whose header has been read and checked.
 pub struct SourceImage<'a> {
     /// Header facts.
-    pub probe: Probe,
+    pub(crate) probe: Probe,
     bytes: &'a [u8],
     decoder: Box<dyn ImageDecoder + 'a>,
     icc: Option<Vec<u8>>,
@@ -209,7 +209,7 @@ impl<'a> SourceImage<'a> {
     /// corrupt data counts) is decoded again, at full size, by the `image`
     /// crate's decoder, which then decides: a file either decoder accepts
     /// is accepted, as before libjpeg-turbo was used.
-    pub fn decode_shrunk(self, shrink: u32) -> Result<(Decoded, u32), JobError> {
+    pub(crate) fn decode_shrunk(self, shrink: u32) -> Result<(Decoded, u32), JobError> {
         let format = self.probe.format;
         let shrink = if matches!(shrink, 2 | 4 | 8) {
             shrink

@@ -12,7 +12,7 @@ use crate::job::{Encoding, Format};
 use crate::ops::is_opaque;
 
 /// AVIF encoder speed (1 slowest .. 10 fastest): a worker favours latency.
-pub const AVIF_SPEED: u8 = 7;
+pub(crate) const AVIF_SPEED: u8 = 7;
 
 /// RGB with alpha flattened onto black (what JPEG can hold).
 fn flatten_rgb(img: &RgbaImage) -> Vec<u8> {
@@ -83,7 +83,7 @@ fn encode_png(
 /// Add an ICC profile and an EXIF block to an encoded JPEG (APP2 and APP1
 /// segments) or WebP (`ICCP` and `EXIF` chunks, with the `VP8X` header
 /// they need); neither libjpeg-turbo's nor libwebp's encoder writes them.
-pub fn with_metadata(
+pub(crate) fn with_metadata(
     encoded: Vec<u8>,
     icc: Option<&[u8]>,
     exif: Option<&[u8]>,

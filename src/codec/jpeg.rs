@@ -13,7 +13,7 @@ use crate::error::JobError;
 
 /// Progressive scans allowed in one source: real files have about ten; a
 /// crafted file with thousands makes decoding take minutes.
-pub const MAX_SCANS: u32 = 500;
+pub(crate) const MAX_SCANS: u32 = 500;
 
 /// DCT-domain shrink factors libjpeg-turbo decodes at, largest first.
 const SHRINKS: [u32; 3] = [8, 4, 2];
@@ -22,7 +22,7 @@ const SHRINKS: [u32; 3] = [8, 4, 2];
 /// smaller of its two axes' factors): libvips' rule, which leaves at least a
 /// factor of two to the resize itself, so that the filter still does the
 /// final, visible step (a DCT-scaled image alone is blockier and sharper).
-pub fn load_shrink(shrink: f64) -> u32 {
+pub(crate) fn load_shrink(shrink: f64) -> u32 {
     SHRINKS
         .into_iter()
         .find(|&s| shrink >= f64::from(2 * s))
@@ -30,7 +30,8 @@ pub fn load_shrink(shrink: f64) -> u32 {
 }
 
 /// The size a JPEG of `width` x `height` decodes to at 1/`shrink`.
-pub fn shrunk_dims(width: u32, height: u32, shrink: u32) -> (u32, u32) {
+#[cfg(test)]
+fn shrunk_dims(width: u32, height: u32, shrink: u32) -> (u32, u32) {
     (width.div_ceil(shrink), height.div_ceil(shrink))
 }
 

@@ -5,5 +5,5 @@ pub mod encode;
 pub mod jpeg;
 pub mod webp;
 
-pub use decode::{Decoded, Probe, SourceImage};
+pub use decode::SourceImage;
 pub use encode::encode;

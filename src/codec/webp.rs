@@ -31,6 +31,7 @@ pub struct WebpOptions {
 }
 
 /// libwebp's worker, as `src/utils/thread_utils.h` declares it.
+#[cfg(test)]
 #[repr(C)]
 struct Worker {
     imp: *mut c_void,
@@ -42,6 +43,7 @@ struct Worker {
 }
 
 /// libwebp's worker methods (`WebPWorkerInterface`), in declaration order.
+#[cfg(test)]
 #[repr(C)]
 struct WorkerInterface {
     init: unsafe extern "C" fn(*mut Worker),
@@ -52,6 +54,7 @@ struct WorkerInterface {
     end: unsafe extern "C" fn(*mut Worker),
 }
 
+#[cfg(test)]
 unsafe extern "C" {
     fn WebPGetWorkerInterface() -> *const WorkerInterface;
 }
@@ -60,7 +63,8 @@ unsafe extern "C" {
 /// every C build in `.cargo/config.toml`): without them `thread_level` is
 /// ignored. A threaded worker starts a thread, and keeps its state behind
 /// `impl_`, when it is reset; an unthreaded one leaves `impl_` null.
-pub fn libwebp_has_threads() -> bool {
+#[cfg(test)]
+fn libwebp_has_threads() -> bool {
     // SAFETY: the interface is libwebp's static table; the worker is used
     // as thread_utils.h prescribes (Init, Reset, End) and is not moved
     // in between.

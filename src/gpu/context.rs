@@ -9,7 +9,7 @@ use super::GpuError;
 
 /// A device with all pipelines compiled, shared by every job.
 #[derive(Debug)]
-pub struct GpuContext {
+pub(crate) struct GpuContext {
     /// What the adapter says of itself.
     pub info: wgpu::AdapterInfo,
     /// The device.
@@ -21,9 +21,9 @@ pub struct GpuContext {
     /// The bind group layout shared by every kernel.
     pub layout: wgpu::BindGroupLayout,
     /// A tiny buffer bound where a kernel has no auxiliary data.
-    pub dummy: wgpu::Buffer,
+    pub(crate) dummy: wgpu::Buffer,
     /// A tiny uniform bound where a kernel has no parameters of its own.
-    pub dummy_uniform: wgpu::Buffer,
+    pub(crate) dummy_uniform: wgpu::Buffer,
     pipelines: HashMap<String, wgpu::ComputePipeline>,
     lost: Arc<AtomicBool>,
     /// Whether the device was created with timestamp queries.
@@ -156,12 +156,13 @@ impl GpuContext {
     }
 
     /// Whether the device reported itself lost.
-    pub fn is_lost(&self) -> bool {
+    pub(crate) fn is_lost(&self) -> bool {
         self.lost.load(Ordering::SeqCst)
     }
 
     /// Flag the device as lost, as its loss callback does (test hook).
-    pub fn mark_lost(&self) {
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn mark_lost(&self) {
         self.lost.store(true, Ordering::SeqCst);
     }
 

@@ -216,7 +216,7 @@ impl GpuBackend {
     }
 
     /// Count one fallback (called by the backend dispatcher).
-    pub fn note_fallback(&self) {
+    pub(crate) fn note_fallback(&self) {
         self.fallbacks.fetch_add(1, Ordering::SeqCst);
     }
 

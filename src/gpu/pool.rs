@@ -15,13 +15,13 @@ const MAX_IDLE_BYTES: u64 = 1 << 30;
 
 /// Idle buffers by (size class, usage).
 #[derive(Debug, Default)]
-pub struct BufferPool {
+pub(crate) struct BufferPool {
     idle: HashMap<(u64, u32), Vec<wgpu::Buffer>>,
     idle_bytes: u64,
 }
 
 /// The size class for `bytes`: the next power of two, at least 64 KiB.
-pub fn size_class(bytes: u64) -> u64 {
+pub(crate) fn size_class(bytes: u64) -> u64 {
     bytes.max(MIN_CLASS).next_power_of_two()
 }
 
@@ -47,7 +47,7 @@ impl BufferPool {
     }
 
     /// Return buffers for later jobs (dropping them past the idle cap).
-    pub fn give_back(&mut self, buffers: impl IntoIterator<Item = wgpu::Buffer>) {
+    pub(crate) fn give_back(&mut self, buffers: impl IntoIterator<Item = wgpu::Buffer>) {
         for buf in buffers {
             let class = buf.size();
             if self.idle_bytes + class > MAX_IDLE_BYTES {
@@ -62,7 +62,8 @@ impl BufferPool {
     }
 
     /// Idle buffers that can be read back (for checks that they are zero).
-    pub fn idle_readable(&self) -> impl Iterator<Item = &wgpu::Buffer> {
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn idle_readable(&self) -> impl Iterator<Item = &wgpu::Buffer> {
         self.idle.values().flatten().filter(|b| {
             b.usage()
                 .intersects(wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::MAP_READ)
@@ -70,7 +71,7 @@ impl BufferPool {
     }
 
     /// Bytes held idle.
-    pub fn idle_bytes(&self) -> u64 {
+    pub(crate) fn idle_bytes(&self) -> u64 {
         self.idle_bytes
     }
 }

@@ -19,7 +19,7 @@ use crate::ops::{Dims, PointOp, Shape};
 
 /// An image in a device buffer.
 #[derive(Debug, Clone)]
-pub struct GpuImage {
+pub(crate) struct GpuImage {
     buf: wgpu::Buffer,
     /// Width.
     pub width: u32,
@@ -50,7 +50,7 @@ impl GpuImage {
 
 /// A kernel's auxiliary input (binding 3).
 #[derive(Debug, Clone, Copy)]
-pub enum Aux<'a> {
+pub(crate) enum Aux<'a> {
     /// None (a tiny placeholder is bound).
     None,
     /// Words uploaded for this dispatch: tables, weights, stage records.
@@ -61,9 +61,9 @@ pub enum Aux<'a> {
 
 /// What an op's GPU recording gets: the recorder, its input image and the
 /// job's other device images.
-pub struct GpuStep<'r, 'a> {
+pub(crate) struct GpuStep<'r, 'a> {
     /// The job's recorder.
-    pub rec: &'r mut Recorder<'a>,
+    pub(crate) rec: &'r mut Recorder<'a>,
     /// The op's input.
     pub src: &'r GpuImage,
     /// Overlays and other inputs.
@@ -72,14 +72,14 @@ pub struct GpuStep<'r, 'a> {
 
 /// Bytes in a device buffer of the job's (a mask's weights).
 #[derive(Debug, Clone)]
-pub struct GpuBytes {
+pub(crate) struct GpuBytes {
     buf: wgpu::Buffer,
     len: u64,
 }
 
 /// What a job's ops read besides their input.
 #[derive(Debug, Default)]
-pub struct GpuInputs {
+pub(crate) struct GpuInputs {
     /// Overlay images by their `source` string.
     pub overlays: Vec<(String, GpuImage)>,
     /// Decoded masks, prepared on the host for each masked op
@@ -161,7 +161,7 @@ struct PassTimer {
 }
 
 /// Records one job's dispatches.
-pub struct Recorder<'a> {
+pub(crate) struct Recorder<'a> {
     ctx: &'a GpuContext,
     pool: &'a mut BufferPool,
     encoder: wgpu::CommandEncoder,
@@ -207,7 +207,7 @@ impl<'a> Recorder<'a> {
     /// Test hook: make this job's first download a real device validation
     /// error, raised and caught the way a device fault is.
     #[cfg(feature = "test-hooks")]
-    pub fn inject_fault(&mut self) {
+    pub(crate) fn inject_fault(&mut self) {
         self.inject_fault = true;
     }
 
@@ -242,7 +242,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// Upload bytes (a mask's weights), zero-padded to whole words.
-    pub fn upload_bytes(&mut self, data: &[u8]) -> Result<GpuBytes, GpuError> {
+    pub(crate) fn upload_bytes(&mut self, data: &[u8]) -> Result<GpuBytes, GpuError> {
         let len = (data.len() as u64).div_ceil(4) * 4;
         let buf = self.buffer(len, IMAGE_USAGE)?;
         if data.len() as u64 == len {
@@ -299,7 +299,7 @@ impl<'a> Recorder<'a> {
 
     /// [`Self::kernel`] with a second auxiliary buffer bound at 5 (a
     /// mask's weights beside the image at 3).
-    pub fn kernel_with<U: Uniform>(
+    pub(crate) fn kernel_with<U: Uniform>(
         &mut self,
         entry: &str,
         src: &GpuImage,
@@ -412,7 +412,7 @@ impl<'a> Recorder<'a> {
     /// Apply a run of per-pixel ops (by name) in one dispatch of
     /// `shaders/point.wgsl`: one 16-word stage record per op, its stage
     /// number then its values.
-    pub fn point_run(
+    pub(crate) fn point_run(
         &mut self,
         src: &GpuImage,
         ops: &[(&str, &dyn PointOp)],
@@ -448,7 +448,7 @@ impl<'a> Recorder<'a> {
     }
 
     /// Queue a copy of `img` into a mappable buffer, read after [`Self::finish`].
-    pub fn download(&mut self, img: &GpuImage) -> Result<(), GpuError> {
+    pub(crate) fn download(&mut self, img: &GpuImage) -> Result<(), GpuError> {
         let staging = self.buffer(img.bytes(), STAGING_USAGE)?;
         self.encoder
             .copy_buffer_to_buffer(&img.buf, 0, &staging, 0, img.bytes());
@@ -467,7 +467,7 @@ impl<'a> Recorder<'a> {
     /// whose output size depends on the pixels (`trim`): it decides on the
     /// host, from the same pixels the CPU backend would see, and recording
     /// goes on in a new encoder. The staging buffer is wiped with the rest.
-    pub fn read_now(&mut self, img: &GpuImage) -> Result<RgbaImage, GpuError> {
+    pub(crate) fn read_now(&mut self, img: &GpuImage) -> Result<RgbaImage, GpuError> {
         let bytes = img.bytes();
         let staging = self.buffer(bytes, STAGING_USAGE)?;
         self.encoder

@@ -14,7 +14,7 @@
 use crate::ops::{OpInfo, OPS};
 
 /// Bindings, sizes, packing and the bounds check, shared by every module.
-pub const COMMON: &str = include_str!("../../shaders/common.wgsl");
+pub(crate) const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 /// The fused per-pixel kernel (see [`point_module`]).
 pub const POINT: &str = include_str!("../../shaders/point.wgsl");
@@ -28,7 +28,7 @@ pub const MASK_MODULE: &str = "mask";
 
 /// The stage number of a point op in `shaders/point.wgsl`'s records: its
 /// position among the point ops of the registry, from 1 (0 is no stage).
-pub fn point_stage(name: &str) -> Option<u32> {
+pub(crate) fn point_stage(name: &str) -> Option<u32> {
     point_ops()
         .position(|op| op.name == name)
         .map(|i| i as u32 + 1)

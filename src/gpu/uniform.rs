@@ -45,12 +45,12 @@ pub trait Uniform: bytemuck::Pod {
 /// `f32` (WGSL's 4-byte scalars), so that Rust and WGSL lay them out alike.
 #[macro_export]
 macro_rules! gpu_uniform {
-    ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($(#[$fmeta:meta])* $fvis:vis $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
         #[repr(C)]
         #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
-        pub struct $name {
-            $($(#[$fmeta])* pub $field: $ty,)*
+        $vis struct $name {
+            $($(#[$fmeta])* $fvis $field: $ty,)*
         }
 
         impl $crate::gpu::uniform::Uniform for $name {
@@ -73,13 +73,13 @@ crate::gpu_uniform! {
     /// Source and destination sizes of every dispatch (binding 2).
     pub struct Sizes {
         /// Source width.
-        pub src_width: u32,
+        pub(crate) src_width: u32,
         /// Source height.
-        pub src_height: u32,
+        pub(crate) src_height: u32,
         /// Destination width.
-        pub dst_width: u32,
+        pub(crate) dst_width: u32,
         /// Destination height.
-        pub dst_height: u32,
+        pub(crate) dst_height: u32,
     }
 }
 

@@ -17,35 +17,35 @@ use crate::config::Limits;
 use crate::error::ParamError;
 
 /// Smallest `brightness`.
-pub const MIN_BRIGHTNESS: f64 = -1.0;
+pub(crate) const MIN_BRIGHTNESS: f64 = -1.0;
 /// Largest `brightness`.
-pub const MAX_BRIGHTNESS: f64 = 1.0;
+pub(crate) const MAX_BRIGHTNESS: f64 = 1.0;
 /// Smallest `contrast`.
-pub const MIN_CONTRAST: f64 = 0.0;
+pub(crate) const MIN_CONTRAST: f64 = 0.0;
 /// Largest `contrast`.
-pub const MAX_CONTRAST: f64 = 4.0;
+pub(crate) const MAX_CONTRAST: f64 = 4.0;
 /// Smallest `saturation` (grey).
-pub const MIN_SATURATION: f64 = 0.0;
+pub(crate) const MIN_SATURATION: f64 = 0.0;
 /// Largest `saturation`.
-pub const MAX_SATURATION: f64 = 4.0;
+pub(crate) const MAX_SATURATION: f64 = 4.0;
 /// Smallest `hue`, in degrees.
-pub const MIN_HUE: f64 = -360.0;
+pub(crate) const MIN_HUE: f64 = -360.0;
 /// Largest `hue`, in degrees.
-pub const MAX_HUE: f64 = 360.0;
+pub(crate) const MAX_HUE: f64 = 360.0;
 /// Smallest `gamma`.
-pub const MIN_GAMMA: f64 = 0.1;
+pub(crate) const MIN_GAMMA: f64 = 0.1;
 /// Largest `gamma`.
-pub const MAX_GAMMA: f64 = 10.0;
+pub(crate) const MAX_GAMMA: f64 = 10.0;
 /// Smallest `exposure`, in stops.
-pub const MIN_EXPOSURE: f64 = -10.0;
+pub(crate) const MIN_EXPOSURE: f64 = -10.0;
 /// Largest `exposure`, in stops.
-pub const MAX_EXPOSURE: f64 = 10.0;
+pub(crate) const MAX_EXPOSURE: f64 = 10.0;
 
 /// Parameters of `adjust`; at least one must be given (a rule the JSON
 /// Schema does not express).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AdjustParams {
+pub(crate) struct AdjustParams {
     /// Added to each channel, `-1..=1`. Default 0. Give at least one of the
     /// six parameters (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -77,19 +77,19 @@ pub struct AdjustParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Adjust {
     /// `2^exposure`, or `None` when exposure is 0.
-    pub exposure_gain: Option<f32>,
+    pub(crate) exposure_gain: Option<f32>,
     /// Brightness offset.
     pub brightness: f32,
     /// Contrast factor.
     pub contrast: f32,
     /// Saturation then hue, row-major; `None` when both are identity.
-    pub matrix: Option<[[f32; 3]; 3]>,
+    pub(crate) matrix: Option<[[f32; 3]; 3]>,
     /// `1/gamma`, or `None` when gamma is 1.
-    pub inv_gamma: Option<f32>,
+    pub(crate) inv_gamma: Option<f32>,
 }
 
 /// The W3C `saturate` matrix.
-pub fn saturation_matrix(s: f64) -> [[f64; 3]; 3] {
+pub(crate) fn saturation_matrix(s: f64) -> [[f64; 3]; 3] {
     [
         [
             0.2126 + 0.7874 * s,
@@ -110,7 +110,7 @@ pub fn saturation_matrix(s: f64) -> [[f64; 3]; 3] {
 }
 
 /// The W3C `hueRotate` matrix for `deg` degrees.
-pub fn hue_matrix(deg: f64) -> [[f64; 3]; 3] {
+pub(crate) fn hue_matrix(deg: f64) -> [[f64; 3]; 3] {
     let (sin, cos) = deg.to_radians().sin_cos();
     [
         [

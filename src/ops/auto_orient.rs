@@ -14,7 +14,7 @@ use crate::gpu::GpuError;
 crate::gpu_uniform! {
     /// `shaders/auto_orient.wgsl`: source coordinates as an integer affine
     /// map of destination coordinates, `sx = a x + b y + c`, `sy = d x + e y + f`.
-    pub struct RemapUniform {
+    pub(crate) struct RemapUniform {
         /// x coefficient of sx.
         pub a: i32,
         /// y coefficient of sx.
@@ -68,7 +68,7 @@ pub(crate) fn record_orientation(
 pub struct AutoOrient;
 
 /// Whether an EXIF orientation swaps width and height (5 to 8 do).
-pub fn swaps_axes(orientation: u8) -> bool {
+pub(crate) fn swaps_axes(orientation: u8) -> bool {
     (5..=8).contains(&orientation)
 }
 

@@ -21,7 +21,7 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/blur.wgsl`.
-    pub struct BlurUniform {
+    pub(crate) struct BlurUniform {
         /// The kernel has `2 * radius + 1` weights.
         pub radius: i32,
     }
@@ -55,14 +55,14 @@ pub(crate) fn record_blur(
 }
 
 /// Smallest sigma accepted (`blur`, `sharpen`).
-pub const MIN_SIGMA: f64 = 0.1;
+pub(crate) const MIN_SIGMA: f64 = 0.1;
 /// Largest sigma accepted (radius 192).
-pub const MAX_SIGMA: f64 = 64.0;
+pub(crate) const MAX_SIGMA: f64 = 64.0;
 
 /// Parameters of `blur`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct BlurParams {
+pub(crate) struct BlurParams {
     /// Standard deviation in pixels, `0.1..=64`.
     #[schemars(range(min = MIN_SIGMA, max = MAX_SIGMA))]
     pub sigma: f64,
@@ -76,7 +76,7 @@ pub struct Blur {
 }
 
 /// The normalised Gaussian kernel for `sigma` (computed in f64).
-pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
+pub(crate) fn gaussian_kernel(sigma: f64) -> Vec<f32> {
     let radius = (3.0 * sigma).ceil() as i64;
     let w: Vec<f64> = (-radius..=radius)
         .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
@@ -86,7 +86,7 @@ pub fn gaussian_kernel(sigma: f64) -> Vec<f32> {
 }
 
 /// Validate a sigma parameter named `name`.
-pub fn check_sigma(name: &str, sigma: f64) -> Result<f64, ParamError> {
+pub(crate) fn check_sigma(name: &str, sigma: f64) -> Result<f64, ParamError> {
     check_range(name, sigma, MIN_SIGMA, MAX_SIGMA)
 }
 
@@ -327,7 +327,7 @@ pub(crate) mod convolve {
 
     /// `dst[i] = sum_t kernel[t] * src[i + t * step]`, summed in tap order
     /// (the taps as rows of [`f32_rows`]).
-    pub fn f32_taps(dst: &mut [f32], src: &[f32], kernel: &[f32], step: usize) {
+    pub(crate) fn f32_taps(dst: &mut [f32], src: &[f32], kernel: &[f32], step: usize) {
         let n = dst.len();
         assert!(src.len() + step >= n + kernel.len() * step);
         let rows: Vec<&[f32]> = (0..kernel.len()).map(|t| &src[t * step..]).collect();
@@ -336,7 +336,7 @@ pub(crate) mod convolve {
 
     /// `dst[i] = sum_t kernel[t] * rows[t][i]`, summed in tap order.
     #[multiversion(targets = "simd")]
-    pub fn f32_rows(dst: &mut [f32], rows: &[&[f32]], kernel: &[f32]) {
+    pub(crate) fn f32_rows(dst: &mut [f32], rows: &[&[f32]], kernel: &[f32]) {
         let n = dst.len();
         assert!(rows.len() == kernel.len() && rows.iter().all(|r| r.len() >= n));
         let mut x = 0;
@@ -363,7 +363,7 @@ pub(crate) mod convolve {
     /// RGBA8 pixels as `f32`, each colour channel multiplied by alpha / 255
     /// (by exactly 1 where alpha is 255).
     #[multiversion(targets = "simd")]
-    pub fn premultiplied_f32(dst: &mut [f32], src: &[u8]) {
+    pub(crate) fn premultiplied_f32(dst: &mut [f32], src: &[u8]) {
         for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
             let k = f32::from(s[3]) / 255.0;
             d.copy_from_slice(&[
@@ -377,7 +377,7 @@ pub(crate) mod convolve {
 
     /// The colour channels of RGBA8 pixels as `f32`, alpha dropped.
     #[multiversion(targets = "simd")]
-    pub fn rgb_f32(dst: &mut [f32], src: &[u8]) {
+    pub(crate) fn rgb_f32(dst: &mut [f32], src: &[u8]) {
         for (d, s) in dst.chunks_exact_mut(3).zip(src.chunks_exact(4)) {
             d.copy_from_slice(&[f32::from(s[0]), f32::from(s[1]), f32::from(s[2])]);
         }
@@ -386,7 +386,7 @@ pub(crate) mod convolve {
     /// Round each value to the 8-bit level [`quantise`] would give it,
     /// keeping it as `f32` (every level is exact in `f32`).
     #[multiversion(targets = "simd")]
-    pub fn round_whole(v: &mut [f32]) {
+    pub(crate) fn round_whole(v: &mut [f32]) {
         for x in v {
             *x = f32::from(round_u8(*x));
         }
@@ -394,7 +394,7 @@ pub(crate) mod convolve {
 
     /// [`quantise`] for RGB values, written out as opaque RGBA8.
     #[multiversion(targets = "simd")]
-    pub fn quantise_rgb(dst: &mut [u8], src: &[f32]) {
+    pub(crate) fn quantise_rgb(dst: &mut [u8], src: &[f32]) {
         for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(3)) {
             d.copy_from_slice(&[round_u8(s[0]), round_u8(s[1]), round_u8(s[2]), 255]);
         }
@@ -402,7 +402,7 @@ pub(crate) mod convolve {
 
     /// Round each value in `0..=255` half up to 8 bits, clamping.
     #[multiversion(targets = "simd")]
-    pub fn quantise(dst: &mut [u8], src: &[f32]) {
+    pub(crate) fn quantise(dst: &mut [u8], src: &[f32]) {
         for (d, &v) in dst.iter_mut().zip(src) {
             *d = round_u8(v);
         }

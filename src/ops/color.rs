@@ -7,7 +7,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// The JSON Schema `pattern` of a colour: the forms [`Color::parse`] reads,
 /// 3, 4, 6 or 8 hex digits after `#`.
-pub const PATTERN: &str = "^#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$";
+pub(crate) const PATTERN: &str = "^#([0-9a-fA-F]{3,4}|[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$";
 
 /// An RGBA colour, straight alpha.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -15,7 +15,7 @@ pub struct Color(pub [u8; 4]);
 
 impl Color {
     /// Transparent black, the default background.
-    pub const TRANSPARENT: Color = Color([0, 0, 0, 0]);
+    pub(crate) const TRANSPARENT: Color = Color([0, 0, 0, 0]);
 
     /// Parse a hex colour.
     pub fn parse(s: &str) -> Option<Color> {
@@ -37,12 +37,12 @@ impl Color {
 
     /// As one RGBA8 pixel packed in a `u32`, red in the low byte (the
     /// shaders' pixel format).
-    pub fn packed(self) -> u32 {
+    pub(crate) fn packed(self) -> u32 {
         u32::from_le_bytes(self.0)
     }
 
     /// As an `image` pixel.
-    pub fn rgba(self) -> image::Rgba<u8> {
+    pub(crate) fn rgba(self) -> image::Rgba<u8> {
         image::Rgba(self.0)
     }
 }

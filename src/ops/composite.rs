@@ -31,7 +31,7 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/composite.wgsl`.
-    pub struct CompositeUniform {
+    pub(crate) struct CompositeUniform {
         /// Left edge of the pasted image on the base.
         pub x: i32,
         /// Top edge of the pasted image on the base.
@@ -50,7 +50,7 @@ crate::gpu_uniform! {
 /// Where the pasted image sits on the base.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Gravity {
+pub(crate) enum Gravity {
     /// Centred.
     #[default]
     Center,
@@ -73,17 +73,17 @@ pub enum Gravity {
 }
 
 /// Longest `source` of a `composite`, in bytes.
-pub const MAX_SOURCE_LEN: usize = 512;
+pub(crate) const MAX_SOURCE_LEN: usize = 512;
 /// Smallest `opacity` of a `composite`.
-pub const MIN_OPACITY: f64 = 0.0;
+pub(crate) const MIN_OPACITY: f64 = 0.0;
 /// Largest `opacity` of a `composite`.
-pub const MAX_OPACITY: f64 = 1.0;
+pub(crate) const MAX_OPACITY: f64 = 1.0;
 
 /// Parameters of `composite`. Placement is `gravity` or `x` and `y` together,
 /// a rule the JSON Schema does not express.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompositeParams {
+pub(crate) struct CompositeParams {
     /// An object of the same image (`logo.png`), or `image/object` under an
     /// allowed watermark prefix (`watermarks/acme/logo.png`). The prefixes
     /// are a worker setting (`watermark_prefixes`, none by default), which
@@ -127,7 +127,7 @@ pub struct CompositeParams {
 
 /// How the pasted image is placed.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Placement {
+pub(crate) enum Placement {
     /// By gravity.
     Gravity(Gravity),
     /// At a fixed top-left corner.
@@ -140,7 +140,7 @@ pub struct Composite {
     /// The `source` string, the key into [`OpContext::overlays`].
     pub source: String,
     /// Placement.
-    pub placement: Placement,
+    pub(crate) placement: Placement,
     /// Opacity.
     pub opacity: f32,
     /// Blend mode.

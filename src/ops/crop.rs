@@ -38,7 +38,7 @@ pub(crate) fn record_crop(
 }
 
 /// Smallest width or height a `crop` or a `resize` asks for.
-pub const MIN_SIDE: u32 = 1;
+pub(crate) const MIN_SIDE: u32 = 1;
 
 /// How a `crop` without `x`/`y` places its rectangle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -54,7 +54,7 @@ pub enum CropGravity {
 
 impl CropGravity {
     /// Whether the window is chosen from the pixels.
-    pub fn reads_pixels(self) -> bool {
+    pub(crate) fn reads_pixels(self) -> bool {
         matches!(self, Self::Attention | Self::Entropy)
     }
 
@@ -80,7 +80,7 @@ pub(crate) fn crop_frame(frame: Frame, x: u32, y: u32, w: u32, h: u32) -> Frame 
 /// against the image (not expressed in the JSON Schema).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CropParams {
+pub(crate) struct CropParams {
     /// Left edge; give `x` and `y` together, or `gravity` (not expressed in
     /// the schema); the rectangle must lie inside the image.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -17,13 +17,13 @@ use crate::config::Limits;
 use crate::error::ParamError;
 
 /// Fewest control points of a curve.
-pub const MIN_POINTS: usize = 2;
+pub(crate) const MIN_POINTS: usize = 2;
 /// Most control points of a curve.
-pub const MAX_POINTS: usize = 16;
+pub(crate) const MAX_POINTS: usize = 16;
 
 /// A control point: input and output level, each `0..=1`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
-pub struct CurvePoint(
+pub(crate) struct CurvePoint(
     /// Input level.
     #[schemars(range(min = 0.0, max = 1.0))]
     pub f64,
@@ -36,7 +36,7 @@ pub struct CurvePoint(
 /// the JSON Schema does not express).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CurvesParams {
+pub(crate) struct CurvesParams {
     /// The channels changed: `rgb` (default), `red`, `green` or `blue`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
@@ -49,12 +49,12 @@ pub struct CurvesParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Curves {
     /// The sampled curve.
-    pub tone: ToneTable,
+    pub(crate) tone: ToneTable,
 }
 
 /// A monotone cubic through points with strictly rising `x`.
 #[derive(Debug, Clone)]
-pub struct MonotoneCubic {
+pub(crate) struct MonotoneCubic {
     xs: Vec<f64>,
     ys: Vec<f64>,
     /// The tangent at each point.
@@ -99,7 +99,7 @@ impl MonotoneCubic {
 
     /// The curve at `x`: cubic Hermite between the neighbouring points,
     /// the end values beyond them.
-    pub fn eval(&self, x: f64) -> f64 {
+    pub(crate) fn eval(&self, x: f64) -> f64 {
         let n = self.xs.len();
         if x <= self.xs[0] {
             return self.ys[0];

@@ -31,7 +31,7 @@ impl GpuEnum for Axis {
 
 crate::gpu_uniform! {
     /// `shaders/flip.wgsl`.
-    pub struct FlipUniform {
+    pub(crate) struct FlipUniform {
         /// An [`Axis`] constant.
         pub axis: u32,
     }
@@ -40,7 +40,7 @@ crate::gpu_uniform! {
 /// Parameters of `flip`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct FlipParams {
+pub(crate) struct FlipParams {
     /// Which way to mirror.
     pub axis: Axis,
 }

@@ -23,7 +23,7 @@
 use image::RgbaImage;
 
 /// Longest side of the analysed copy.
-pub const ANALYSIS_SIDE: u32 = 256;
+pub(crate) const ANALYSIS_SIDE: u32 = 256;
 
 /// The shrunk copy as premultiplied RGB in `0..=1`, and its factor.
 struct Small {
@@ -156,7 +156,7 @@ fn entropy(lum: &[u8], w: usize, x0: usize, y0: usize, x1: usize, y1: usize) -> 
 
 /// The top-left corner of the `cw` x `ch` window of `img` left once the
 /// lowest-entropy edges are cut away.
-pub fn entropy_window(img: &RgbaImage, cw: u32, ch: u32) -> (u32, u32) {
+pub(crate) fn entropy_window(img: &RgbaImage, cw: u32, ch: u32) -> (u32, u32) {
     let s = shrink(img);
     let lum: Vec<u8> = s
         .rgb

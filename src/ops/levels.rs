@@ -18,16 +18,16 @@ use crate::config::Limits;
 use crate::error::ParamError;
 
 /// Smallest `gamma` of `levels`.
-pub const MIN_GAMMA: f64 = 0.1;
+pub(crate) const MIN_GAMMA: f64 = 0.1;
 /// Largest `gamma` of `levels`.
-pub const MAX_GAMMA: f64 = 10.0;
+pub(crate) const MAX_GAMMA: f64 = 10.0;
 
 /// Parameters of `levels`. At least one besides `channel` must be given,
 /// and `black` must be below `white` (rules the JSON Schema does not
 /// express).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LevelsParams {
+pub(crate) struct LevelsParams {
     /// The channels changed: `rgb` (default), `red`, `green` or `blue`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<Channel>,
@@ -60,7 +60,7 @@ pub struct LevelsParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Levels {
     /// The sampled levels function.
-    pub tone: ToneTable,
+    pub(crate) tone: ToneTable,
 }
 
 /// The levels function in float64, the one the table samples.

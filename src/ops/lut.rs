@@ -24,11 +24,11 @@ use crate::config::Limits;
 use crate::error::{JobError, ParamError};
 
 /// Smallest grid side of a `.cube`.
-pub const MIN_SIZE: usize = 2;
+pub(crate) const MIN_SIZE: usize = 2;
 /// Largest grid side of a `.cube` (65 is the largest common size).
-pub const MAX_SIZE: usize = 65;
+pub(crate) const MAX_SIZE: usize = 65;
 /// Largest `.cube` object, in bytes: a 65-point cube in text is about 8 MB.
-pub const MAX_CUBE_BYTES: u64 = 16 << 20;
+pub(crate) const MAX_CUBE_BYTES: u64 = 16 << 20;
 
 /// How the grid is interpolated.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -45,7 +45,7 @@ pub enum Interpolation {
 /// Parameters of `lut`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct LutParams {
+pub(crate) struct LutParams {
     /// The `.cube` object: an object of the same image (`grade.cube`), or
     /// `image/object` under an allowed watermark prefix (a worker setting).
     #[schemars(
@@ -65,9 +65,9 @@ pub struct Cube {
     /// Grid side `N`.
     pub size: usize,
     /// Input value mapped to the first grid point, per channel.
-    pub domain_min: [f32; 3],
+    pub(crate) domain_min: [f32; 3],
     /// Input value mapped to the last grid point, per channel.
-    pub domain_max: [f32; 3],
+    pub(crate) domain_max: [f32; 3],
     /// `N^3` RGB triples, red varying fastest, then green, then blue.
     pub table: Vec<f32>,
     /// The same grid points padded to four floats, for the CPU lookup.

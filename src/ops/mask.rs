@@ -42,7 +42,7 @@ use crate::gpu::GpuError;
 pub const SHADER: &str = include_str!("../../shaders/mask.wgsl");
 
 /// Largest `feather`, in pixels (the largest blur sigma).
-pub const MAX_FEATHER: f64 = super::blur::MAX_SIGMA;
+pub(crate) const MAX_FEATHER: f64 = super::blur::MAX_SIGMA;
 
 /// How a mask of another size than the image is scaled to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -135,11 +135,11 @@ impl Mask {
 }
 
 /// Decoded masks by their `object` string.
-pub type MaskImages = std::collections::HashMap<String, Arc<GrayImage>>;
+pub(crate) type MaskImages = std::collections::HashMap<String, Arc<GrayImage>>;
 
 /// The mask's 8-bit plane from a decoded object: its alpha when `has_alpha`,
 /// else its BT.601 luma, `(299 r + 587 g + 114 b + 500) / 1000`.
-pub fn mask_plane(img: &RgbaImage, has_alpha: bool) -> GrayImage {
+pub(crate) fn mask_plane(img: &RgbaImage, has_alpha: bool) -> GrayImage {
     let data = img
         .as_raw()
         .par_chunks_exact(4)
@@ -324,7 +324,7 @@ impl Masked {
     }
 
     /// Record the op, then the blend with its input (`shaders/mask.wgsl`).
-    pub fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+    pub(crate) fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
         let dims = step.src.dims();
         let weights = self.mask.weights(&step.inputs.masks, dims)?;
         let result = self.op.record_gpu(GpuStep {

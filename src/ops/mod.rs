@@ -10,7 +10,7 @@
 //! tests, the per-op benches, the op table) reads [`OPS`].
 //!
 //! Ops that change each pixel independently of its neighbours implement
-//! [`PointOperation`] instead of [`Operation`]: runs of them are fused into a
+//! [`point::PointOperation`] instead of [`Operation`]: runs of them are fused into a
 //! single pass over the image on both backends ([`point`]).
 
 pub mod adjust;
@@ -53,8 +53,9 @@ use crate::gpu::recorder::{GpuImage, GpuStep};
 use crate::gpu::uniform::UniformLayout;
 use crate::gpu::GpuError;
 
-pub use point::{PointOp, PointOperation};
-pub use spec::{canonical_name, OpSpec};
+pub(crate) use point::PointOp;
+pub(crate) use spec::canonical_name;
+pub use spec::OpSpec;
 pub use table::markdown_table;
 
 /// Width and height of an image.
@@ -124,7 +125,7 @@ pub struct OpContext {
 
 impl OpContext {
     /// `limit_exceeded` once the deadline has passed.
-    pub fn check_deadline(&self) -> Result<(), JobError> {
+    pub(crate) fn check_deadline(&self) -> Result<(), JobError> {
         match self.deadline {
             Some(d) if std::time::Instant::now() > d => {
                 Err(JobError::limit_exceeded("job exceeded its deadline"))
@@ -154,7 +155,7 @@ impl Tolerance {
 
 /// One image operation: parameters, validation, planning, CPU code and GPU
 /// recording.
-pub trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
+pub(crate) trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'static {
     /// The op's name: the job's `"op"` tag, its module and its shader.
     const NAME: &'static str;
     /// What the op does, one line for the op table.
@@ -232,15 +233,15 @@ pub struct OpInfo {
     /// Its uniform structs' layouts.
     pub uniforms: fn() -> Vec<UniformLayout>,
     /// Its generated WGSL constants.
-    pub wgsl_consts: fn() -> String,
+    pub(crate) wgsl_consts: fn() -> String,
     /// The JSON Schema of its parameters.
-    pub params_schema: fn() -> schemars::Schema,
+    pub(crate) params_schema: fn() -> schemars::Schema,
 }
 
 /// Parameters of ops that take none; unknown fields are still rejected.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct NoParams {}
+pub(crate) struct NoParams {}
 
 macro_rules! registry {
     ($($variant:ident => $module:ident :: $ty:ident),* $(,)?) => {
@@ -248,7 +249,7 @@ macro_rules! registry {
         /// and the op's own fields ([`OpSpec`] adds the optional mask).
         #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
         #[serde(tag = "op", rename_all = "snake_case")]
-        pub enum OpParams {
+        pub(crate) enum OpParams {
             $(
                 #[doc = concat!("See `ops::", stringify!($module), "`.")]
                 $variant(<$module::$ty as Operation>::Params),
@@ -317,17 +318,17 @@ macro_rules! registry {
             }
 
             /// Whether the output size depends on the pixels.
-            pub fn size_from_content(&self) -> bool {
+            pub(crate) fn size_from_content(&self) -> bool {
                 match self { $(Self::$variant(_) => <$module::$ty as Operation>::SIZE_FROM_CONTENT,)* Self::Masked(_) => false }
             }
 
             /// The per-pixel form, when the op has one.
-            pub fn as_point(&self) -> Option<&dyn PointOp> {
+            pub(crate) fn as_point(&self) -> Option<&dyn PointOp> {
                 match self { $(Self::$variant(op) => op.as_point(),)* Self::Masked(_) => None }
             }
 
             /// Record on the GPU.
-            pub fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
+            pub(crate) fn record_gpu(&self, step: GpuStep<'_, '_>) -> Result<GpuImage, GpuError> {
                 match self { $(Self::$variant(op) => op.record_gpu(step),)* Self::Masked(m) => m.record_gpu(step) }
             }
         }
@@ -374,7 +375,7 @@ impl Op {
 }
 
 /// Whether every pixel of `img` has alpha 255.
-pub fn is_opaque(img: &RgbaImage) -> bool {
+pub(crate) fn is_opaque(img: &RgbaImage) -> bool {
     img.as_raw().chunks_exact(4).all(|p| p[3] == 255)
 }
 
@@ -440,7 +441,7 @@ pub(crate) fn check_dims(d: Dims, lim: &Limits) -> Result<(), JobError> {
 
 /// Where a chain of ops runs: the CPU on frames, or the GPU recorder on
 /// device images. [`run_chain`] drives either the same way.
-pub trait ChainTarget {
+pub(crate) trait ChainTarget {
     /// The image the ops pass along.
     type Image;
     /// What a failing op returns.
@@ -460,7 +461,7 @@ pub trait ChainTarget {
 
 /// Run a chain of ops, fusing runs of per-pixel ops into one pass and
 /// checking the deadline before each step.
-pub fn run_chain<T: ChainTarget>(
+pub(crate) fn run_chain<T: ChainTarget>(
     target: &mut T,
     mut img: T::Image,
     ops: &[Op],

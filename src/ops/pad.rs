@@ -14,7 +14,7 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/pad.wgsl`: where the source goes on the canvas.
-    pub struct PadUniform {
+    pub(crate) struct PadUniform {
         /// Left edge of the source on the canvas.
         pub x: i32,
         /// Top edge of the source on the canvas.
@@ -77,7 +77,7 @@ pub struct Pad {
 }
 
 /// Place `img` at (`x`, `y`) on a new canvas of `dims` filled with `bg`.
-pub fn place_on_canvas(img: &RgbaImage, dims: Dims, x: u32, y: u32, bg: Color) -> RgbaImage {
+pub(crate) fn place_on_canvas(img: &RgbaImage, dims: Dims, x: u32, y: u32, bg: Color) -> RgbaImage {
     let mut out = RgbaImage::from_pixel(dims.width, dims.height, bg.rgba());
     let row = img.width() as usize * 4;
     let out_row = dims.width as usize * 4;

@@ -21,14 +21,14 @@ use crate::gpu::uniform::{Uniform, UniformLayout};
 use crate::gpu::GpuError;
 
 /// Smallest block side.
-pub const MIN_SIZE: u32 = 2;
+pub(crate) const MIN_SIZE: u32 = 2;
 /// Largest block side: 256 x 256 pixels' sums of `c * a` still fit a `u32`,
 /// the shader's widest integer.
-pub const MAX_SIZE: u32 = 256;
+pub(crate) const MAX_SIZE: u32 = 256;
 
 crate::gpu_uniform! {
     /// `shaders/pixelate.wgsl`: the rectangle and the block grid.
-    pub struct PixelateUniform {
+    pub(crate) struct PixelateUniform {
         /// Left edge of the rectangle.
         pub x: u32,
         /// Top edge of the rectangle.
@@ -47,7 +47,7 @@ crate::gpu_uniform! {
 /// the image (rules the JSON Schema does not express).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PixelateParams {
+pub(crate) struct PixelateParams {
     /// Block side in pixels, `2..=256`.
     #[schemars(range(min = MIN_SIZE, max = MAX_SIZE))]
     pub size: u32,

@@ -26,7 +26,7 @@ use crate::gpu::recorder::{GpuImage, GpuStep};
 use crate::gpu::GpuError;
 
 /// An op that changes each pixel on its own.
-pub trait PointOp: Send + Sync {
+pub(crate) trait PointOp: Send + Sync {
     /// Map one pixel; channels in `0..=1`, the result is clamped by the caller.
     fn apply(&self, px: [f32; 4]) -> [f32; 4];
 
@@ -67,11 +67,13 @@ pub trait PointOp: Send + Sync {
 
 /// A point op's pass from 8-bit pixels straight to its results
 /// ([`PointOp::level_pass`]).
-pub type LevelPass = Box<dyn Fn(&[u8], &mut [[f32; 4]]) + Send + Sync>;
+pub(crate) type LevelPass = Box<dyn Fn(&[u8], &mut [[f32; 4]]) + Send + Sync>;
 
 /// The definition of a per-pixel op: what differs from one to the next.
 /// Every such type is an [`Operation`] through the blanket impl below.
-pub trait PointOperation: PointOp + Sized + std::fmt::Debug + Clone + 'static {
+pub(crate) trait PointOperation:
+    PointOp + Sized + std::fmt::Debug + Clone + 'static
+{
     /// The op's name (see [`Operation::NAME`]).
     const NAME: &'static str;
     /// See [`Operation::SUMMARY`].
@@ -132,7 +134,7 @@ impl<T: PointOperation> Operation for T {
 
 /// Quantise a channel in `0..=1` to `0..=255`, rounding half up (as the shaders do).
 #[inline]
-pub fn quantize(v: f32) -> u8 {
+pub(crate) fn quantize(v: f32) -> u8 {
     round_u8(v.clamp(0.0, 1.0) * 255.0)
 }
 
@@ -142,7 +144,7 @@ pub fn quantize(v: f32) -> u8 {
 /// adding 2^23 to a whole number below 2^23 leaves that number in the low
 /// bits of the sum's representation.
 #[inline]
-pub fn round_u8(v: f32) -> u8 {
+pub(crate) fn round_u8(v: f32) -> u8 {
     let y = (v.clamp(0.0, 255.0) + 0.5).floor();
     if y.is_nan() {
         0
@@ -169,7 +171,7 @@ const BLOCK: usize = 1024;
 /// byte through those values quantised; otherwise they replace the
 /// conversion to float, and the rest of the run follows as above. Either
 /// way the bytes are the float pass's, at the cost of a lookup.
-pub fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
+pub(crate) fn run_fused(img: &mut RgbaImage, ops: &[&dyn PointOp]) {
     let row = img.width() as usize * 4;
     if row == 0 {
         return;
@@ -255,7 +257,7 @@ fn from_unit(dst: &mut [u8], src: &[[f32; 4]]) {
 /// Map every pixel of `block` through `f`, compiled for AVX2 and SSE4.2 as
 /// well and chosen at run time, so that a simple `f` is vectorised.
 #[multiversion(targets = "simd")]
-pub fn map_block<F: Fn([f32; 4]) -> [f32; 4]>(block: &mut [[f32; 4]], f: F) {
+pub(crate) fn map_block<F: Fn([f32; 4]) -> [f32; 4]>(block: &mut [[f32; 4]], f: F) {
     for px in block {
         *px = f(*px);
     }
@@ -263,13 +265,13 @@ pub fn map_block<F: Fn([f32; 4]) -> [f32; 4]>(block: &mut [[f32; 4]], f: F) {
 
 /// Rec. 709 luma of gamma-encoded RGB, the weights W3C filter effects use.
 #[inline]
-pub fn luma(r: f32, g: f32, b: f32) -> f32 {
+pub(crate) fn luma(r: f32, g: f32, b: f32) -> f32 {
     0.2126 * r + 0.7152 * g + 0.0722 * b
 }
 
 /// Multiply RGB by a 3x3 matrix (row-major), keeping alpha.
 #[inline]
-pub fn mat3(m: &[[f32; 3]; 3], px: [f32; 4]) -> [f32; 4] {
+pub(crate) fn mat3(m: &[[f32; 3]; 3], px: [f32; 4]) -> [f32; 4] {
     let [r, g, b, a] = px;
     [
         m[0][0] * r + m[0][1] * g + m[0][2] * b,

@@ -41,7 +41,7 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/resize.wgsl`: one convolution pass ([`ConvPass`]).
-    pub struct ResizeConvUniform {
+    pub(crate) struct ResizeConvUniform {
         /// Fixed-point precision: the bits shifted out after summing
         /// (`precision` is a reserved word in WGSL).
         pub shift: u32,
@@ -89,7 +89,7 @@ pub enum Filter {
 /// does not express).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ResizeParams {
+pub(crate) struct ResizeParams {
     /// Target width, `1..=max_side` (a worker setting, default 65535); give
     /// `width`, `height` or both (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -152,7 +152,7 @@ fn side(v: f64) -> u32 {
 
 impl Resize {
     /// Work out the geometry for a source of `src` size.
-    pub fn geometry(&self, src: Dims) -> Geometry {
+    pub(crate) fn geometry(&self, src: Dims) -> Geometry {
         let (sw, sh) = (f64::from(src.width), f64::from(src.height));
         let full = [0.0, 0.0, sw, sh];
         let plain = |d: Dims| Geometry {
@@ -229,7 +229,7 @@ impl Resize {
 
     /// How many times the sampled source box shrinks, on the axis that
     /// shrinks least, for a source of `src` size (below 1 when enlarging).
-    pub fn shrink_factor(&self, src: Dims) -> f64 {
+    pub(crate) fn shrink_factor(&self, src: Dims) -> f64 {
         let g = self.geometry(src);
         (g.src_box[2] / f64::from(g.scaled.width)).min(g.src_box[3] / f64::from(g.scaled.height))
     }
@@ -238,7 +238,7 @@ impl Resize {
     /// size, so that a smaller decode of that source (shrink-on-load) gives
     /// the same output size. `cover` and `contain` already output exactly
     /// their box.
-    pub fn resolved_for(&self, src: Dims) -> Self {
+    pub(crate) fn resolved_for(&self, src: Dims) -> Self {
         match (self.fit, self.width, self.height) {
             (Fit::Cover | Fit::Contain, Some(_), Some(_)) => self.clone(),
             _ => {
@@ -441,9 +441,9 @@ pub fn resize_rgba(
 /// One convolution pass of fast_image_resize's 8-bit path, as the GPU
 /// kernels in `shaders/resize.wgsl` read it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ConvPass {
+pub(crate) struct ConvPass {
     /// Fixed-point precision in bits.
-    pub precision: u32,
+    pub(crate) precision: u32,
     /// Coefficients per output line (the record stride is `window + 2`).
     pub window: u32,
     /// Per output line: start, size, then `window` i16 coefficients as i32.
@@ -506,7 +506,13 @@ fn filter_fn(filter: Filter) -> (fn(f64) -> f64, f64) {
 
 /// fast_image_resize's `precompute_coefficients` and `Normalizer16`, for one
 /// axis: `in_size` source pixels, the crop `in0..in1`, `out_size` outputs.
-pub fn conv_pass(in_size: u32, in0: f64, in1: f64, out_size: u32, filter: Filter) -> ConvPass {
+pub(crate) fn conv_pass(
+    in_size: u32,
+    in0: f64,
+    in1: f64,
+    out_size: u32,
+    filter: Filter,
+) -> ConvPass {
     let (f, support) = filter_fn(filter);
     let scale = (in1 - in0) / f64::from(out_size);
     let filter_scale = scale.max(1.0);
@@ -576,7 +582,7 @@ pub fn conv_pass(in_size: u32, in0: f64, in1: f64, out_size: u32, filter: Filter
 
 /// fast_image_resize's nearest-neighbour index tables: the source column of
 /// each output column, then the source row of each output row.
-pub fn nearest_tables(src: Dims, src_box: [f64; 4], dst: Dims) -> Vec<u32> {
+pub(crate) fn nearest_tables(src: Dims, src_box: [f64; 4], dst: Dims) -> Vec<u32> {
     let [left, top, bw, bh] = src_box;
     let x_scale = bw / f64::from(dst.width);
     let y_scale = bh / f64::from(dst.height);

@@ -22,25 +22,25 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/rotate.wgsl`: the any-angle rotation.
-    pub struct RotateUniform {
+    pub(crate) struct RotateUniform {
         /// Sine of the clockwise angle.
         pub sin: f32,
         /// Its cosine.
-        pub cos: f32,
+        pub(crate) cos: f32,
         /// The canvas colour, packed.
         pub background: u32,
     }
 }
 
 /// Smallest `degrees` of a `rotate`.
-pub const MIN_DEGREES: f64 = -360.0;
+pub(crate) const MIN_DEGREES: f64 = -360.0;
 /// Largest `degrees` of a `rotate`.
-pub const MAX_DEGREES: f64 = 360.0;
+pub(crate) const MAX_DEGREES: f64 = 360.0;
 
 /// Parameters of `rotate`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateParams {
+pub(crate) struct RotateParams {
     /// Clockwise angle in degrees, `-360..=360`.
     #[schemars(range(min = MIN_DEGREES, max = MAX_DEGREES))]
     pub degrees: f64,
@@ -65,7 +65,7 @@ pub enum Rotate {
 }
 
 /// The canvas that holds a `w`x`h` image rotated by `radians`.
-pub fn rotated_dims(w: u32, h: u32, radians: f64) -> Dims {
+pub(crate) fn rotated_dims(w: u32, h: u32, radians: f64) -> Dims {
     let (s, c) = radians.sin_cos();
     let (w, h) = (f64::from(w), f64::from(h));
     let side = |v: f64| (v - 1e-6).ceil().max(1.0) as u32;

@@ -9,14 +9,14 @@ use crate::config::Limits;
 use crate::error::ParamError;
 
 /// Smallest `strength` of a `sepia` (unchanged).
-pub const MIN_STRENGTH: f64 = 0.0;
+pub(crate) const MIN_STRENGTH: f64 = 0.0;
 /// Largest `strength` of a `sepia` (full sepia).
-pub const MAX_STRENGTH: f64 = 1.0;
+pub(crate) const MAX_STRENGTH: f64 = 1.0;
 
 /// Parameters of `sepia`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SepiaParams {
+pub(crate) struct SepiaParams {
     /// `0` unchanged to `1` full sepia. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_STRENGTH, max = MAX_STRENGTH))]
@@ -27,11 +27,11 @@ pub struct SepiaParams {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sepia {
     /// Row-major RGB matrix.
-    pub matrix: [[f32; 3]; 3],
+    pub(crate) matrix: [[f32; 3]; 3],
 }
 
 /// The W3C sepia matrix for a strength in `0..=1`.
-pub fn sepia_matrix(s: f64) -> [[f64; 3]; 3] {
+pub(crate) fn sepia_matrix(s: f64) -> [[f64; 3]; 3] {
     let t = 1.0 - s;
     [
         [0.393 + 0.607 * t, 0.769 - 0.769 * t, 0.189 - 0.189 * t],

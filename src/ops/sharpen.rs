@@ -17,7 +17,7 @@ use crate::gpu::GpuError;
 
 crate::gpu_uniform! {
     /// `shaders/sharpen.wgsl`: the mask step.
-    pub struct SharpenUniform {
+    pub(crate) struct SharpenUniform {
         /// Strength.
         pub amount: f32,
         /// Smallest difference sharpened, in levels.
@@ -26,18 +26,18 @@ crate::gpu_uniform! {
 }
 
 /// Smallest `amount` of a `sharpen`.
-pub const MIN_AMOUNT: f64 = 0.0;
+pub(crate) const MIN_AMOUNT: f64 = 0.0;
 /// Largest `amount` of a `sharpen`.
-pub const MAX_AMOUNT: f64 = 10.0;
+pub(crate) const MAX_AMOUNT: f64 = 10.0;
 /// Smallest `threshold` of a `sharpen`.
-pub const MIN_THRESHOLD: f64 = 0.0;
+pub(crate) const MIN_THRESHOLD: f64 = 0.0;
 /// Largest `threshold` of a `sharpen` (full scale).
-pub const MAX_THRESHOLD: f64 = 1.0;
+pub(crate) const MAX_THRESHOLD: f64 = 1.0;
 
 /// Parameters of `sharpen`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SharpenParams {
+pub(crate) struct SharpenParams {
     /// Blur radius as a Gaussian sigma, `0.1..=64`. Default 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = super::blur::MIN_SIGMA, max = super::blur::MAX_SIGMA))]

@@ -23,7 +23,7 @@ use crate::error::ParamError;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpSpec {
     /// The op's name and parameters.
-    pub params: OpParams,
+    pub(crate) params: OpParams,
     /// The region it is limited to, when masked.
     pub mask: Option<MaskSpec>,
 }
@@ -35,7 +35,7 @@ impl From<OpParams> for OpSpec {
 }
 
 /// The op a job's `"op"` names, by its name or one of its aliases.
-pub fn canonical_name(name: &str) -> Option<&'static str> {
+pub(crate) fn canonical_name(name: &str) -> Option<&'static str> {
     OPS.iter()
         .find(|op| op.name == name || op.aliases.contains(&name))
         .map(|op| op.name)

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use super::point::{map_block, PointOp};
 
 /// Entries of a tone table: one per 8-bit level.
-pub const TABLE_SIZE: usize = 256;
+pub(crate) const TABLE_SIZE: usize = 256;
 
 /// Which colour channels a tone op changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Channel {
+pub(crate) enum Channel {
     /// Red, green and blue alike.
     #[default]
     Rgb,
@@ -46,7 +46,7 @@ impl Channel {
 
 /// A channel's tone function, sampled.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ToneTable {
+pub(crate) struct ToneTable {
     /// The channel(s) it maps.
     pub channel: Channel,
     /// The function at `k / 255`, `k` in `0..TABLE_SIZE`, in `0..=1`.
@@ -92,7 +92,7 @@ impl ToneTable {
 
 /// A per-pixel op that is one tone table (`levels`, `curves`); its
 /// [`PointOp`] is the table's.
-pub trait ToneOp: Send + Sync {
+pub(crate) trait ToneOp: Send + Sync {
     /// The op's table.
     fn tone(&self) -> &ToneTable;
 }

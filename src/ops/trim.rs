@@ -26,12 +26,12 @@ use crate::gpu::recorder::{GpuImage, GpuStep};
 use crate::gpu::GpuError;
 
 /// Default `threshold`: 10 levels, libvips' default.
-pub const DEFAULT_THRESHOLD: f64 = 10.0 / 255.0;
+pub(crate) const DEFAULT_THRESHOLD: f64 = 10.0 / 255.0;
 
 /// Parameters of `trim`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct TrimParams {
+pub(crate) struct TrimParams {
     /// Largest difference of a channel from the background that still
     /// counts as background, `0..=1` of full scale. Default 10/255.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -54,7 +54,11 @@ pub struct Trim {
 /// The rectangle `(x, y, width, height)` of `img` that holds every pixel
 /// differing from the background by more than `threshold` levels, or
 /// `None` when there is no such pixel.
-pub fn find_trim(img: &RgbaImage, background: Option<Color>, threshold: u8) -> Option<[u32; 4]> {
+pub(crate) fn find_trim(
+    img: &RgbaImage,
+    background: Option<Color>,
+    threshold: u8,
+) -> Option<[u32; 4]> {
     let (w, h) = img.dimensions();
     if w == 0 || h == 0 {
         return None;

@@ -14,14 +14,15 @@ pub mod topology;
 pub mod worker;
 
 pub use signing::SigningKeys;
-pub use tls::{BrokerEndpoint, TlsFiles};
+pub use tls::BrokerEndpoint;
+pub(crate) use tls::TlsFiles;
 pub use topology::Topology;
 pub use worker::{serve, ServeConfig};
 
 /// Header on dead-lettered messages holding the error code.
-pub const ERROR_HEADER: &str = "x-imgworker-error";
+pub(crate) const ERROR_HEADER: &str = "x-imgworker-error";
 /// Header on dead-lettered messages holding the number of attempts.
-pub const ATTEMPTS_HEADER: &str = "x-imgworker-attempts";
+pub(crate) const ATTEMPTS_HEADER: &str = "x-imgworker-attempts";
 
 /// Failures of the queue layer (the broker, not a job).
 #[derive(Debug, thiserror::Error)]

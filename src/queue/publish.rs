@@ -10,12 +10,12 @@ use super::{QueueError, ATTEMPTS_HEADER, ERROR_HEADER};
 use crate::result::ResultMessage;
 
 /// Persistent delivery mode.
-pub const PERSISTENT: u8 = 2;
+pub(crate) const PERSISTENT: u8 = 2;
 
 /// How long a publish may wait for the broker's confirm. A connection lost
 /// between the publish and its confirm must not hold the job's slot forever;
 /// an unconfirmed result is treated as not sent (the job is redelivered).
-pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Publish and wait for the broker's confirm (the channel must be in
 /// confirm mode), at most [`CONFIRM_TIMEOUT`].
@@ -77,7 +77,7 @@ pub async fn result(
 /// Re-publish a job to the dead-letter exchange with the error code in a
 /// header (a reject cannot add headers). The original properties and
 /// headers are kept.
-pub async fn dead_letter(
+pub(crate) async fn dead_letter(
     ch: &Channel,
     dlx: &str,
     body: &[u8],
@@ -100,7 +100,7 @@ pub async fn dead_letter(
 
 /// A header's raw bytes, when it is a long string, a short string or a byte
 /// array (what Python's pika sends for `bytes` values).
-pub fn header_bytes<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a [u8]> {
+pub(crate) fn header_bytes<'a>(headers: Option<&'a FieldTable>, name: &str) -> Option<&'a [u8]> {
     match headers?.inner().get(name)? {
         AMQPValue::LongString(s) => Some(s.as_bytes()),
         AMQPValue::ShortString(s) => Some(s.as_str().as_bytes()),

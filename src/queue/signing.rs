@@ -17,9 +17,9 @@ use super::publish::header_bytes;
 use crate::keys::{parse_key_list, KeyListError as ListError};
 
 /// Header naming the signing key.
-pub const KEY_ID_HEADER: &str = "x-imgworker-key-id";
+pub(crate) const KEY_ID_HEADER: &str = "x-imgworker-key-id";
 /// Header holding the hex HMAC-SHA256 of the body.
-pub const SIGNATURE_HEADER: &str = "x-imgworker-signature";
+pub(crate) const SIGNATURE_HEADER: &str = "x-imgworker-signature";
 
 /// A signing key list is malformed (never shows a secret).
 #[derive(Debug, thiserror::Error)]
@@ -64,12 +64,12 @@ impl SigningKeys {
     }
 
     /// Whether jobs must be signed.
-    pub fn enabled(&self) -> bool {
+    pub(crate) fn enabled(&self) -> bool {
         !self.keys.is_empty()
     }
 
     /// The first key's id, used by `submit`.
-    pub fn first_id(&self) -> Option<&str> {
+    pub(crate) fn first_id(&self) -> Option<&str> {
         self.keys.first().map(|(id, _)| id.as_str())
     }
 
@@ -103,7 +103,7 @@ impl SigningKeys {
     /// Check a delivery's body against its [`KEY_ID_HEADER`] and
     /// [`SIGNATURE_HEADER`], each a long string, short string or byte
     /// array.
-    pub fn verify_headers(
+    pub(crate) fn verify_headers(
         &self,
         headers: Option<&FieldTable>,
         body: &[u8],

@@ -19,7 +19,7 @@ use lapin::{Connection, ConnectionProperties};
 use super::QueueError;
 
 /// How long a connection attempt (TCP, TLS handshake, AMQP handshake) may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// TLS files for `amqps://` connections.
 #[derive(Debug, Clone, Default)]
@@ -27,9 +27,9 @@ pub struct TlsFiles {
     /// Extra CA certificates (PEM) to trust besides the system roots.
     pub ca_file: Option<PathBuf>,
     /// Client certificate chain (PEM), with `key_file`.
-    pub cert_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
     /// Client private key (PEM, PKCS#8, PKCS#1 or SEC1), with `cert_file`.
-    pub key_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
 }
 
 /// A broker URL with its TLS settings, checked and loaded once.
@@ -59,7 +59,7 @@ fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, QueueError> {
 }
 
 /// Whether a URL is `amqps://`.
-pub fn is_tls_url(url: &str) -> bool {
+pub(crate) fn is_tls_url(url: &str) -> bool {
     url.get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("amqps://"))
 }
@@ -123,7 +123,7 @@ impl BrokerEndpoint {
     }
 
     /// Whether the connection is encrypted.
-    pub fn is_tls(&self) -> bool {
+    pub(crate) fn is_tls(&self) -> bool {
         is_tls_url(&self.url)
     }
 

@@ -42,7 +42,7 @@ impl Default for Topology {
 
 impl Topology {
     /// The jobs queue's arguments.
-    pub fn jobs_arguments(&self) -> FieldTable {
+    pub(crate) fn jobs_arguments(&self) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert(
             "x-queue-type".into(),

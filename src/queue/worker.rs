@@ -47,9 +47,9 @@ pub struct ServeConfig {
     /// Keys jobs must be signed with (empty: signing off).
     pub signing: SigningKeys,
     /// First retry delay of a transient failure (doubles per attempt, at most 30 s).
-    pub retry_backoff: Duration,
+    pub(crate) retry_backoff: Duration,
     /// Longest wait between reconnection attempts.
-    pub reconnect_max: Duration,
+    pub(crate) reconnect_max: Duration,
 }
 
 impl ServeConfig {
@@ -68,7 +68,7 @@ impl ServeConfig {
 }
 
 /// Redact the password of an AMQP URL for logs.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let creds = &url[s + 3..at];

@@ -13,7 +13,7 @@ use figment::value::{Dict, Map, Value};
 use figment::{Error, Metadata, Profile, Provider};
 
 /// Prefix of every settings variable.
-pub const PREFIX: &str = "IMGWORKER_";
+pub(crate) const PREFIX: &str = "IMGWORKER_";
 
 /// How a variable's text becomes a value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +62,7 @@ const FALSEY: &[&str] = &["0", "false", "no", "off", "n", "f"];
 
 /// The variable that sets a key path: `IMGWORKER_` and the last segment in
 /// upper case.
-pub fn variable_for(path: &str) -> String {
+pub(crate) fn variable_for(path: &str) -> String {
     let last = path.rsplit('.').next().unwrap_or(path);
     format!("{PREFIX}{}", last.to_ascii_uppercase())
 }
@@ -80,7 +80,7 @@ pub struct Environment {
 
 impl Environment {
     /// This process's environment (variables that are not UTF-8 are skipped).
-    pub fn from_process() -> Self {
+    pub(crate) fn from_process() -> Self {
         Self::from_vars(
             std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))),

@@ -22,7 +22,7 @@ pub use sealed::{Keyring, SealedStorage};
 
 /// The cause of a storage failure (an I/O error, an `object_store` error,
 /// a failed task), kept as the error's source.
-pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
+pub(crate) type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// `": {context}"`, or nothing when there is no context.
 fn colon(context: &str) -> String {
@@ -99,7 +99,7 @@ impl StorageError {
 
     /// A transient failure explained by `reason` alone (no underlying
     /// error).
-    pub fn unavailable_because(reason: impl Into<String>) -> Self {
+    pub(crate) fn unavailable_because(reason: impl Into<String>) -> Self {
         Self::Unavailable {
             context: reason.into(),
             source: None,

@@ -85,7 +85,7 @@ impl Keyring {
     }
 
     /// The id of the key that seals.
-    pub fn sealing_id(&self) -> &str {
+    pub(crate) fn sealing_id(&self) -> &str {
         &self.keys[0].id
     }
 
@@ -95,7 +95,7 @@ impl Keyring {
     }
 
     /// Seal `data` stored under `key`.
-    pub fn seal(&self, key: &str, data: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, key: &str, data: &[u8]) -> Vec<u8> {
         let id = self.sealing_id();
         let mut header = MAGIC.to_vec();
         header.push(id.len() as u8);
