@@ -359,14 +359,18 @@ impl PointOp for Lut {
     fn level_pass(&self, levels: &[[f32; 4]]) -> Option<LevelPass> {
         let cube = self.cube.clone()?;
         let stride = cube.strides();
-        let mut place = [[(0u32, 0f32); 256]; 3];
-        for (c, table) in place.iter_mut().enumerate() {
-            for (slot, level) in table.iter_mut().zip(levels) {
+        let mut place = Box::new(Places {
+            offset: [[0; 256]; 3],
+            fraction: [[0.0; 256]; 3],
+        });
+        for c in 0..3 {
+            for (v, level) in levels.iter().enumerate().take(256) {
                 let (i, f) = cube.coordinate(c, level[c]);
-                *slot = ((i * stride[c]) as u32, f);
+                place.offset[c][v] = (i * stride[c]) as u32;
+                place.fraction[c][v] = f;
             }
         }
-        let alpha: Vec<f32> = levels.iter().map(|l| l[3]).collect();
+        let alpha: [f32; 256] = std::array::from_fn(|v| levels[v][3]);
         let mode = self.interpolation;
         Some(Box::new(move |bytes: &[u8], block: &mut [[f32; 4]]| {
             sample_levels(&cube, mode, &place, &alpha, bytes, block)
@@ -390,26 +394,182 @@ impl PointOp for Lut {
     }
 }
 
+/// Each channel's place in the grid for each of its 256 levels: the lower
+/// grid point's offset (index times the channel's stride) and the fraction.
+struct Places {
+    offset: [[u32; 256]; 3],
+    fraction: [[f32; 256]; 3],
+}
+
 /// Every pixel of `bytes` through the cube into `block`, each channel's
 /// grid coordinate read from `place` (alpha's value from `alpha`).
-#[multiversion(targets = "simd")]
+/// Tetrahedral lookups go eight pixels at a time where the CPU has AVX2
+/// ([`avx2::tetrahedral`], the same arithmetic in the same order, so the
+/// same bits).
 fn sample_levels(
     cube: &Cube,
     mode: Interpolation,
-    place: &[[(u32, f32); 256]; 3],
-    alpha: &[f32],
+    place: &Places,
+    alpha: &[f32; 256],
+    bytes: &[u8],
+    block: &mut [[f32; 4]],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if mode == Interpolation::Tetrahedral && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: AVX2 is present (checked above).
+        let done = unsafe { avx2::tetrahedral(cube, place, alpha, bytes, block) };
+        return sample_levels_scalar(
+            cube,
+            mode,
+            place,
+            alpha,
+            &bytes[done * 4..],
+            &mut block[done..],
+        );
+    }
+    sample_levels_scalar(cube, mode, place, alpha, bytes, block)
+}
+
+/// [`sample_levels`] a pixel at a time.
+#[multiversion(targets = "simd")]
+fn sample_levels_scalar(
+    cube: &Cube,
+    mode: Interpolation,
+    place: &Places,
+    alpha: &[f32; 256],
     bytes: &[u8],
     block: &mut [[f32; 4]],
 ) {
     for (px, b) in block.iter_mut().zip(bytes.chunks_exact(4)) {
-        let (r, g, bl) = (
-            place[0][usize::from(b[0])],
-            place[1][usize::from(b[1])],
-            place[2][usize::from(b[2])],
-        );
-        let base = (r.0 + g.0 + bl.0) as usize;
-        let [r, g, bl] = cube.interpolate(base, [r.1, g.1, bl.1], mode);
+        let [r, g, bl] = [0, 1, 2].map(|c| usize::from(b[c]));
+        let base = (place.offset[0][r] + place.offset[1][g] + place.offset[2][bl]) as usize;
+        let f = [
+            place.fraction[0][r],
+            place.fraction[1][g],
+            place.fraction[2][bl],
+        ];
+        let [r, g, bl] = cube.interpolate(base, f, mode);
         *px = [r, g, bl, alpha[usize::from(b[3])]];
+    }
+}
+
+/// The tetrahedral lookup eight pixels at a time: the grid coordinates,
+/// the corner choice and the weights in AVX2 lanes, the corners fetched
+/// by gathers. Every lane computes exactly what [`Cube::tetrahedral`]
+/// computes (the same IEEE operations in the same order, no fused
+/// multiply-add), so the results are bit for bit the scalar ones.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use std::arch::x86_64::*;
+
+    use super::{Cube, Places};
+
+    /// Map the whole groups of eight pixels of `bytes` into `block`;
+    /// returns how many pixels that was (the rest is left to the caller).
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn tetrahedral(
+        cube: &Cube,
+        place: &Places,
+        alpha: &[f32; 256],
+        bytes: &[u8],
+        block: &mut [[f32; 4]],
+    ) -> usize {
+        let n = cube.size as i32;
+        let groups = (bytes.len() / 32).min(block.len() / 8);
+        let grid = cube.grid.as_ptr() as *const f32;
+        let ones = _mm256_set1_epi32(-1);
+        let (v1, vn, vnn) = (
+            _mm256_set1_epi32(1),
+            _mm256_set1_epi32(n),
+            _mm256_set1_epi32(n * n),
+        );
+        let all = _mm256_set1_epi32(1 + n + n * n);
+        let low_byte = _mm256_set1_epi32(0xff);
+        for k in 0..groups {
+            // SAFETY (all loads and stores below): `k < groups` keeps the
+            // 32 bytes and the 8 pixels in bounds; levels index 256-entry
+            // tables; grid offsets stay below `size^3` because each
+            // channel's lower grid index is at most `size - 2`.
+            let px = unsafe { _mm256_loadu_si256(bytes.as_ptr().add(k * 32) as *const __m256i) };
+            let level = |shift: i32| match shift {
+                0 => _mm256_and_si256(px, low_byte),
+                8 => _mm256_and_si256(_mm256_srli_epi32::<8>(px), low_byte),
+                16 => _mm256_and_si256(_mm256_srli_epi32::<16>(px), low_byte),
+                _ => _mm256_srli_epi32::<24>(px),
+            };
+            let (r, g, b, a) = (level(0), level(8), level(16), level(24));
+            let offset = |c: usize, v| unsafe {
+                _mm256_i32gather_epi32::<4>(place.offset[c].as_ptr() as *const i32, v)
+            };
+            let fraction =
+                |c: usize, v| unsafe { _mm256_i32gather_ps::<4>(place.fraction[c].as_ptr(), v) };
+            let base = _mm256_add_epi32(_mm256_add_epi32(offset(0, r), offset(1, g)), offset(2, b));
+            let (fr, fg, fb) = (fraction(0, r), fraction(1, g), fraction(2, b));
+            let alpha = unsafe { _mm256_i32gather_ps::<4>(alpha.as_ptr(), a) };
+            let ge = |x, y| _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(x, y));
+            // The corner after the lower one: along the largest fraction.
+            let r_top = _mm256_and_si256(ge(fr, fg), ge(fr, fb));
+            let g_top = _mm256_andnot_si256(r_top, ge(fg, fb));
+            let b_top = _mm256_andnot_si256(_mm256_or_si256(r_top, g_top), ones);
+            let first = _mm256_or_si256(
+                _mm256_or_si256(_mm256_and_si256(r_top, v1), _mm256_and_si256(g_top, vn)),
+                _mm256_and_si256(b_top, vnn),
+            );
+            // The corner before the upper one: leaving out the smallest.
+            let b_low = _mm256_and_si256(ge(fg, fb), ge(fr, fb));
+            let g_low = _mm256_andnot_si256(b_low, ge(fr, fg));
+            let r_low = _mm256_andnot_si256(_mm256_or_si256(b_low, g_low), ones);
+            let last = _mm256_or_si256(
+                _mm256_or_si256(_mm256_and_si256(r_low, v1), _mm256_and_si256(g_low, vn)),
+                _mm256_and_si256(b_low, vnn),
+            );
+            let hi = _mm256_max_ps(_mm256_max_ps(fr, fg), fb);
+            let lo = _mm256_min_ps(_mm256_min_ps(fr, fg), fb);
+            let mid = _mm256_max_ps(
+                _mm256_min_ps(fr, fg),
+                _mm256_min_ps(_mm256_max_ps(fr, fg), fb),
+            );
+            let w = [
+                _mm256_sub_ps(_mm256_set1_ps(1.0), hi),
+                _mm256_sub_ps(hi, mid),
+                _mm256_sub_ps(mid, lo),
+                lo,
+            ];
+            let top = _mm256_add_epi32(base, all);
+            let corners = [
+                base,
+                _mm256_add_epi32(base, first),
+                _mm256_sub_epi32(top, last),
+                top,
+            ]
+            .map(|i| _mm256_slli_epi32::<2>(i));
+            let channel = |c: usize| {
+                let p = corners.map(|i| unsafe { _mm256_i32gather_ps::<4>(grid.add(c), i) });
+                let sum = _mm256_add_ps(_mm256_mul_ps(w[0], p[0]), _mm256_mul_ps(w[1], p[1]));
+                let sum = _mm256_add_ps(sum, _mm256_mul_ps(w[2], p[2]));
+                _mm256_add_ps(sum, _mm256_mul_ps(w[3], p[3]))
+            };
+            let (r, g, b) = (channel(0), channel(1), channel(2));
+            // Eight lanes each of red, green, blue and alpha to eight RGBA
+            // pixels.
+            let (rg_lo, rg_hi) = (_mm256_unpacklo_ps(r, g), _mm256_unpackhi_ps(r, g));
+            let (ba_lo, ba_hi) = (_mm256_unpacklo_ps(b, alpha), _mm256_unpackhi_ps(b, alpha));
+            let p04 = _mm256_shuffle_ps::<0x44>(rg_lo, ba_lo);
+            let p15 = _mm256_shuffle_ps::<0xEE>(rg_lo, ba_lo);
+            let p26 = _mm256_shuffle_ps::<0x44>(rg_hi, ba_hi);
+            let p37 = _mm256_shuffle_ps::<0xEE>(rg_hi, ba_hi);
+            unsafe {
+                let dst = block.as_mut_ptr().add(k * 8) as *mut f32;
+                _mm256_storeu_ps(dst, _mm256_permute2f128_ps::<0x20>(p04, p15));
+                _mm256_storeu_ps(dst.add(8), _mm256_permute2f128_ps::<0x20>(p26, p37));
+                _mm256_storeu_ps(dst.add(16), _mm256_permute2f128_ps::<0x31>(p04, p15));
+                _mm256_storeu_ps(dst.add(24), _mm256_permute2f128_ps::<0x31>(p26, p37));
+            }
+        }
+        groups * 8
     }
 }
 
@@ -466,7 +626,9 @@ mod tests {
             text.push_str(&format!("{} {} {}\n", o[0], o[1], o[2]));
         }
         let cube = Arc::new(Cube::parse("t", text.as_bytes()).unwrap());
-        let img = image::RgbaImage::from_fn(256, 19, |x, y| {
+        // Rows of 253: groups of eight (the AVX2 path where the CPU has
+        // it) and remainders (the scalar one).
+        let img = image::RgbaImage::from_fn(253, 19, |x, y| {
             image::Rgba([
                 x as u8,
                 (x * 3 + y * 11) as u8,
