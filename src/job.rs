@@ -195,6 +195,21 @@ pub struct OutputSpec {
     /// WebP only (not expressed in the schema): encode losslessly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lossless: Option<bool>,
+    /// JPEG only (not expressed in the schema): progressive scans instead of
+    /// one baseline scan (default `false`). Progressive files are smaller
+    /// and show a coarse whole image early while loading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progressive: Option<bool>,
+    /// JPEG only (not expressed in the schema): chroma subsampling (default
+    /// `4:2:0`, as libvips, Pillow and ImageMagick below quality 90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroma_subsampling: Option<ChromaSubsampling>,
+    /// JPEG only (not expressed in the schema): Huffman tables optimised for
+    /// the image (a second pass over it; a few percent smaller) instead of
+    /// the standard tables (default `false`; progressive files always have
+    /// optimised tables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optimize_coding: Option<bool>,
     /// Ops applied after the job's shared ops, for this output only. They
     /// count against the same `max_ops` as the shared ops (see the job's
     /// `ops`).
@@ -236,6 +251,36 @@ pub enum MetadataPolicy {
     KeepExif,
 }
 
+/// JPEG chroma subsampling: how many chroma samples each block of luma
+/// samples keeps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ChromaSubsampling {
+    /// Full chroma resolution (sharp colour edges, text, graphics).
+    #[serde(rename = "4:4:4")]
+    Full,
+    /// Half the chroma columns.
+    #[serde(rename = "4:2:2")]
+    Half,
+    /// Half the chroma columns and rows (photographs).
+    #[default]
+    #[serde(rename = "4:2:0")]
+    Quarter,
+}
+
+/// JPEG encoder settings, recorded with every JPEG version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct JpegSettings {
+    /// Progressive scans.
+    #[serde(default)]
+    pub progressive: bool,
+    /// Chroma subsampling.
+    #[serde(default)]
+    pub chroma_subsampling: ChromaSubsampling,
+    /// Huffman tables optimised for the image.
+    #[serde(default)]
+    pub optimize_coding: bool,
+}
+
 /// How an output is encoded, after validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Encoding {
@@ -251,6 +296,9 @@ pub struct Encoding {
     /// Carry the source's EXIF over (`metadata: keep_exif`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_exif: bool,
+    /// JPEG settings (JPEG outputs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jpeg: Option<JpegSettings>,
 }
 
 /// A validated output.
@@ -614,6 +662,23 @@ impl OutputSpec {
         if self.lossless.is_some() && self.format != Format::Webp {
             return Err(ParamError::new(&format!("{at}.lossless"), "only applies to webp").into());
         }
+        let jpeg_options = [
+            ("progressive", self.progressive.is_some()),
+            ("chroma_subsampling", self.chroma_subsampling.is_some()),
+            ("optimize_coding", self.optimize_coding.is_some()),
+        ];
+        if let Some((name, _)) = jpeg_options.iter().find(|(_, given)| *given) {
+            if self.format != Format::Jpeg {
+                return Err(
+                    ParamError::new(&format!("{at}.{name}"), "only applies to jpeg").into(),
+                );
+            }
+        }
+        let jpeg = (self.format == Format::Jpeg).then(|| JpegSettings {
+            progressive: self.progressive.unwrap_or(false),
+            chroma_subsampling: self.chroma_subsampling.unwrap_or_default(),
+            optimize_coding: self.optimize_coding.unwrap_or(false),
+        });
         let keep_exif = self.metadata == Some(MetadataPolicy::KeepExif);
         if keep_exif && self.format == Format::Webp {
             return Err(ParamError::new(
@@ -632,6 +697,7 @@ impl OutputSpec {
                 quality,
                 lossless: self.lossless.unwrap_or(false),
                 keep_exif,
+                jpeg,
             },
             ops,
             specs,

@@ -701,7 +701,7 @@ fn render_all(
 
     // Decode the source once (smaller, when a large downscale comes first
     // and the format can), and each overlay once.
-    let shrunk = if src.probe.format == image::ImageFormat::Jpeg {
+    let shrunk = if src.probe.format == crate::codec::decode::SourceFormat::Jpeg {
         shrink_on_load(edit, source_shape)
     } else {
         None

@@ -4,7 +4,9 @@ mod common;
 
 use std::io::Write;
 
-use common::{cfg, jpeg_bytes, memory_engine, png_bytes, png_with_header, run, test_image};
+use common::{
+    cfg, heif_bytes, jpeg_bytes, memory_engine, png_bytes, png_with_header, run, test_image,
+};
 use imgworker::config::WorkerConfig;
 use imgworker::result::Status;
 use serde_json::{json, Value};
@@ -130,6 +132,41 @@ fn gif_with_huge_canvas_is_refused() {
     gif.extend_from_slice(&[0x2C, 0, 0, 0, 0, 1, 0, 1, 0, 0x80, 0, 0, 0, 255, 255, 255]);
     gif.extend_from_slice(&[0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
     expect_code(&gif, &simple_job(), "limit_exceeded");
+}
+
+#[test]
+fn hostile_heic_and_avif_files_get_their_codes() {
+    use libheif_rs::{CompressionFormat, ImageOrientation};
+    let img = test_image(64, 48, 1, false);
+    for format in [CompressionFormat::Hevc, CompressionFormat::Av1] {
+        let good = heif_bytes(&img, format, ImageOrientation::Normal, None);
+        expect_code(&good[..good.len() / 2], &simple_job(), "decode_failed");
+        expect_code(&good[..40], &simple_job(), "decode_failed");
+        // The container's `ispe` boxes (the coded image's, the displayed
+        // size's, the alpha plane's) declare 20000x20000: refused from the
+        // header, before libheif decodes (or allocates) anything.
+        let mut huge = good.clone();
+        let boxes: Vec<usize> = (0..good.len() - 16)
+            .filter(|&i| &good[i..i + 4] == b"ispe")
+            .collect();
+        assert!(!boxes.is_empty(), "an ispe box");
+        for at in boxes {
+            huge[at + 8..at + 12].copy_from_slice(&20_000u32.to_be_bytes());
+            huge[at + 12..at + 16].copy_from_slice(&20_000u32.to_be_bytes());
+        }
+        let msg = expect_code(&huge, &simple_job(), "limit_exceeded");
+        assert!(msg.contains("20000x20000"), "{msg}");
+        // A valid file type box, then garbage.
+        let mut garbage = good[..good.windows(4).position(|w| w == b"meta").unwrap() - 4].to_vec();
+        garbage.extend((0..4000u32).map(|i| (i * 131 % 251) as u8));
+        expect_code(&garbage, &simple_job(), "decode_failed");
+        // The pixel data cut short inside the coded image.
+        let mut cut = good.clone();
+        let len = cut.len();
+        cut[len - 64..].fill(0);
+        cut.truncate(len - 16);
+        expect_code(&cut, &simple_job(), "decode_failed");
+    }
 }
 
 #[test]

@@ -758,3 +758,91 @@ fn composite_through_a_mask_object_as_grey_or_alpha() {
     });
     assert!(mixed, "no soft edge");
 }
+
+/// The start-of-frame marker and the first component's sampling factors of
+/// a JPEG, read from its markers.
+fn jpeg_frame(jpeg: &[u8]) -> (u8, u8) {
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let marker = jpeg[i + 1];
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if (0xC0..=0xC2).contains(&marker) {
+            return (marker, jpeg[i + 4 + 7]);
+        }
+        i += 2 + len;
+    }
+    panic!("no frame header");
+}
+
+#[test]
+fn jpeg_options_reach_the_file_and_the_manifest() {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(
+        &key("original.png"),
+        png_bytes(&test_image(120, 80, 3, false)),
+    );
+    let job = edit(
+        "jpeg-options",
+        "original.png",
+        json!([]),
+        json!([
+            {"version": "plain", "format": "jpeg"},
+            {"version": "prog", "format": "jpeg", "progressive": true, "chroma_subsampling": "4:4:4"},
+            {"version": "opt", "format": "jpeg", "optimize_coding": true, "chroma_subsampling": "4:2:2"}
+        ]),
+    );
+    let r = run(&engine, &job).result;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    for (version, frame, progressive, chroma, optimize) in [
+        ("plain", (0xC0, 0x22), false, "4:2:0", false),
+        ("prog", (0xC2, 0x11), true, "4:4:4", false),
+        ("opt", (0xC0, 0x21), false, "4:2:2", true),
+    ] {
+        let bytes = storage.object(&key(&format!("{version}.jpg"))).unwrap();
+        assert_eq!(jpeg_frame(&bytes), frame, "{version}");
+        assert_eq!(decode(&bytes).dimensions(), (120, 80));
+        let manifest: Value =
+            serde_json::from_slice(&storage.object(&key(&format!("{version}.json"))).unwrap())
+                .unwrap();
+        let recorded = &manifest["recipe"]["output"]["jpeg"];
+        assert_eq!(recorded["progressive"], progressive, "{version}");
+        assert_eq!(recorded["chroma_subsampling"], chroma, "{version}");
+        assert_eq!(recorded["optimize_coding"], optimize, "{version}");
+    }
+    // The options are JPEG's alone.
+    for (i, (format, option)) in [
+        ("webp", json!({"progressive": true})),
+        ("png", json!({"chroma_subsampling": "4:4:4"})),
+        ("avif", json!({"optimize_coding": true})),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut output = json!({"version": "bad", "format": format});
+        output
+            .as_object_mut()
+            .unwrap()
+            .extend(option.as_object().unwrap().clone());
+        let job = edit(
+            &format!("bad-{i}"),
+            "original.png",
+            json!([]),
+            json!([output]),
+        );
+        let err = run(&engine, &job).result.error.unwrap();
+        assert_eq!(err.code.as_str(), "invalid_param", "{format}");
+        assert!(
+            err.message.contains("only applies to jpeg"),
+            "{}",
+            err.message
+        );
+    }
+    let bad = edit(
+        "bad-chroma",
+        "original.png",
+        json!([]),
+        json!([{"version": "bad", "format": "jpeg", "chroma_subsampling": "4:1:1"}]),
+    );
+    let err = run(&engine, &bad).result.error.unwrap();
+    assert_eq!(err.code.as_str(), "invalid_param", "{}", err.message);
+}

@@ -1,5 +1,5 @@
-//! Decode JPEG (libjpeg-turbo), PNG, WebP, GIF (first frame) and TIFF into
-//! RGBA8.
+//! Decode JPEG (libjpeg-turbo), PNG, WebP, GIF (first frame), TIFF, and
+//! HEIC and AVIF (libheif, [`super::heif`]) into RGBA8.
 //!
 //! A source is opened in two steps so that the whole job can be planned
 //! before any pixel buffer exists: [`SourceImage::open`] sniffs the format,
@@ -16,8 +16,8 @@ use crate::config::Limits;
 use crate::error::JobError;
 use crate::ops::Dims;
 
-/// Formats this worker decodes.
-pub(crate) const DECODABLE: &[ImageFormat] = &[
+/// Formats this worker decodes through the `image` crate.
+const DECODABLE: &[ImageFormat] = &[
     ImageFormat::Jpeg,
     ImageFormat::Png,
     ImageFormat::WebP,
@@ -25,14 +25,60 @@ pub(crate) const DECODABLE: &[ImageFormat] = &[
     ImageFormat::Tiff,
 ];
 
+/// A source's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceFormat {
+    /// JPEG.
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP.
+    Webp,
+    /// GIF (the first frame).
+    Gif,
+    /// TIFF.
+    Tiff,
+    /// HEIF with HEVC (HEIC).
+    Heic,
+    /// HEIF with AV1 (AVIF).
+    Avif,
+}
+
+impl SourceFormat {
+    /// The format's usual file extension.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+            Self::Tiff => "tiff",
+            Self::Heic => "heic",
+            Self::Avif => "avif",
+        }
+    }
+
+    fn of(format: ImageFormat) -> Option<Self> {
+        Some(match format {
+            ImageFormat::Jpeg => Self::Jpeg,
+            ImageFormat::Png => Self::Png,
+            ImageFormat::WebP => Self::Webp,
+            ImageFormat::Gif => Self::Gif,
+            ImageFormat::Tiff => Self::Tiff,
+            _ => return None,
+        })
+    }
+}
+
 /// What the header says.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Probe {
     /// Container format.
-    pub format: ImageFormat,
-    /// Stored dimensions (before orientation).
+    pub format: SourceFormat,
+    /// Stored dimensions (before orientation; HEIF's own transforms are
+    /// applied in decoding, so they count as stored).
     pub dims: Dims,
-    /// EXIF orientation, 1..=8.
+    /// EXIF orientation, 1..=8 (1 for HEIF, see [`super::heif`]).
     pub orientation: u8,
     /// Whether the pixels have an alpha channel.
     pub(crate) has_alpha: bool,
@@ -52,7 +98,9 @@ pub struct SourceImage<'a> {
     /// Header facts.
     pub(crate) probe: Probe,
     bytes: &'a [u8],
-    decoder: Box<dyn ImageDecoder + 'a>,
+    /// The `image` crate's decoder; `None` for HEIF, which libheif decodes
+    /// from the bytes.
+    decoder: Option<Box<dyn ImageDecoder + 'a>>,
     icc: Option<Vec<u8>>,
 }
 
@@ -94,19 +142,15 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
 }
 
 /// Map a decoder error to the contract's codes.
-fn map_err(format: ImageFormat, e: ImageError) -> JobError {
+fn map_err(format: &str, e: ImageError) -> JobError {
     match e {
         ImageError::Limits(l) => {
             JobError::limit_exceeded(format!("decoding would exceed a limit: {l}"))
         }
-        ImageError::Unsupported(u) => JobError::unsupported_format(format!(
-            "unsupported {} variant: {u}",
-            format_name(format)
-        )),
-        other => JobError::decode_failed(format!(
-            "source is not a valid {}: {other}",
-            format_name(format)
-        )),
+        ImageError::Unsupported(u) => {
+            JobError::unsupported_format(format!("unsupported {format} variant: {u}"))
+        }
+        other => JobError::decode_failed(format!("source is not a valid {format}: {other}")),
     }
 }
 
@@ -127,11 +171,40 @@ impl<'a> SourceImage<'a> {
                 lim.max_source_bytes
             )));
         }
+        if let Some(brand) = super::heif::sniff(bytes) {
+            let header = catch_unwind(AssertUnwindSafe(|| super::heif::header(bytes)))
+                .map_err(|_| panic_error("header"))??;
+            if !(8..=16).contains(&header.bits) {
+                return Err(JobError::unsupported_format(format!(
+                    "HEIF/AVIF with {} bits per sample",
+                    header.bits
+                )));
+            }
+            let format = match brand {
+                super::heif::Brand::Heic => SourceFormat::Heic,
+                super::heif::Brand::Avif => SourceFormat::Avif,
+            };
+            let probe = Probe {
+                format,
+                dims: Dims::new(header.width, header.height),
+                orientation: 1,
+                has_alpha: header.has_alpha,
+            };
+            check_size(probe.dims, lim)?;
+            return Ok(Self {
+                probe,
+                bytes,
+                decoder: None,
+                icc: header.icc,
+            });
+        }
         let format = image::guess_format(bytes)
             .ok()
             .filter(|f| DECODABLE.contains(f))
             .ok_or_else(|| {
-                JobError::unsupported_format("source is not JPEG, PNG, WebP, GIF or TIFF")
+                JobError::unsupported_format(
+                    "source is not JPEG, PNG, WebP, GIF, TIFF, HEIC or AVIF",
+                )
             })?;
         if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
             return Err(JobError::decode_failed(
@@ -145,7 +218,9 @@ impl<'a> SourceImage<'a> {
         let opened = catch_unwind(AssertUnwindSafe(|| -> Result<_, JobError> {
             let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
             reader.limits(il);
-            let mut decoder = reader.into_decoder().map_err(|e| map_err(format, e))?;
+            let mut decoder = reader
+                .into_decoder()
+                .map_err(|e| map_err(format_name(format), e))?;
             let (w, h) = decoder.dimensions();
             let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
             let icc = decoder.icc_profile().ok().flatten();
@@ -160,27 +235,16 @@ impl<'a> SourceImage<'a> {
         }))
         .map_err(|_| panic_error("header"))??;
         let (decoder, dims, orientation, icc, has_alpha) = opened;
-        if dims.width == 0 || dims.height == 0 {
-            return Err(JobError::decode_failed("source has no pixels"));
-        }
-        if dims.pixels() > lim.max_source_pixels
-            || dims.width > lim.max_side
-            || dims.height > lim.max_side
-        {
-            return Err(JobError::limit_exceeded(format!(
-                "source is {}x{}, at most {} pixels allowed",
-                dims.width, dims.height, lim.max_source_pixels
-            )));
-        }
+        check_size(dims, lim)?;
         Ok(Self {
             probe: Probe {
-                format,
+                format: SourceFormat::of(format).expect("a decodable format"),
                 dims,
                 orientation,
                 has_alpha,
             },
             bytes,
-            decoder,
+            decoder: Some(decoder),
             icc,
         })
     }
@@ -188,10 +252,13 @@ impl<'a> SourceImage<'a> {
     /// The source's raw EXIF block (TIFF structure), for outputs that keep
     /// it. Never logged.
     pub fn exif(&mut self) -> Option<Vec<u8>> {
-        catch_unwind(AssertUnwindSafe(|| self.decoder.exif_metadata()))
-            .ok()
-            .and_then(Result::ok)
-            .flatten()
+        let bytes = self.bytes;
+        catch_unwind(AssertUnwindSafe(|| match &mut self.decoder {
+            Some(decoder) => decoder.exif_metadata().ok().flatten(),
+            None => super::heif::exif(bytes),
+        }))
+        .ok()
+        .flatten()
     }
 
     /// Decode the pixels into RGBA8.
@@ -216,7 +283,13 @@ impl<'a> SourceImage<'a> {
         } else {
             1
         };
-        if format == ImageFormat::Jpeg {
+        let Some(decoder) = self.decoder else {
+            let bytes = self.bytes;
+            let img = catch_unwind(AssertUnwindSafe(|| super::heif::decode(bytes)))
+                .map_err(|_| panic_error("pixels"))??;
+            return Ok((Decoded { img, icc: self.icc }, 1));
+        };
+        if format == SourceFormat::Jpeg {
             let turbo = catch_unwind(AssertUnwindSafe(|| super::jpeg::decode(self.bytes, shrink)));
             match turbo {
                 Ok(Ok(Some(img))) => return Ok((Decoded { img, icc: self.icc }, shrink)),
@@ -229,15 +302,31 @@ impl<'a> SourceImage<'a> {
                 }
             }
         }
-        let decoder = self.decoder;
         let img = catch_unwind(AssertUnwindSafe(move || {
             DynamicImage::from_decoder(decoder)
         }))
         .map_err(|_| panic_error("pixels"))?
-        .map_err(|e| map_err(format, e))?;
+        .map_err(|e| map_err(format.name(), e))?;
         let img = to_rgba8(img);
         Ok((Decoded { img, icc: self.icc }, 1))
     }
+}
+
+/// Refuse a source with no pixels or more than the limits allow.
+fn check_size(dims: Dims, lim: &Limits) -> Result<(), JobError> {
+    if dims.width == 0 || dims.height == 0 {
+        return Err(JobError::decode_failed("source has no pixels"));
+    }
+    if dims.pixels() > lim.max_source_pixels
+        || dims.width > lim.max_side
+        || dims.height > lim.max_side
+    {
+        return Err(JobError::limit_exceeded(format!(
+            "source is {}x{}, at most {} pixels allowed",
+            dims.width, dims.height, lim.max_source_pixels
+        )));
+    }
+    Ok(())
 }
 
 /// A decoded image as RGBA8. 8-bit grey and RGB (most PNGs, the masks and

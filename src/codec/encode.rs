@@ -124,10 +124,11 @@ pub fn encode(
     match f {
         Format::Jpeg => {
             let quality = enc.quality.unwrap_or(85);
+            let settings = enc.jpeg.unwrap_or_default();
             let jpeg = if opaque {
-                super::jpeg::encode(img.as_raw(), w, h, true, quality)?
+                super::jpeg::encode(img.as_raw(), w, h, true, quality, &settings)?
             } else {
-                super::jpeg::encode(&flatten_rgb(img), w, h, false, quality)?
+                super::jpeg::encode(&flatten_rgb(img), w, h, false, quality, &settings)?
             };
             buf = with_metadata(jpeg, icc, exif.as_deref())?;
         }
@@ -199,6 +200,7 @@ mod tests {
                         quality: format.default_quality(),
                         lossless: false,
                         keep_exif,
+                        jpeg: None,
                     };
                     let out = encode(&img, &enc, Some(&icc), Some(&exif)).unwrap();
                     let (got_icc, got_exif) = read_back(sniffed, &out);
@@ -214,7 +216,15 @@ mod tests {
 
     #[test]
     fn without_metadata_the_encoders_bytes_are_untouched() {
-        let jpeg = super::super::jpeg::encode(gradient(8, 8).as_raw(), 8, 8, true, 85).unwrap();
+        let jpeg = super::super::jpeg::encode(
+            gradient(8, 8).as_raw(),
+            8,
+            8,
+            true,
+            85,
+            &Default::default(),
+        )
+        .unwrap();
         assert_eq!(with_metadata(jpeg.clone(), None, None).unwrap(), jpeg);
         assert!(with_metadata(b"not an image".to_vec(), Some(b"icc"), None).is_err());
     }

@@ -10,6 +10,7 @@ use image::RgbaImage;
 use turbojpeg::{Colorspace, Compressor, Decompressor, Image, PixelFormat, ScalingFactor, Subsamp};
 
 use crate::error::JobError;
+use crate::job::{ChromaSubsampling, JpegSettings};
 
 /// Progressive scans allowed in one source: real files have about ten; a
 /// crafted file with thousands makes decoding take minutes.
@@ -66,19 +67,27 @@ pub fn decode(bytes: &[u8], shrink: u32) -> Result<Option<RgbaImage>, turbojpeg:
     Ok(RgbaImage::from_raw(w as u32, h as u32, pixels))
 }
 
-/// Encode at `quality` (1..=100) with 4:2:0 chroma, as libvips, Pillow and
-/// ImageMagick do below quality 90. `pixels` is RGBA (alpha ignored) or RGB.
+/// Encode at `quality` (1..=100) with `settings`. `pixels` is RGBA (alpha
+/// ignored) or RGB.
 pub fn encode(
     pixels: &[u8],
     width: u32,
     height: u32,
     rgba: bool,
     quality: u8,
+    settings: &JpegSettings,
 ) -> Result<Vec<u8>, JobError> {
     let failed = |e: turbojpeg::Error| JobError::internal(format!("jpg encoding failed: {e}"));
     let mut c = Compressor::new().map_err(failed)?;
     c.set_quality(i32::from(quality)).map_err(failed)?;
-    c.set_subsamp(Subsamp::Sub2x2).map_err(failed)?;
+    c.set_subsamp(match settings.chroma_subsampling {
+        ChromaSubsampling::Full => Subsamp::None,
+        ChromaSubsampling::Half => Subsamp::Sub2x1,
+        ChromaSubsampling::Quarter => Subsamp::Sub2x2,
+    })
+    .map_err(failed)?;
+    c.set_progressive(settings.progressive).map_err(failed)?;
+    c.set_optimize(settings.optimize_coding).map_err(failed)?;
     let (format, bpp) = if rgba {
         (PixelFormat::RGBA, 4)
     } else {
@@ -119,7 +128,7 @@ mod tests {
     #[test]
     fn round_trip_is_close_and_shrinking_gives_the_expected_size() {
         let img = gradient(320, 200);
-        let jpeg = encode(img.as_raw(), 320, 200, true, 90).unwrap();
+        let jpeg = encode(img.as_raw(), 320, 200, true, 90, &JpegSettings::default()).unwrap();
         let back = decode(&jpeg, 1).unwrap().unwrap();
         assert_eq!(back.dimensions(), (320, 200));
         let max_diff = img
@@ -143,11 +152,81 @@ mod tests {
     #[test]
     fn garbage_after_the_header_is_an_error() {
         let img = gradient(64, 64);
-        let mut jpeg = encode(img.as_raw(), 64, 64, true, 85).unwrap();
+        let mut jpeg = encode(img.as_raw(), 64, 64, true, 85, &JpegSettings::default()).unwrap();
         let n = jpeg.len();
         for b in &mut jpeg[n / 2..n - 2] {
             *b = 0xFF;
         }
         assert!(decode(&jpeg, 1).is_err());
+    }
+
+    /// The start-of-frame marker, the first component's sampling factors
+    /// (high nibble horizontal) and the Huffman table segments of a JPEG,
+    /// read from its markers.
+    fn markers(jpeg: &[u8]) -> (u8, u8, Vec<Vec<u8>>) {
+        let (mut sof, mut sampling, mut dht) = (0, 0, Vec::new());
+        let mut i = 2;
+        while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+            let marker = jpeg[i + 1];
+            let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+            let body = &jpeg[i + 4..i + 2 + len];
+            match marker {
+                0xC0..=0xC2 => (sof, sampling) = (marker, body[7]),
+                0xC4 => dht.push(body.to_vec()),
+                0xDA => break,
+                _ => {}
+            }
+            i += 2 + len;
+        }
+        (sof, sampling, dht)
+    }
+
+    #[test]
+    fn settings_show_in_the_written_markers() {
+        let img = RgbaImage::from_fn(96, 64, |x, y| {
+            let n = (x * 7919 + y * 104_729) % 61;
+            image::Rgba([(x * 2 + n) as u8, (y * 3) as u8, (n * 4) as u8, 255])
+        });
+        let enc =
+            |settings: JpegSettings| encode(img.as_raw(), 96, 64, true, 85, &settings).unwrap();
+        let plain = enc(JpegSettings::default());
+        let (sof, sampling, standard_tables) = markers(&plain);
+        assert_eq!((sof, sampling), (0xC0, 0x22), "baseline 4:2:0 by default");
+        for (chroma, factors) in [
+            (ChromaSubsampling::Full, 0x11),
+            (ChromaSubsampling::Half, 0x21),
+            (ChromaSubsampling::Quarter, 0x22),
+        ] {
+            let jpeg = enc(JpegSettings {
+                chroma_subsampling: chroma,
+                ..Default::default()
+            });
+            assert_eq!(markers(&jpeg).1, factors, "{chroma:?}");
+        }
+        let progressive = enc(JpegSettings {
+            progressive: true,
+            ..Default::default()
+        });
+        assert_eq!(markers(&progressive).0, 0xC2, "progressive frames are SOF2");
+        let optimized = enc(JpegSettings {
+            optimize_coding: true,
+            ..Default::default()
+        });
+        let (sof, _, tables) = markers(&optimized);
+        assert_eq!(sof, 0xC0);
+        assert_ne!(
+            tables, standard_tables,
+            "the Huffman tables are the image's own"
+        );
+        assert!(
+            optimized.len() < plain.len(),
+            "{} >= {}",
+            optimized.len(),
+            plain.len()
+        );
+        for jpeg in [&progressive, &optimized] {
+            let back = decode(jpeg, 1).unwrap().unwrap();
+            assert_eq!(back.dimensions(), (96, 64));
+        }
     }
 }

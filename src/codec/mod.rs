@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod encode;
+pub(crate) mod heif;
 pub mod jpeg;
 pub mod webp;
 
