@@ -17,8 +17,10 @@ fi
 # driver) where no GPU is present; the TLS tests make certificates with
 # openssl and create a bucket with curl; the privacy tests watch the worker's
 # file writes with strace; the benchmark test runs libvips and ImageMagick
-# beside imgworker.
-scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick
+# beside imgworker; the HEIF tests make 10-bit HEIC and AVIF sources with
+# heif-enc (libheif-examples), a writer independent of imgworker.
+scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick \
+  libheif-examples
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the queue tests. The tests
 # make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP

@@ -1,5 +1,6 @@
-//! HEIC and AVIF sources (libheif): displayed upright, with their EXIF
-//! carried over; imgworker's own AVIF versions re-edited.
+//! HEIC and AVIF sources (libheif): their EXIF carried over, 10-bit
+//! samples rounded, their ICC profile kept (files from heif-enc, an
+//! independent writer); imgworker's own AVIF versions re-edited.
 //! The hostile HEIF files are in tests/hostile.rs.
 
 mod common;
@@ -134,5 +135,114 @@ fn imgworkers_own_avif_versions_can_be_re_edited() {
         let (max, mean) = diff(&out, &reference);
         let bound = if from == "original" { 0.0 } else { 3.0 };
         assert!(mean <= bound, "{from}: max {max}, mean {mean}");
+    }
+}
+
+/// `png` through `heif-enc` (Debian's libheif-examples, an independent
+/// writer that keeps a PNG's ICC profile and writes 16-bit PNGs at 10
+/// bits), with `args`, as a file of extension `ext`.
+fn heif_enc(png: &[u8], args: &[&str], ext: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (
+        dir.path().join("in.png"),
+        dir.path().join(format!("out.{ext}")),
+    );
+    std::fs::write(&input, png).unwrap();
+    let status = std::process::Command::new("heif-enc")
+        .args(args)
+        .arg("-o")
+        .arg(&output)
+        .arg(&input)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("heif-enc runs (Debian's libheif-examples; scripts/test.sh installs it)");
+    assert!(status.success(), "heif-enc {args:?}");
+    std::fs::read(output).unwrap()
+}
+
+/// A Display P3 ICC profile (moxcms's), padded to a multiple of four
+/// bytes as the ICC specification asks and libpng checks.
+fn display_p3_icc() -> Vec<u8> {
+    let mut icc = moxcms::ColorProfile::new_display_p3().encode().unwrap();
+    icc.resize(icc.len().next_multiple_of(4), 0);
+    let len = u32::try_from(icc.len()).unwrap();
+    icc[..4].copy_from_slice(&len.to_be_bytes());
+    icc
+}
+
+/// A 16-bit RGB PNG of `pixels` with the ICC profile `icc`.
+fn png16(w: u32, h: u32, pixels: &[[u16; 3]], icc: &[u8]) -> Vec<u8> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    let mut encoder = image::codecs::png::PngEncoder::new(&mut out);
+    encoder.set_icc_profile(icc.to_vec()).unwrap();
+    let bytes: Vec<u8> = pixels
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_ne_bytes())
+        .collect();
+    encoder
+        .write_image(&bytes, w, h, image::ExtendedColorType::Rgb16)
+        .unwrap();
+    out
+}
+
+#[test]
+fn ten_bit_heic_rounds_to_8_bits_and_keeps_its_profile() {
+    // Flat grey bands of 10-bit levels; in every other band (levels 3
+    // above a multiple of 4) the 8-bit value lies over half a level above an
+    // integer, so rounding gives the next level up and truncation (libheif's
+    // own reduction) the one below.
+    let levels: Vec<u16> = (0..16u16).map(|i| i * 60 + 2 + (i % 2)).collect();
+    let (w, h) = (16 * 32, 32);
+    let pixels: Vec<[u16; 3]> = (0..w * h)
+        .map(|i| {
+            let band = usize::try_from(i % w / 32).unwrap();
+            let v10 = levels[band];
+            // The 16-bit value that both a shift and a rounded scaling
+            // take back to the 10-bit level.
+            let v16 = ((u32::from(v10) * 65_535 + 511) / 1023) as u16;
+            [v16; 3]
+        })
+        .collect();
+    let p3 = display_p3_icc();
+    let png = png16(w, h, &pixels, &p3);
+    // HEVC, losslessly. (Debian 12's heif-enc cannot write a 10-bit AVIF:
+    // libaom 3.6 aborts on the colour configuration libheif 1.15 gives it.
+    // Both brands decode through the same 16-bit path.)
+    let heic = ["-L", "-p", "chroma=444", "-b", "10"];
+    for (ext, args) in [("heic", &heic[..])] {
+        let source = heif_enc(&png, args, ext);
+        let (engine, storage) = memory_engine(cfg());
+        let name = format!("deep.{ext}");
+        storage.insert(&key(&name), source);
+        let job = edit(
+            &format!("deep-{ext}"),
+            &name,
+            json!([]),
+            json!([{"version": "v2", "format": "png"}]),
+        );
+        let r = run(&engine, &job).result;
+        assert_eq!(r.status, Status::Succeeded, "{ext}: {:?}", r.error);
+        let bytes = storage.object(&key("v2.png")).unwrap();
+        let out = decode(&bytes);
+        for (band, &v10) in levels.iter().enumerate() {
+            let want = (f64::from(v10) * 255.0 / 1023.0).round();
+            let got = out.get_pixel(band as u32 * 32 + 16, 16)[0];
+            assert!(
+                (f64::from(got) - want).abs() <= 0.0,
+                "{ext}: 10-bit {v10} gave {got}, rounding gives {want}"
+            );
+        }
+        let mut dec = image::ImageReader::new(std::io::Cursor::new(&bytes[..]))
+            .with_guessed_format()
+            .unwrap()
+            .into_decoder()
+            .unwrap();
+        assert_eq!(
+            dec.icc_profile().unwrap(),
+            Some(p3.clone()),
+            "{ext}: the profile is kept"
+        );
     }
 }

@@ -258,7 +258,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub warmup: usize,
     /// Only these jobs (comma-separated): thumbnail-1920, thumbnail-256,
-    /// resize-half, blur-5, unsharp, colour, chain, jpeg-to-webp, jpeg-to-png.
+    /// resize-half, blur-5, unsharp, colour, chain, jpeg-to-webp, jpeg-to-png,
+    /// jpeg-recode, composite-mask, lut-33, levels-curves, smartcrop-512.
     #[arg(long, value_delimiter = ',')]
     pub jobs: Vec<String>,
     /// How imgworker runs: in one process, a process per job, or both.
