@@ -1,14 +1,18 @@
-//! HEIC and AVIF sources (libheif): their EXIF carried over, 10-bit
-//! samples rounded, their ICC profile kept (files from heif-enc, an
-//! independent writer); imgworker's own AVIF versions re-edited.
+//! HEIC and AVIF sources (libheif): displayed as their `irot` says (added to
+//! libheif-written files, whose 1.15 encoder cannot write it), their EXIF
+//! carried over, 10-bit samples rounded, their ICC profile kept (files from
+//! heif-enc, an independent writer); imgworker's own AVIF versions
+//! re-edited.
 //! The hostile HEIF files are in tests/hostile.rs.
 
 mod common;
 
 use common::{cfg, decode, diff, exif_block, heif_bytes, memory_engine, png_bytes, run};
 use image::{imageops, ImageDecoder, RgbaImage};
+use imgworker::backend::{Backend, BackendChoice, BackendKind};
+use imgworker::pipeline::Engine;
 use imgworker::result::Status;
-use libheif_rs::{CompressionFormat, ImageOrientation};
+use libheif_rs::CompressionFormat;
 use serde_json::{json, Value};
 
 const IMAGE: &str = "users/42/images/7";
@@ -45,6 +49,71 @@ fn metadata(bytes: &[u8]) -> Option<Vec<u8>> {
 }
 
 #[test]
+fn heic_and_avif_sources_are_displayed_as_their_irot_says() {
+    let img = picture(96, 64);
+    // iPhones write the rotation twice: as `irot` and as the EXIF tag.
+    let exif = exif_block(6, None);
+    for (format, quarter_turns, ext) in [
+        (CompressionFormat::Hevc, 3, "heic"),
+        (CompressionFormat::Av1, 1, "avif"),
+    ] {
+        // `irot` turns anticlockwise: three quarter turns are EXIF's 6.
+        let expected = match quarter_turns {
+            3 => imageops::rotate90(&img),
+            _ => imageops::rotate270(&img),
+        };
+        let plain = heif_bytes(&img, format, Some(&exif));
+        let source = with_irot(&plain, quarter_turns);
+        let (engine, storage) = memory_engine(cfg());
+        let name = format!("portrait.{ext}");
+        storage.insert(&key(&name), source);
+        let job = edit(
+            &format!("irot-{ext}"),
+            &name,
+            json!([{"op": "auto_orient"}, {"op": "resize", "width": 32}]),
+            json!([{"version": "v2", "format": "png", "metadata": "keep_exif"}]),
+        );
+        let r = run(&engine, &job).result;
+        assert_eq!(r.status, Status::Succeeded, "{ext}: {:?}", r.error);
+        let png = storage.object(&key("v2.png")).unwrap();
+        let out = decode(&png);
+        assert_eq!(out.dimensions(), (32, 48), "{ext}: upright, then resized");
+        let small = imageops::resize(&expected, 32, 48, imageops::FilterType::Lanczos3);
+        let (max, mean) = diff(&out, &small);
+        assert!(mean < 3.0 && max < 60, "{ext}: max {max}, mean {mean}");
+        assert_eq!(
+            image::metadata::Orientation::from_exif_chunk(&metadata(&png).unwrap()),
+            Some(image::metadata::Orientation::NoTransforms),
+            "{ext}: the EXIF tag says upright, as the pixels are"
+        );
+        // The same job on the GPU backend: the same decoded source, the ops
+        // as compute shaders.
+        let gpu = Engine::new(cfg(), storage.clone(), gpu_backend());
+        let mut on_gpu = job.clone();
+        on_gpu["id"] = json!(format!("irot-{ext}-gpu"));
+        on_gpu["outputs"][0]["version"] = json!("v2-gpu");
+        let r = run(&gpu, &on_gpu).result;
+        assert_eq!(r.status, Status::Succeeded, "{ext} gpu: {:?}", r.error);
+        assert_eq!(r.backend, Some(BackendKind::Gpu));
+        let gpu_out = decode(&storage.object(&key("v2-gpu.png")).unwrap());
+        // The resize is bit-exact between the backends (its parity
+        // tolerance).
+        assert!(gpu_out == out, "{ext}: GPU and CPU differ");
+    }
+}
+
+/// A GPU backend (lavapipe where no GPU is present), or a failure that says
+/// how to get one.
+fn gpu_backend() -> Backend {
+    Backend::select(BackendChoice::Gpu).unwrap_or_else(|e| {
+        panic!(
+            "this test needs a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
+             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
+        )
+    })
+}
+
+#[test]
 fn heic_and_avif_sources_keep_their_exif_without_its_orientation() {
     let img = picture(96, 64);
     // An EXIF orientation tag in a HEIF repeats the container's own
@@ -53,12 +122,12 @@ fn heic_and_avif_sources_keep_their_exif_without_its_orientation() {
     // libvips), and it is reset to 1 in the EXIF carried over.
     let exif = exif_block(6, None);
     let cases = [
-        (CompressionFormat::Hevc, ImageOrientation::Normal, "heic"),
-        (CompressionFormat::Av1, ImageOrientation::Normal, "avif"),
+        (CompressionFormat::Hevc, "heic"),
+        (CompressionFormat::Av1, "avif"),
     ];
-    for (i, (format, orientation, ext)) in cases.into_iter().enumerate() {
+    for (i, (format, ext)) in cases.into_iter().enumerate() {
         let expected = img.clone();
-        let source = heif_bytes(&img, format, orientation, Some(&exif));
+        let source = heif_bytes(&img, format, Some(&exif));
         let (engine, storage) = memory_engine(cfg());
         let name = format!("original.{ext}");
         storage.insert(&key(&name), source);
@@ -87,10 +156,7 @@ fn heic_and_avif_sources_keep_their_exif_without_its_orientation() {
         }
         let png = storage.object(&key("v2.png")).unwrap();
         let (max, mean) = diff(&decode(&png), &expected);
-        assert!(
-            mean < 2.0 && max < 40,
-            "{ext} {orientation:?}: max {max}, mean {mean}"
-        );
+        assert!(mean < 2.0 && max < 40, "{ext}: max {max}, mean {mean}");
         let exif_out = metadata(&png);
         let exif_out = exif_out.expect("the EXIF block is kept");
         assert_eq!(
@@ -245,4 +311,138 @@ fn ten_bit_heic_rounds_to_8_bits_and_keeps_its_profile() {
             "{ext}: the profile is kept"
         );
     }
+}
+
+/// A big-endian integer of `n` bytes at `at`.
+fn read_be(b: &[u8], at: usize, n: usize) -> u64 {
+    b[at..at + n].iter().fold(0, |v, &x| v << 8 | u64::from(x))
+}
+
+/// Write `v` as a big-endian integer of `n` bytes at `at`.
+fn write_be(b: &mut [u8], at: usize, n: usize, v: u64) {
+    for i in 0..n {
+        b[at + i] = (v >> (8 * (n - 1 - i))) as u8;
+    }
+}
+
+/// The child boxes of the box whose payload spans `range`: (start, size,
+/// type) each.
+fn children(b: &[u8], range: std::ops::Range<usize>) -> Vec<(usize, usize, [u8; 4])> {
+    let mut out = Vec::new();
+    let mut at = range.start;
+    while at + 8 <= range.end {
+        let size = read_be(b, at, 4) as usize;
+        out.push((at, size, b[at + 4..at + 8].try_into().unwrap()));
+        at += size;
+    }
+    out
+}
+
+fn find(boxes: &[(usize, usize, [u8; 4])], kind: &[u8; 4]) -> (usize, usize) {
+    let (at, size, _) = boxes.iter().find(|b| &b.2 == kind).expect("the box");
+    (*at, *size)
+}
+
+/// `heif` with an `irot` property (`quarter_turns` anticlockwise, as HEIF
+/// counts) added to its primary item: the transform iPhones write, which
+/// libheif 1.15's encoder cannot. The property goes at the end of `ipco`,
+/// its association into the primary item's `ipma` entry, and every box
+/// that holds them and every `iloc` file offset behind them grows or moves
+/// by the bytes added.
+fn with_irot(heif: &[u8], quarter_turns: u8) -> Vec<u8> {
+    let mut b = heif.to_vec();
+    let top = children(&b, 0..b.len());
+    let (meta, _) = find(&top, b"meta");
+    let kids = children(&b, meta + 12..meta + read_be(&b, meta, 4) as usize);
+    let (pitm, _) = find(&kids, b"pitm");
+    let primary = read_be(&b, pitm + 12, 2);
+    let (iprp, iprp_size) = find(&kids, b"iprp");
+    let props = children(&b, iprp + 8..iprp + iprp_size);
+    let (ipco, ipco_size) = find(&props, b"ipco");
+    let (ipma, _) = find(&props, b"ipma");
+    let index = children(&b, ipco + 8..ipco + ipco_size).len() as u64 + 1;
+    // The association, in the primary item's ipma entry.
+    let (version, wide) = (b[ipma + 8], b[ipma + 11] & 1 == 1);
+    let id_len = if version < 1 { 2 } else { 4 };
+    let entries = read_be(&b, ipma + 12, 4);
+    let mut at = ipma + 16;
+    let mut insert_at = None;
+    for _ in 0..entries {
+        let id = read_be(&b, at, id_len);
+        let count_at = at + id_len;
+        let count = usize::from(b[count_at]);
+        let end = count_at + 1 + count * if wide { 2 } else { 1 };
+        if id == primary {
+            b[count_at] += 1;
+            insert_at = Some(end);
+        }
+        at = end;
+    }
+    let insert_at = insert_at.expect("the primary item's ipma entry");
+    let association: Vec<u8> = if wide {
+        (0x8000 | index as u16).to_be_bytes().to_vec()
+    } else {
+        vec![0x80 | index as u8]
+    };
+    let irot = [0, 0, 0, 9, b'i', b'r', b'o', b't', quarter_turns];
+    let added = (association.len() + irot.len()) as u64;
+    // Sizes, while the offsets are the old ones.
+    for (at, grow) in [
+        (ipma, association.len()),
+        (ipco, irot.len()),
+        (iprp, added as usize),
+        (meta, added as usize),
+    ] {
+        let size = read_be(&b, at, 4);
+        write_be(&mut b, at, 4, size + grow as u64);
+    }
+    // iloc: file offsets of items in mdat (construction method 0) move.
+    let (iloc, _) = find(&kids, b"iloc");
+    let v = b[iloc + 8];
+    let (offset_len, length_len) = (
+        usize::from(b[iloc + 12] >> 4),
+        usize::from(b[iloc + 12] & 15),
+    );
+    let (base_len, index_len) = (
+        usize::from(b[iloc + 13] >> 4),
+        usize::from(b[iloc + 13] & 15),
+    );
+    let (items, mut at) = if v < 2 {
+        (read_be(&b, iloc + 14, 2), iloc + 16)
+    } else {
+        (read_be(&b, iloc + 14, 4), iloc + 18)
+    };
+    for _ in 0..items {
+        at += if v < 2 { 2 } else { 4 };
+        let method = if v >= 1 {
+            let m = read_be(&b, at, 2) & 15;
+            at += 2;
+            m
+        } else {
+            0
+        };
+        at += 2; // data reference index
+        let base = read_be(&b, at, base_len);
+        if method == 0 && base_len > 0 && base > 0 {
+            write_be(&mut b, at, base_len, base + added);
+        }
+        at += base_len;
+        let extents = read_be(&b, at, 2);
+        at += 2;
+        for _ in 0..extents {
+            if v >= 1 {
+                at += index_len;
+            }
+            if method == 0 && (base_len == 0 || base == 0) {
+                let offset = read_be(&b, at, offset_len);
+                write_be(&mut b, at, offset_len, offset + added);
+            }
+            at += offset_len + length_len;
+        }
+    }
+    let ipco_end = ipco + ipco_size;
+    b.splice(insert_at..insert_at, association.iter().copied());
+    // ipco comes before ipma, so its end has not moved.
+    b.splice(ipco_end..ipco_end, irot);
+    b
 }

@@ -136,10 +136,10 @@ fn gif_with_huge_canvas_is_refused() {
 
 #[test]
 fn hostile_heic_and_avif_files_get_their_codes() {
-    use libheif_rs::{CompressionFormat, ImageOrientation};
+    use libheif_rs::CompressionFormat;
     let img = test_image(64, 48, 1, false);
     for format in [CompressionFormat::Hevc, CompressionFormat::Av1] {
-        let good = heif_bytes(&img, format, ImageOrientation::Normal, None);
+        let good = heif_bytes(&img, format, None);
         expect_code(&good[..good.len() / 2], &simple_job(), "decode_failed");
         expect_code(&good[..40], &simple_job(), "decode_failed");
         // The container's `ispe` boxes (the coded image's, the displayed

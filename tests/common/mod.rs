@@ -93,37 +93,39 @@ pub fn exif_block(orientation: u16, description: Option<&str>) -> Vec<u8> {
 }
 
 /// `img` as a HEIF of `format` (HEVC: HEIC; AV1: AVIF), through libheif's
-/// own encoders (x265, libaom) at quality 95, displayed with `orientation`
-/// (written as `irot`/`imir`), with EXIF where given. (libheif-rs 0.20
-/// cannot attach an ICC profile: it passes the profile type to libheif
-/// without its terminating NUL.)
+/// own encoders (x265, libaom) at quality 95, with EXIF where given, and an
+/// alpha plane only where `img` has transparency. (libheif 1.15 writes no
+/// `irot`/`imir` for an orientation: tests/heif.rs adds one to the file.) (libheif-rs 0.20 cannot attach an ICC profile: it passes
+/// the profile type to libheif without its terminating NUL.)
 pub fn heif_bytes(
     img: &RgbaImage,
     format: libheif_rs::CompressionFormat,
-    orientation: libheif_rs::ImageOrientation,
     exif: Option<&[u8]>,
 ) -> Vec<u8> {
-    use libheif_rs::{
-        Channel, ColorSpace, EncoderQuality, EncodingOptions, HeifContext, Image, LibHeif,
-        RgbChroma,
-    };
+    use libheif_rs::{Channel, ColorSpace, EncoderQuality, HeifContext, Image, LibHeif, RgbChroma};
     let lib = LibHeif::new();
     let (w, h) = img.dimensions();
-    let mut image = Image::new(w, h, ColorSpace::Rgb(RgbChroma::Rgba)).unwrap();
+    // An opaque image gets no alpha plane.
+    let opaque = img.pixels().all(|p| p[3] == 255);
+    let (chroma, channels) = if opaque {
+        (RgbChroma::Rgb, 3)
+    } else {
+        (RgbChroma::Rgba, 4)
+    };
+    let mut image = Image::new(w, h, ColorSpace::Rgb(chroma)).unwrap();
     image.create_plane(Channel::Interleaved, w, h, 8).unwrap();
     let plane = image.planes_mut().interleaved.unwrap();
-    let row = w as usize * 4;
-    for (y, src) in img.as_raw().chunks_exact(row).enumerate() {
-        plane.data[y * plane.stride..y * plane.stride + row].copy_from_slice(src);
+    let row = w as usize * channels;
+    for (y, src) in img.rows().enumerate() {
+        let line = &mut plane.data[y * plane.stride..y * plane.stride + row];
+        for (dst, px) in line.chunks_exact_mut(channels).zip(src) {
+            dst.copy_from_slice(&px.0[..channels]);
+        }
     }
     let mut encoder = lib.encoder_for_format(format).unwrap();
     encoder.set_quality(EncoderQuality::Lossy(95)).unwrap();
-    let mut options = EncodingOptions::new().unwrap();
-    options.set_image_orientation(orientation);
     let mut ctx = HeifContext::new().unwrap();
-    let handle = ctx
-        .encode_image(&image, &mut encoder, Some(options))
-        .unwrap();
+    let handle = ctx.encode_image(&image, &mut encoder, None).unwrap();
     if let Some(exif) = exif {
         ctx.add_exif_metadata(&handle, exif).unwrap();
     }
