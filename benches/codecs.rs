@@ -29,6 +29,7 @@ fn encoding(format: Format) -> Encoding {
         }),
         lossless: false,
         keep_exif: false,
+        speed: None,
         jpeg: None,
     }
 }

@@ -27,6 +27,13 @@ pub(crate) const MIN_QUALITY: i64 = 1;
 /// Highest output `quality`.
 pub(crate) const MAX_QUALITY: i64 = 100;
 
+/// Slowest AVIF encoder `speed`.
+pub(crate) const MIN_AVIF_SPEED: i64 = 1;
+/// Fastest AVIF encoder `speed`.
+pub(crate) const MAX_AVIF_SPEED: i64 = 10;
+/// AVIF encoder speed when the output gives none: a worker favours latency.
+pub(crate) const DEFAULT_AVIF_SPEED: u8 = 7;
+
 /// What a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -195,6 +202,11 @@ pub struct OutputSpec {
     /// WebP only (not expressed in the schema): encode losslessly.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lossless: Option<bool>,
+    /// AVIF only (not expressed in the schema): encoder speed, `1` (slowest,
+    /// smallest files) to `10` (fastest); default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_AVIF_SPEED, max = MAX_AVIF_SPEED))]
+    pub speed: Option<i64>,
     /// JPEG only (not expressed in the schema): progressive scans instead of
     /// one baseline scan (default `false`). Progressive files are smaller
     /// and show a coarse whole image early while loading.
@@ -296,6 +308,10 @@ pub struct Encoding {
     /// Carry the source's EXIF over (`metadata: keep_exif`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub keep_exif: bool,
+    /// AVIF encoder speed, `1..=10` (AVIF outputs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_AVIF_SPEED, max = MAX_AVIF_SPEED))]
+    pub speed: Option<u8>,
     /// JPEG settings (JPEG outputs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jpeg: Option<JpegSettings>,
@@ -662,6 +678,21 @@ impl OutputSpec {
         if self.lossless.is_some() && self.format != Format::Webp {
             return Err(ParamError::new(&format!("{at}.lossless"), "only applies to webp").into());
         }
+        let speed = match (self.speed, self.format) {
+            (Some(_), f) if f != Format::Avif => {
+                return Err(ParamError::new(&format!("{at}.speed"), "only applies to avif").into());
+            }
+            (Some(s), _) if !(MIN_AVIF_SPEED..=MAX_AVIF_SPEED).contains(&s) => {
+                return Err(ParamError::range(
+                    &format!("{at}.speed"),
+                    &format!("{MIN_AVIF_SPEED}..={MAX_AVIF_SPEED}"),
+                )
+                .into());
+            }
+            (Some(s), _) => Some(s as u8),
+            (None, Format::Avif) => Some(DEFAULT_AVIF_SPEED),
+            (None, _) => None,
+        };
         let jpeg_options = [
             ("progressive", self.progressive.is_some()),
             ("chroma_subsampling", self.chroma_subsampling.is_some()),
@@ -697,6 +728,7 @@ impl OutputSpec {
                 quality,
                 lossless: self.lossless.unwrap_or(false),
                 keep_exif,
+                speed,
                 jpeg,
             },
             ops,

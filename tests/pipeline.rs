@@ -846,3 +846,47 @@ fn jpeg_options_reach_the_file_and_the_manifest() {
     let err = run(&engine, &bad).result.error.unwrap();
     assert_eq!(err.code.as_str(), "invalid_param", "{}", err.message);
 }
+
+#[test]
+fn avif_speed_is_validated_recorded_and_used() {
+    let (engine, storage) = memory_engine(cfg());
+    storage.insert(
+        &key("original.png"),
+        png_bytes(&test_image(96, 64, 5, false)),
+    );
+    let job = edit(
+        "avif-speed",
+        "original.png",
+        json!([]),
+        json!([
+            {"version": "default", "format": "avif"},
+            {"version": "slow", "format": "avif", "speed": 3},
+            {"version": "fast", "format": "avif", "speed": 10}
+        ]),
+    );
+    let r = run(&engine, &job).result;
+    assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    let mut encoded = Vec::new();
+    for (version, speed) in [("default", 7), ("slow", 3), ("fast", 10)] {
+        let manifest: Value =
+            serde_json::from_slice(&storage.object(&key(&format!("{version}.json"))).unwrap())
+                .unwrap();
+        assert_eq!(manifest["recipe"]["output"]["speed"], speed, "{version}");
+        encoded.push(storage.object(&key(&format!("{version}.avif"))).unwrap());
+    }
+    assert_ne!(encoded[1], encoded[2], "the speed reaches the encoder");
+    for (i, (format, speed)) in [("avif", 0), ("avif", 11), ("webp", 5)]
+        .into_iter()
+        .enumerate()
+    {
+        let job = edit(
+            &format!("bad-speed-{i}"),
+            "original.png",
+            json!([]),
+            json!([{"version": "bad", "format": format, "speed": speed}]),
+        );
+        let err = run(&engine, &job).result.error.unwrap();
+        assert_eq!(err.code.as_str(), "invalid_param", "{format} {speed}");
+        assert!(err.message.contains("speed"), "{}", err.message);
+    }
+}

@@ -335,6 +335,14 @@ impl Scope {
                 .collect(),
             Scope::Output => {
                 let mut j = edit_job();
+                // Format-specific settings are tried on an output of the
+                // format they apply to.
+                let format = match prop {
+                    "speed" => "avif",
+                    "lossless" => "webp",
+                    _ => "jpeg",
+                };
+                j["outputs"][0]["format"] = json!(format);
                 j["outputs"][0][prop] = value.clone();
                 vec![j]
             }

@@ -11,9 +11,6 @@ use crate::error::JobError;
 use crate::job::{Encoding, Format};
 use crate::ops::is_opaque;
 
-/// AVIF encoder speed (1 slowest .. 10 fastest): a worker favours latency.
-pub(crate) const AVIF_SPEED: u8 = 7;
-
 /// RGB with alpha flattened onto black (what JPEG can hold).
 fn flatten_rgb(img: &RgbaImage) -> Vec<u8> {
     let mut out = Vec::with_capacity(img.as_raw().len() / 4 * 3);
@@ -147,7 +144,7 @@ pub fn encode(
         Format::Avif => {
             let mut e = AvifEncoder::new_with_speed_quality(
                 &mut buf,
-                AVIF_SPEED,
+                enc.speed.unwrap_or(crate::job::DEFAULT_AVIF_SPEED),
                 enc.quality.unwrap_or(60),
             );
             if let Some(exif) = exif {
@@ -200,6 +197,7 @@ mod tests {
                         quality: format.default_quality(),
                         lossless: false,
                         keep_exif,
+                        speed: None,
                         jpeg: None,
                     };
                     let out = encode(&img, &enc, Some(&icc), Some(&exif)).unwrap();
