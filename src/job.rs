@@ -659,52 +659,52 @@ impl OutputSpec {
     fn validate(&self, i: usize, cfg: &WorkerConfig) -> Result<Output, JobError> {
         keys::validate_version(&self.version)?;
         let at = format!("outputs[{i}]");
+        // A setting of one format, given on another's output.
+        let only_for = |name: &str, given: bool, format: Format| -> Result<(), JobError> {
+            if given && self.format != format {
+                let name_of = match format {
+                    Format::Jpeg => "jpeg",
+                    other => other.ext(),
+                };
+                let only = format!("only applies to {name_of}");
+                return Err(ParamError::new(&format!("{at}.{name}"), &only).into());
+            }
+            Ok(())
+        };
+        // A whole-number setting within `min..=max`.
+        let in_range = |name: &str, v: i64, min: i64, max: i64| -> Result<u8, JobError> {
+            if !(min..=max).contains(&v) {
+                let range = format!("{min}..={max}");
+                return Err(ParamError::range(&format!("{at}.{name}"), &range).into());
+            }
+            Ok(v as u8)
+        };
         let quality = match (self.quality, self.format.default_quality()) {
             (Some(_), None) => {
                 return Err(
                     ParamError::new(&format!("{at}.quality"), "does not apply to png").into(),
                 );
             }
-            (Some(q), Some(_)) if !(MIN_QUALITY..=MAX_QUALITY).contains(&q) => {
-                return Err(ParamError::range(
-                    &format!("{at}.quality"),
-                    &format!("{MIN_QUALITY}..={MAX_QUALITY}"),
-                )
-                .into());
-            }
-            (Some(q), Some(_)) => Some(q as u8),
+            (Some(q), Some(_)) => Some(in_range("quality", q, MIN_QUALITY, MAX_QUALITY)?),
             (None, d) => d,
         };
-        if self.lossless.is_some() && self.format != Format::Webp {
-            return Err(ParamError::new(&format!("{at}.lossless"), "only applies to webp").into());
-        }
-        let speed = match (self.speed, self.format) {
-            (Some(_), f) if f != Format::Avif => {
-                return Err(ParamError::new(&format!("{at}.speed"), "only applies to avif").into());
-            }
-            (Some(s), _) if !(MIN_AVIF_SPEED..=MAX_AVIF_SPEED).contains(&s) => {
-                return Err(ParamError::range(
-                    &format!("{at}.speed"),
-                    &format!("{MIN_AVIF_SPEED}..={MAX_AVIF_SPEED}"),
-                )
-                .into());
-            }
-            (Some(s), _) => Some(s as u8),
-            (None, Format::Avif) => Some(DEFAULT_AVIF_SPEED),
-            (None, _) => None,
+        only_for("lossless", self.lossless.is_some(), Format::Webp)?;
+        only_for("speed", self.speed.is_some(), Format::Avif)?;
+        let speed = match self.speed {
+            Some(s) => Some(in_range("speed", s, MIN_AVIF_SPEED, MAX_AVIF_SPEED)?),
+            None => (self.format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
         };
-        let jpeg_options = [
-            ("progressive", self.progressive.is_some()),
-            ("chroma_subsampling", self.chroma_subsampling.is_some()),
-            ("optimize_coding", self.optimize_coding.is_some()),
-        ];
-        if let Some((name, _)) = jpeg_options.iter().find(|(_, given)| *given) {
-            if self.format != Format::Jpeg {
-                return Err(
-                    ParamError::new(&format!("{at}.{name}"), "only applies to jpeg").into(),
-                );
-            }
-        }
+        only_for("progressive", self.progressive.is_some(), Format::Jpeg)?;
+        only_for(
+            "chroma_subsampling",
+            self.chroma_subsampling.is_some(),
+            Format::Jpeg,
+        )?;
+        only_for(
+            "optimize_coding",
+            self.optimize_coding.is_some(),
+            Format::Jpeg,
+        )?;
         let jpeg = (self.format == Format::Jpeg).then(|| JpegSettings {
             progressive: self.progressive.unwrap_or(false),
             chroma_subsampling: self.chroma_subsampling.unwrap_or_default(),
