@@ -31,6 +31,8 @@ fn encoding(format: Format) -> Encoding {
         keep_exif: false,
         speed: None,
         jpeg: None,
+        max_bytes: None,
+        min_quality: None,
     }
 }
 

@@ -18,9 +18,13 @@ fi
 # openssl and create a bucket with curl; the privacy tests watch the worker's
 # file writes with strace; the benchmark test runs libvips and ImageMagick
 # beside imgworker; the HEIF tests make 10-bit HEIC and AVIF sources with
-# heif-enc (libheif-examples), a writer independent of imgworker.
+# heif-enc (libheif-examples), a writer independent of imgworker; the JPEG
+# XL tests make their sources with cjxl (libjxl-tools, libjxl's own encoder);
+# the colour tests convert with lcms2's tificc (liblcms2-utils), an
+# implementation independent of imgworker's, and read colord's Adobe RGB
+# profile (colord-data).
 scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick \
-  libheif-examples
+  libheif-examples libjxl-tools liblcms2-utils colord-data
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the queue tests. The tests
 # make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP

@@ -11,6 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::color::ColorSpace;
 use crate::config::{Limits, WorkerConfig};
 use crate::error::{ErrorCode, JobError, ParamError};
 use crate::keys::{self, ImageId, ObjectName};
@@ -33,6 +34,12 @@ pub(crate) const MIN_AVIF_SPEED: i64 = 1;
 pub(crate) const MAX_AVIF_SPEED: i64 = 10;
 /// AVIF encoder speed when the output gives none: a worker favours latency.
 pub(crate) const DEFAULT_AVIF_SPEED: u8 = 7;
+
+/// Largest `max_bytes` (1 GiB, far above any image a worker writes).
+pub(crate) const MAX_MAX_BYTES: i64 = 1 << 30;
+/// Lowest quality `max_bytes` goes down to when the output gives no
+/// `min_quality`: below it, lossy formats fall apart.
+pub(crate) const DEFAULT_MIN_QUALITY: u8 = 10;
 
 /// What a job asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -112,6 +119,16 @@ pub(crate) struct JobMessage {
     /// it, in one decode and one encode (no generation loss).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from: Option<RenderFrom>,
+    /// The colour space the ops run in and the versions are written in
+    /// (edit only, not expressed in the schema): `srgb` (the default)
+    /// converts a source with an ICC profile or CICP code points to sRGB
+    /// and writes untagged versions; `display_p3` converts to Display P3 and
+    /// writes its profile; `source` leaves the pixels in the source's space
+    /// and writes the source's profile. One space for the whole job, as its
+    /// shared ops run once. Pasted images are converted like the source;
+    /// masks are coverage, not colour, and are never converted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<ColorSpace>,
     /// Versions to write, each with optional trailing ops: at least one and
     /// at most the worker's `max_outputs` (default 8, the schema's
     /// `maxItems`), each version once and none named like the source's stem.
@@ -191,9 +208,16 @@ pub struct OutputSpec {
         extend("not" = keys::line_break_refusal())
     )]
     pub version: String,
-    /// Encoding; `jpg` is read as `jpeg`.
+    /// Encoding; `jpg` is read as `jpeg`; `auto` writes the smallest of
+    /// the `candidates`.
     #[schemars(transform = with_jpg_alias)]
-    pub format: Format,
+    pub format: OutputFormat,
+    /// With `format: auto` only (not expressed in the schema): the formats
+    /// to choose from, each at most once (default `["avif", "webp",
+    /// "jpeg"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 4))]
+    pub candidates: Option<Vec<Format>>,
     /// `1..=100` for jpeg, webp and avif (defaults 85, 80, 60); not with png
     /// (not expressed in the schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -207,6 +231,20 @@ pub struct OutputSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_AVIF_SPEED, max = MAX_AVIF_SPEED))]
     pub speed: Option<i64>,
+    /// jpeg, lossy webp and avif only (not expressed in the schema): the
+    /// most bytes the version may take. The worker encodes at `quality` (or
+    /// the format's default) and, when that is too large, searches down to
+    /// `min_quality` for the highest quality that fits, in at most 6
+    /// encodes; `limit_exceeded` when even `min_quality` does not fit. The
+    /// result gives the quality chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = MAX_MAX_BYTES))]
+    pub max_bytes: Option<i64>,
+    /// With `max_bytes` only (not expressed in the schema): the lowest
+    /// quality the search may choose, `1..=quality`; default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_QUALITY, max = MAX_QUALITY))]
+    pub min_quality: Option<i64>,
     /// JPEG only (not expressed in the schema): progressive scans instead of
     /// one baseline scan (default `false`). Progressive files are smaller
     /// and show a coarse whole image early while loading.
@@ -234,7 +272,42 @@ pub struct OutputSpec {
     pub metadata: Option<MetadataPolicy>,
 }
 
-/// The schema of [`OutputSpec::format`]: [`Format`]'s, plus the alias `jpg`
+/// An output's `format`: one format, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutputFormat {
+    /// JPEG.
+    #[serde(alias = "jpg")]
+    Jpeg,
+    /// PNG.
+    Png,
+    /// WebP.
+    Webp,
+    /// AVIF.
+    Avif,
+    /// The smallest encoding among the output's `candidates`, each at its
+    /// default settings (see the contract for the rule).
+    Auto,
+}
+
+impl OutputFormat {
+    /// The one format asked for; `None` for `auto`.
+    fn concrete(self) -> Option<Format> {
+        Some(match self {
+            Self::Jpeg => Format::Jpeg,
+            Self::Png => Format::Png,
+            Self::Webp => Format::Webp,
+            Self::Avif => Format::Avif,
+            Self::Auto => return None,
+        })
+    }
+}
+
+/// `format: auto`'s candidates when the output names none: the three
+/// lossy formats, most compact first (ties go to the earlier).
+pub(crate) const DEFAULT_CANDIDATES: [Format; 3] = [Format::Avif, Format::Webp, Format::Jpeg];
+
+/// The schema of [`OutputSpec::format`]: [`OutputFormat`]'s, plus the alias `jpg`
 /// that serde reads as `jpeg` (the schema of `Format` itself, shared with
 /// the results and manifests the worker writes, has `jpeg` only).
 fn with_jpg_alias(schema: &mut schemars::Schema) {
@@ -249,8 +322,8 @@ fn with_jpg_alias(schema: &mut schemars::Schema) {
     }
 }
 
-/// The source's metadata on an output. The ICC profile is carried over
-/// either way (colours depend on it); XMP and comments are never written.
+/// The source's metadata on an output. The ICC profile written depends on
+/// the job's `color`, not on this; XMP and comments are never written.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum MetadataPolicy {
@@ -315,6 +388,30 @@ pub struct Encoding {
     /// JPEG settings (JPEG outputs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jpeg: Option<JpegSettings>,
+    /// The byte budget asked for (`quality` is then the quality chosen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_bytes: Option<u64>,
+    /// The lowest quality the byte budget's search could choose.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = MIN_QUALITY, max = MAX_QUALITY))]
+    pub min_quality: Option<u8>,
+}
+
+impl Encoding {
+    /// The settings `format: auto` encodes a candidate with: the format's
+    /// defaults, and this output's metadata policy and byte budget.
+    pub(crate) fn for_candidate(&self, format: Format) -> Encoding {
+        Encoding {
+            format,
+            quality: format.default_quality(),
+            lossless: false,
+            keep_exif: self.keep_exif,
+            speed: (format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
+            jpeg: (format == Format::Jpeg).then(JpegSettings::default),
+            max_bytes: self.max_bytes,
+            min_quality: self.min_quality,
+        }
+    }
 }
 
 /// A validated output.
@@ -324,12 +421,28 @@ pub struct Output {
     pub version: String,
     /// Object name `{version}.{ext}`.
     pub object: ObjectName,
-    /// Encoding settings.
+    /// Encoding settings (with `format: auto`, those of the first
+    /// candidate until the encoder chooses).
     pub encoding: Encoding,
+    /// `format: auto`'s candidates, in the order given; empty otherwise.
+    pub candidates: Vec<Format>,
     /// Trailing ops, validated.
     pub ops: Vec<Op>,
     /// Trailing ops as given (recorded in the manifest).
     pub(crate) specs: Vec<OpSpec>,
+}
+
+impl Output {
+    /// This output as it was written: with the encoding the encoder used
+    /// (`format: auto`'s choice, a byte budget's quality) and the object
+    /// name of that format.
+    pub(crate) fn resolved(&self, encoding: Encoding) -> Result<Output, JobError> {
+        Ok(Output {
+            object: ObjectName::parse(&format!("{}.{}", self.version, encoding.format.ext()))?,
+            encoding,
+            ..self.clone()
+        })
+    }
 }
 
 /// Where an op reads an object besides the source (a composite's image, a
@@ -361,6 +474,8 @@ pub struct Edit {
     pub masks: Vec<OverlaySource>,
     /// Whether to render from the source or from its original.
     pub from: RenderFrom,
+    /// The colour space of the ops and the versions.
+    pub color: ColorSpace,
     /// Whether the source's EXIF may be carried to outputs that keep it
     /// (false when rendering from an original whose EXIF a version in
     /// between dropped).
@@ -572,6 +687,7 @@ impl JobMessage {
                     || self.ops.is_some()
                     || self.outputs.is_some()
                     || self.from.is_some()
+                    || self.color.is_some()
                 {
                     return Err(JobError::invalid_job(
                         "a purge job has only schema, id, type and image",
@@ -641,6 +757,7 @@ impl JobMessage {
                     luts: Vec::new(),
                     masks: Vec::new(),
                     from: self.from.unwrap_or_default(),
+                    color: self.color.unwrap_or_default(),
                     source_exif: true,
                 };
                 edit.resolve_inputs(&image, cfg)?;
@@ -659,9 +776,40 @@ impl OutputSpec {
     fn validate(&self, i: usize, cfg: &WorkerConfig) -> Result<Output, JobError> {
         keys::validate_version(&self.version)?;
         let at = format!("outputs[{i}]");
+        let requested = self.format.concrete();
+        let candidates = match (requested, &self.candidates) {
+            (Some(_), Some(_)) => {
+                let what = "applies only with format auto";
+                return Err(ParamError::new(&format!("{at}.candidates"), what).into());
+            }
+            (Some(_), None) => Vec::new(),
+            (None, None) => DEFAULT_CANDIDATES.to_vec(),
+            (None, Some(list)) => {
+                let mut seen = Vec::new();
+                for &f in list {
+                    if seen.contains(&f) {
+                        let what = format!("lists {} twice", f.ext());
+                        return Err(ParamError::new(&format!("{at}.candidates"), &what).into());
+                    }
+                    seen.push(f);
+                }
+                if seen.is_empty() {
+                    let what = "must list at least one format";
+                    return Err(ParamError::new(&format!("{at}.candidates"), what).into());
+                }
+                seen
+            }
+        };
+        if requested.is_none() && self.quality.is_some() {
+            let what = "does not apply to format auto (each candidate uses its default)";
+            return Err(ParamError::new(&format!("{at}.quality"), what).into());
+        }
+        // The format the settings below are read for: auto's first
+        // candidate stands in until the encoder chooses.
+        let format = requested.unwrap_or_else(|| candidates[0]);
         // A setting of one format, given on another's output.
         let only_for = |name: &str, given: bool, format: Format| -> Result<(), JobError> {
-            if given && self.format != format {
+            if given && requested != Some(format) {
                 let name_of = match format {
                     Format::Jpeg => "jpeg",
                     other => other.ext(),
@@ -679,7 +827,7 @@ impl OutputSpec {
             }
             Ok(v as u8)
         };
-        let quality = match (self.quality, self.format.default_quality()) {
+        let quality = match (self.quality, format.default_quality()) {
             (Some(_), None) => {
                 return Err(
                     ParamError::new(&format!("{at}.quality"), "does not apply to png").into(),
@@ -692,7 +840,7 @@ impl OutputSpec {
         only_for("speed", self.speed.is_some(), Format::Avif)?;
         let speed = match self.speed {
             Some(s) => Some(in_range("speed", s, MIN_AVIF_SPEED, MAX_AVIF_SPEED)?),
-            None => (self.format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
+            None => (format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
         };
         only_for("progressive", self.progressive.is_some(), Format::Jpeg)?;
         only_for(
@@ -705,13 +853,45 @@ impl OutputSpec {
             self.optimize_coding.is_some(),
             Format::Jpeg,
         )?;
-        let jpeg = (self.format == Format::Jpeg).then(|| JpegSettings {
+        let jpeg = (format == Format::Jpeg).then(|| JpegSettings {
             progressive: self.progressive.unwrap_or(false),
             chroma_subsampling: self.chroma_subsampling.unwrap_or_default(),
             optimize_coding: self.optimize_coding.unwrap_or(false),
         });
+        let lossy = if candidates.is_empty() {
+            quality.is_some() && self.lossless != Some(true)
+        } else {
+            candidates.iter().all(|f| f.default_quality().is_some())
+        };
+        let max_bytes = match self.max_bytes {
+            Some(_) if !lossy => {
+                let what = "applies to jpeg, lossy webp and avif";
+                return Err(ParamError::new(&format!("{at}.max_bytes"), what).into());
+            }
+            Some(b) if !(1..=MAX_MAX_BYTES).contains(&b) => {
+                let range = format!("1..={MAX_MAX_BYTES}");
+                return Err(ParamError::range(&format!("{at}.max_bytes"), &range).into());
+            }
+            other => other.map(|b| b as u64),
+        };
+        let min_quality = match (self.min_quality, max_bytes) {
+            (Some(_), None) => {
+                let what = "applies only with max_bytes";
+                return Err(ParamError::new(&format!("{at}.min_quality"), what).into());
+            }
+            (Some(m), Some(_)) => {
+                let ceiling = match candidates.is_empty() {
+                    true => quality,
+                    false => candidates.iter().filter_map(|f| f.default_quality()).min(),
+                };
+                let ceiling = i64::from(ceiling.unwrap_or(MAX_QUALITY as u8));
+                Some(in_range("min_quality", m, MIN_QUALITY, ceiling)?)
+            }
+            (None, Some(_)) => Some(DEFAULT_MIN_QUALITY.min(quality.unwrap_or(1))),
+            (None, None) => None,
+        };
         let keep_exif = self.metadata == Some(MetadataPolicy::KeepExif);
-        if keep_exif && self.format == Format::Webp {
+        if keep_exif && (format == Format::Webp || candidates.contains(&Format::Webp)) {
             return Err(ParamError::new(
                 &format!("{at}.metadata"),
                 "keep_exif applies to jpeg, png and avif, not webp",
@@ -722,14 +902,17 @@ impl OutputSpec {
         let ops = validate_ops(&specs, &format!("{at}.ops"), cfg)?;
         Ok(Output {
             version: self.version.clone(),
-            object: ObjectName::parse(&format!("{}.{}", self.version, self.format.ext()))?,
+            object: ObjectName::parse(&format!("{}.{}", self.version, format.ext()))?,
+            candidates,
             encoding: Encoding {
-                format: self.format,
+                format,
                 quality,
                 lossless: self.lossless.unwrap_or(false),
                 keep_exif,
                 speed,
                 jpeg,
+                max_bytes,
+                min_quality,
             },
             ops,
             specs,

@@ -12,7 +12,8 @@
 //!   [`lineage`]: re-edits rendered from the original through the manifests.
 //! - [`ops`]: one module per op (parameters, validation, planning, CPU code
 //!   and GPU recording) and the registry every op list derives from.
-//! - [`codec`]: decoding with limits checked from the header, and encoding.
+//! - [`codec`]: decoding with limits checked from the header, and encoding;
+//!   [`color`]: colour management into the job's colour space.
 //! - [`backend`]: where pixels are processed: [`gpu`] (wgpu compute shaders,
 //!   `shaders/*.wgsl`) or the CPU code of the ops; [`pipeline`]: one job end to end.
 //! - [`storage`]: the storage trait and its backends; [`keys`]: key validation.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod backend;
 pub mod bench;
 pub mod codec;
+pub mod color;
 pub mod config;
 pub mod error;
 pub mod gpu;

@@ -178,6 +178,7 @@ pub fn compose(
         luts: Vec::new(),
         masks: Vec::new(),
         from: crate::job::RenderFrom::Source,
+        color: edit.color,
         source_exif: edit.source_exif && lineage.recipes.iter().all(|r| r.output.keep_exif),
     };
     composed.resolve_inputs(image, cfg)?;

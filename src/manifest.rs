@@ -3,6 +3,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::color::ColorHandling;
 use crate::job::{Encoding, Format};
 use crate::ops::OpSpec;
 
@@ -17,6 +18,13 @@ pub struct Recipe {
     pub ops: Vec<OpSpec>,
     /// Encoding of this version.
     pub output: Encoding,
+    /// How its colours were handled (absent from manifests written before
+    /// imgworker managed colour: their pixels kept the source's space).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub color: Option<ColorHandling>,
+    /// With `format: auto`: the candidates `output.format` was chosen from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates: Option<Vec<Format>>,
     /// The parent's own recipe, when the parent is a version.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent_recipe: Option<Box<Recipe>>,

@@ -19,11 +19,14 @@ use tracing::{info, info_span, warn, Instrument};
 
 use crate::backend::{Backend, BackendKind};
 use crate::codec::{self, SourceImage};
+use crate::color::ColorHandling;
 use crate::config::WorkerConfig;
 use crate::error::{with_cause, JobError};
 use crate::job::{
-    identify, Edit, Identity, Job, Output, OverlaySource, RenderFrom, Task, SCHEMA_VERSION,
+    identify, Edit, Encoding, Identity, Job, Output, OverlaySource, RenderFrom, Task,
+    SCHEMA_VERSION,
 };
+use crate::keys::ObjectName;
 use crate::manifest::{FromOriginal, Manifest, Recipe};
 use crate::ops::{check_dims, Frame, OpContext, Shape};
 use crate::result::{OutputResult, ResultMessage, Status, Timings};
@@ -74,6 +77,10 @@ struct Rendered {
     sha256: String,
     width: u32,
     height: u32,
+    /// How its colours were handled.
+    color: ColorHandling,
+    /// The settings it was encoded with (a byte budget's chosen quality).
+    encoding: Encoding,
 }
 
 fn ms(since: Instant) -> f64 {
@@ -445,13 +452,16 @@ impl Engine {
         // Store: each version, then its manifest; undo this attempt's writes on failure.
         let t = Instant::now();
         let mut written: Vec<String> = Vec::new();
+        let mut stale: Vec<String> = Vec::new();
         let mut outputs = Vec::with_capacity(rendered.len());
         let store = async {
             for (out, r) in edit.outputs.iter().zip(&rendered) {
+                let out = &out.resolved(r.encoding)?;
                 let key = job.image.key(&out.object);
                 self.write(job, &key, &r.bytes).await?;
                 written.push(key);
-                let manifest = self.manifest(job, edit, &origin, out, r, used).await?;
+                let (manifest, replaced) = self.manifest(job, edit, &origin, out, r, used).await?;
+                stale.extend(replaced.map(|o| job.image.key(&o)));
                 let mkey = job.image.key(&out.object.manifest());
                 let body = serde_json::to_vec_pretty(&manifest)
                     .map_err(|e| JobError::internal(e.to_string()).with_source(e))?;
@@ -465,6 +475,8 @@ impl Engine {
                     height: r.height,
                     bytes: r.bytes.len() as u64,
                     sha256: r.sha256.clone(),
+                    quality: r.encoding.quality.filter(|_| !r.encoding.lossless),
+                    color: r.color,
                 });
             }
             Ok::<(), JobError>(())
@@ -476,6 +488,14 @@ impl Engine {
                 }
             }
             return Err(e);
+        }
+        // A version is one object: one the version had in another format
+        // (`format: auto` choosing differently, a job naming another
+        // format) goes once everything new is stored.
+        for key in stale {
+            if let Err(e) = self.remove(job, &key).await {
+                warn!(key, error = %with_cause(&e), "could not delete the version's object in its previous format");
+            }
         }
         stats.objects_written += written.len() as u32;
         timings.store = ms(t);
@@ -496,19 +516,25 @@ impl Engine {
         out: &Output,
         r: &Rendered,
         backend: BackendKind,
-    ) -> Result<Manifest, JobError> {
+    ) -> Result<(Manifest, Option<ObjectName>), JobError> {
         // A redelivered job keeps the first write's timestamp, so it rewrites
-        // identical bytes.
+        // identical bytes. The object the version had before, when it was
+        // in another format, is returned to be deleted.
         let mkey = job.image.key(&out.object.manifest());
         let previous = match self.storage.get(&mkey, MAX_MANIFEST_BYTES).await {
             Ok(b) => serde_json::from_slice::<Manifest>(&b).ok(),
             Err(_) => None,
         };
+        let replaced = previous
+            .as_ref()
+            .filter(|m| m.object != out.object.as_str())
+            .and_then(|m| ObjectName::parse(&m.object).ok())
+            .filter(|o| o.stem() == out.object.stem());
         let created_at = previous
             .filter(|m| m.job_id == job.id && m.sha256 == r.sha256)
             .map(|m| m.created_at)
             .unwrap_or_else(now_rfc3339);
-        Ok(Manifest {
+        let manifest = Manifest {
             schema: SCHEMA_VERSION,
             image: job.image.as_str().to_string(),
             version: out.version.clone(),
@@ -517,7 +543,9 @@ impl Engine {
             recipe: Recipe {
                 parent: edit.source.as_str().to_string(),
                 ops: edit.specs.iter().chain(&out.specs).cloned().collect(),
-                output: out.encoding,
+                output: r.encoding,
+                color: Some(r.color),
+                candidates: (!out.candidates.is_empty()).then(|| out.candidates.clone()),
                 parent_recipe: origin.parent_recipe.clone().map(Box::new),
                 from_original: (edit.from == RenderFrom::Original).then(|| FromOriginal {
                     object: origin.rendered.source.as_str().to_string(),
@@ -539,7 +567,8 @@ impl Engine {
                 .storage
                 .sealing_key_id()
                 .map(|id| serde_json::json!({"algorithm": "AES-256-GCM", "key_id": id})),
-        })
+        };
+        Ok((manifest, replaced))
     }
 }
 
@@ -688,13 +717,21 @@ fn render_all(
     let shared = plan_chain(source_shape, &edit.ops, "ops")?;
     for (i, out) in edit.outputs.iter().enumerate() {
         let shape = plan_chain(shared, &out.ops, &format!("outputs[{i}].ops"))?;
-        let max = out.encoding.format.max_side();
+        // `format: auto` needs one candidate that can hold the size.
+        let max = (out.candidates.iter())
+            .map(|f| f.max_side())
+            .max()
+            .unwrap_or(out.encoding.format.max_side());
         if shape.dims.width > max || shape.dims.height > max {
             return Err(JobError::limit_exceeded(format!(
                 "outputs[{i}]: {}x{} is larger than {} allows ({max} per side)",
                 shape.dims.width,
                 shape.dims.height,
-                out.encoding.format.ext()
+                if out.candidates.is_empty() {
+                    out.encoding.format.ext()
+                } else {
+                    "any candidate format"
+                }
             )));
         }
     }
@@ -706,7 +743,10 @@ fn render_all(
     } else {
         None
     };
-    let (decoded, shrink) = src.decode_shrunk(shrunk.as_ref().map_or(1, |(s, _)| *s))?;
+    let (mut decoded, shrink) = src.decode_shrunk(shrunk.as_ref().map_or(1, |(s, _)| *s))?;
+    // Into the job's colour space before any op: both backends see the
+    // same pixels, and the profile written matches them.
+    let color = crate::color::manage(&mut decoded.img, decoded.icc.as_deref(), edit.color)?;
     let edit = match shrunk {
         Some((_, resolved)) if shrink > 1 => {
             tracing::debug!(shrink, "shrink-on-load");
@@ -720,7 +760,9 @@ fn render_all(
         ..Default::default()
     };
     for (name, o) in overlay_srcs {
-        ctx.overlays.insert(name.clone(), Arc::new(o.decode()?.img));
+        let mut pasted = o.decode()?;
+        crate::color::manage(&mut pasted.img, pasted.icc.as_deref(), edit.color)?;
+        ctx.overlays.insert(name.clone(), Arc::new(pasted.img));
     }
     for (name, bytes) in &inputs.luts {
         let cube = crate::ops::lut::Cube::parse(name, bytes)?;
@@ -747,15 +789,16 @@ fn render_all(
     let t_ops = ms(t);
 
     let t = Instant::now();
-    let icc = decoded.icc.as_deref();
+    let icc = color.profile.as_deref();
+    let handling = color.handling;
     let rendered = frames
         .into_par_iter()
         .zip(&edit.outputs)
         .map(|(img, out)| {
             let _span = tracing::debug_span!("encode", version = %out.version, format = out.encoding.format.ext()).entered();
             let exif = exif.as_ref().map(|e| exif_for(e, edit, out));
-            let bytes = codec::encode(&img, &out.encoding, icc, exif.as_deref())?;
-            Ok(Rendered { sha256: sha256_hex(&bytes), bytes, width: img.width(), height: img.height() })
+            let (bytes, encoding) = codec::encode_choosing(&img, &out.encoding, &out.candidates, icc, exif.as_deref())?;
+            Ok(Rendered { sha256: sha256_hex(&bytes), bytes, width: img.width(), height: img.height(), color: handling, encoding })
         })
         .collect::<Result<Vec<_>, JobError>>()?;
     Ok(Rendering {

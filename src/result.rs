@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::BackendKind;
+use crate::color::ColorHandling;
 use crate::error::{ErrorCode, JobError};
 use crate::job::{Format, Identity, JobKind, SCHEMA_VERSION};
 
@@ -45,6 +46,12 @@ pub struct OutputResult {
     pub bytes: u64,
     /// SHA-256 of the stored object, hex.
     pub sha256: String,
+    /// The quality it was encoded at (lossy formats; with `max_bytes`, the
+    /// quality the search chose).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<u8>,
+    /// How its colours were handled.
+    pub color: ColorHandling,
 }
 
 /// Time spent per stage, in milliseconds.

@@ -103,13 +103,27 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
     let versions = report["tools"].to_string();
     assert!(versions.contains("Pillow-SIMD 9."), "{versions}");
     let results = report["results"].as_array().unwrap();
-    // 14 jobs x (imgworker twice, two CLI peers, three library peers),
+    // 16 jobs x (imgworker twice, two CLI peers, three library peers),
     // less the pairs without an equivalent: no 3D LUT in libvips, pyvips or
     // ImageMagick (without a Hald image), no attention crop in ImageMagick
-    // or Pillow.
-    const CELLS: usize = 14 * 7 - 3 - 3;
+    // or Pillow, no AVIF encoder in Pillow or Pillow-SIMD.
+    const CELLS: usize = 16 * 7 - 3 - 3 - 2;
     assert_eq!(results.len(), CELLS, "{report:#}");
+    // Every cell knows its output's size; the AVIF job's cells are scored
+    // against each tool's own lossless rendering.
+    for r in results {
+        assert!(r["output_bytes"].as_u64().unwrap() > 1000, "{r}");
+        let score = r["ssimulacra2"].as_f64();
+        if r["job"] == "thumbnail-1920-avif" {
+            let score = score.unwrap_or_else(|| panic!("no score: {r}"));
+            assert!((40.0..100.0).contains(&score), "{r}");
+        } else {
+            assert!(score.is_none(), "{r}");
+        }
+    }
+    assert!(has_avif(results, "imgworker") && has_avif(results, "libvips"));
     let has = |job: &str, tool: &str| results.iter().any(|r| r["job"] == job && r["tool"] == tool);
+    assert!(has("jpeg-to-webp-lossless", "pillow") && !has("thumbnail-1920-avif", "pillow"));
     assert!(!has("lut-33", "libvips") && !has("lut-33", "pyvips") && has("lut-33", "pillow"));
     assert!(has("smartcrop-512", "pyvips") && !has("smartcrop-512", "pillow"));
     for r in results {
@@ -144,7 +158,7 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
     // Ratios: each peer against imgworker in the same mode, per job: the
     // CLIs against whole-process runs, the libraries against in-process.
     let ratios = report["ratios"].as_array().unwrap();
-    assert_eq!(ratios.len(), CELLS - 14 * 2, "{ratios:?}");
+    assert_eq!(ratios.len(), CELLS - 16 * 2, "{ratios:?}");
     for q in ratios {
         let in_process = ["pyvips", "pillow", "pillow-simd"].contains(&q["peer"].as_str().unwrap());
         assert_eq!(q["mode"], if in_process { "in-process" } else { "process" });
@@ -204,7 +218,8 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
             "resize-half" => (Jpeg, 960, 540),
             // 5/6 crop (1600x900) rotated, then 60 % of 900 wide.
             "chain" => (Jpeg, 540, 960),
-            "jpeg-to-webp" => (WebP, 1920, 1080),
+            "jpeg-to-webp" | "jpeg-to-webp-lossless" => (WebP, 1920, 1080),
+            "thumbnail-1920-avif" => (Avif, 1920, 1080),
             "jpeg-to-png" => (Png, 1920, 1080),
             "smartcrop-512" => (Jpeg, 512, 512),
             _ => (Jpeg, 1920, 1080),
@@ -219,6 +234,14 @@ fn every_job_runs_on_every_tool_and_the_report_adds_up() {
         let (format, w, h) = expect(job);
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(image::guess_format(&bytes).unwrap(), format, "{name}");
+        if format == image::ImageFormat::Avif {
+            // The image crate reads no AVIF here: libheif gives the size.
+            let ctx = libheif_rs::HeifContext::read_from_bytes(&bytes).unwrap();
+            let handle = ctx.primary_image_handle().unwrap();
+            assert_eq!((handle.width(), handle.height()), (w, h), "{name}");
+            seen += 1;
+            continue;
+        }
         let img = image::load_from_memory(&bytes).unwrap();
         assert_eq!((img.width(), img.height()), (w, h), "{name}");
         pictures.insert(name, img.to_rgb8());
@@ -305,4 +328,11 @@ fn bad_settings_are_refused_clearly() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is not an imgworker bench report"), "{err}");
+}
+
+/// Whether `tool` has a cell for the AVIF job.
+fn has_avif(results: &[serde_json::Value], tool: &str) -> bool {
+    results
+        .iter()
+        .any(|r| r["job"] == "thumbnail-1920-avif" && r["tool"] == tool)
 }

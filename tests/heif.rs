@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::color::{display_p3_icc, photo, png_with_icc, tificc_to_srgb};
 use common::{cfg, decode, diff, exif_block, heif_bytes, memory_engine, png_bytes, run};
 use image::{imageops, ImageDecoder, RgbaImage};
 use imgworker::backend::{Backend, BackendChoice, BackendKind};
@@ -226,16 +227,6 @@ fn heif_enc(png: &[u8], args: &[&str], ext: &str) -> Vec<u8> {
     std::fs::read(output).unwrap()
 }
 
-/// A Display P3 ICC profile (moxcms's), padded to a multiple of four
-/// bytes as the ICC specification asks and libpng checks.
-fn display_p3_icc() -> Vec<u8> {
-    let mut icc = moxcms::ColorProfile::new_display_p3().encode().unwrap();
-    icc.resize(icc.len().next_multiple_of(4), 0);
-    let len = u32::try_from(icc.len()).unwrap();
-    icc[..4].copy_from_slice(&len.to_be_bytes());
-    icc
-}
-
 /// A 16-bit RGB PNG of `pixels` with the ICC profile `icc`.
 fn png16(w: u32, h: u32, pixels: &[[u16; 3]], icc: &[u8]) -> Vec<u8> {
     use image::ImageEncoder;
@@ -282,12 +273,14 @@ fn ten_bit_heic_rounds_to_8_bits_and_keeps_its_profile() {
         let (engine, storage) = memory_engine(cfg());
         let name = format!("deep.{ext}");
         storage.insert(&key(&name), source);
-        let job = edit(
+        let mut job = edit(
             &format!("deep-{ext}"),
             &name,
             json!([]),
             json!([{"version": "v2", "format": "png"}]),
         );
+        // The source's own space: the pixels as decoded, and its profile.
+        job["color"] = json!("source");
         let r = run(&engine, &job).result;
         assert_eq!(r.status, Status::Succeeded, "{ext}: {:?}", r.error);
         let bytes = storage.object(&key("v2.png")).unwrap();
@@ -311,6 +304,85 @@ fn ten_bit_heic_rounds_to_8_bits_and_keeps_its_profile() {
             "{ext}: the profile is kept"
         );
     }
+}
+
+/// An AVIF version's pixels, decoded by libheif.
+fn decode_avif(bytes: &[u8]) -> RgbaImage {
+    use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+    let ctx = HeifContext::read_from_bytes(bytes).unwrap();
+    let handle = ctx.primary_image_handle().unwrap();
+    let img = LibHeif::new()
+        .decode(&handle, ColorSpace::Rgb(RgbChroma::Rgba), None)
+        .unwrap();
+    let plane = img.planes().interleaved.unwrap();
+    let row = plane.width as usize * 4;
+    let data = (0..plane.height as usize)
+        .flat_map(|y| plane.data[y * plane.stride..y * plane.stride + row].to_vec())
+        .collect();
+    RgbaImage::from_raw(plane.width, plane.height, data).unwrap()
+}
+
+/// The iPhone case: a HEIC photograph in Display P3, turned by its `irot`,
+/// written as JPEG, PNG, WebP and AVIF: each upright, of the right size,
+/// in sRGB as lcms2's `tificc` converts the same pixels; on both backends.
+#[test]
+fn a_display_p3_heic_photo_is_written_upright_in_srgb_to_every_format() {
+    let img = photo("RainDrops");
+    let p3 = display_p3_icc();
+    // Lossless HEVC in RGB, so that the decoded pixels are the photo's.
+    let heic = heif_enc(
+        &png_with_icc(&img, Some(&p3)),
+        &["-L", "-p", "chroma=444", "--matrix_coefficients=0"],
+        "heic",
+    );
+    // Three anticlockwise quarter turns: EXIF's orientation 6.
+    let source = with_irot(&heic, 3);
+    let expected = imageops::rotate90(&tificc_to_srgb(&img, &p3));
+    let (w, h) = expected.dimensions();
+    let outputs = json!([
+        {"version": "a", "format": "png"},
+        {"version": "b", "format": "jpeg", "quality": 95, "chroma_subsampling": "4:4:4"},
+        {"version": "c", "format": "webp", "quality": 95},
+        {"version": "d", "format": "avif", "quality": 90},
+    ]);
+    let job = edit(
+        "iphone",
+        "IMG_0001.heic",
+        json!([{"op": "auto_orient"}]),
+        outputs,
+    );
+    let mut pngs = Vec::new();
+    for backend in [Backend::Cpu, gpu_backend()] {
+        let (_, storage) = memory_engine(cfg());
+        let engine = Engine::new(cfg(), storage.clone(), backend);
+        storage.insert(&key("IMG_0001.heic"), source.clone());
+        let r = run(&engine, &job).result;
+        assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+        for out in &r.outputs {
+            assert_eq!((out.width, out.height), (w, h), "{}", out.object);
+            assert!(out.color.converted, "{}", out.object);
+        }
+        // Lossless PNG within a level of lcms2 on average; the lossy
+        // formats within their coding loss of it.
+        for (object, bound) in [
+            ("a.png", 1.0),
+            ("b.jpg", 2.5),
+            ("c.webp", 3.0),
+            ("d.avif", 3.0),
+        ] {
+            let bytes = storage.object(&key(object)).unwrap();
+            let got = if object.ends_with("avif") {
+                decode_avif(&bytes)
+            } else {
+                decode(&bytes)
+            };
+            let (max, mean) = diff(&got, &expected);
+            eprintln!("{object}: against tificc, max {max}, mean {mean:.3}");
+            assert!(mean <= bound, "{object}: mean {mean} (max {max})");
+        }
+        pngs.push(decode(&storage.object(&key("a.png")).unwrap()));
+    }
+    assert!(pngs[0] == pngs[1], "CPU and GPU differ");
 }
 
 /// A big-endian integer of `n` bytes at `at`.

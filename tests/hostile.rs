@@ -5,7 +5,7 @@ mod common;
 use std::io::Write;
 
 use common::{
-    cfg, heif_bytes, jpeg_bytes, memory_engine, png_bytes, png_with_header, run, test_image,
+    cfg, cjxl, heif_bytes, jpeg_bytes, memory_engine, png_bytes, png_with_header, run, test_image,
 };
 use imgworker::config::WorkerConfig;
 use imgworker::result::Status;
@@ -167,6 +167,101 @@ fn hostile_heic_and_avif_files_get_their_codes() {
         cut.truncate(len - 16);
         expect_code(&cut, &simple_job(), "decode_failed");
     }
+}
+
+/// A bare JPEG XL codestream with its SizeHeader replaced by one that
+/// declares `w`x`h` (ISO/IEC 18181-1: `div8` 0, the height and width as
+/// `U32` fields, `ratio` 0). Each dimension's `U32` encoding (9, 13, 18 or
+/// 30 bits) is chosen so that the new header has as many bits as the old
+/// one modulo 8: the rest of the bits follow unchanged and stay aligned to
+/// the bytes where the format pads to them, so only the size differs.
+fn jxl_with_size(codestream: &[u8], w: u32, h: u32) -> Vec<u8> {
+    let mut bits: Vec<u8> = (0..codestream.len() * 8)
+        .map(|i| (codestream[i / 8] >> (i % 8)) & 1)
+        .collect();
+    // A field of `n` bits at `pos`, least significant first.
+    let read = |pos: &mut usize, n: usize| {
+        let v = (0..n).map(|i| u32::from(bits[*pos + i]) << i).sum::<u32>();
+        *pos += n;
+        v
+    };
+    let dim_bits = [9, 13, 18, 30];
+    let dim = |pos: &mut usize, div8: bool| {
+        if div8 {
+            read(pos, 5);
+        } else {
+            let selector = read(pos, 2) as usize;
+            read(pos, dim_bits[selector]);
+        }
+    };
+    let mut pos = 16; // after the signature
+    let div8 = read(&mut pos, 1) == 1;
+    dim(&mut pos, div8);
+    if read(&mut pos, 3) == 0 {
+        dim(&mut pos, div8); // the width, unless a ratio gives it
+    }
+    let old_len = pos - 16;
+    let fits = |v: u32| (0..4).filter(move |&s| v - 1 < 1 << dim_bits[s]);
+    let (sh, sw) = fits(h)
+        .flat_map(|sh| fits(w).map(move |sw| (sh, sw)))
+        .find(|&(sh, sw)| (1 + 2 + dim_bits[sh] + 3 + 2 + dim_bits[sw]) % 8 == old_len % 8)
+        .unwrap_or_else(|| panic!("no encoding of {w}x{h} is {old_len} bits modulo 8"));
+    let mut header = vec![0u8]; // div8 0
+    let mut push = |v: u32, n: usize| header.extend((0..n).map(|i| (v >> i & 1) as u8));
+    push(sh as u32, 2);
+    push(h - 1, dim_bits[sh]);
+    push(0, 3); // ratio 0: the width follows
+    push(sw as u32, 2);
+    push(w - 1, dim_bits[sw]);
+    bits.splice(16..16 + old_len, header);
+    bits.chunks(8)
+        .map(|b| b.iter().enumerate().map(|(i, &v)| v << i).sum())
+        .collect()
+}
+
+#[test]
+fn hostile_jpeg_xl_files_get_their_codes() {
+    // 63x63: cjxl writes its size in 15 bits (a 9-bit height, the width
+    // by ratio), which the sizes below can match modulo 8.
+    let png = png_bytes(&test_image(63, 63, 1, false));
+    let bare = cjxl(&png, "png", &["-d", "0", "--container=0"]);
+    let container = cjxl(&png, "png", &["-d", "0", "--container=1"]);
+    assert!(bare.starts_with(&[0xFF, 0x0A]) && container.starts_with(&[0, 0, 0, 12]));
+    for good in [&bare, &container] {
+        // Cut short: in the pixel data, and inside the header.
+        expect_code(&good[..good.len() / 2], &simple_job(), "decode_failed");
+        expect_code(&good[..good.len() - 1], &simple_job(), "decode_failed");
+        let header_cut = if good[0] == 0xFF { 6 } else { 40 };
+        expect_code(&good[..header_cut], &simple_job(), "decode_failed");
+    }
+    // A signature, then garbage: it claims JPEG XL and fails as one.
+    let garbage: Vec<u8> = (0..4000u32).map(|i| (i * 131 % 251) as u8).collect();
+    for signature in [&bare[..2], &container[..32]] {
+        let mut fake = signature.to_vec();
+        fake.extend_from_slice(&garbage);
+        expect_code(&fake, &simple_job(), "decode_failed");
+    }
+    // A size header declaring 8000x20000 (160 MP): refused from the
+    // header, before jxl-oxide decodes (or allocates) anything.
+    let huge = jxl_with_size(&bare, 8_000, 20_000);
+    let msg = expect_code(&huge, &simple_job(), "limit_exceeded");
+    assert!(msg.contains("8000x20000"), "{msg}");
+    // A size header lying within the limits (2000x1500 over the data of a
+    // 63x63 image): the frame does not fit it.
+    let lying = jxl_with_size(&bare, 2000, 1500);
+    expect_code(&lying, &simple_job(), "decode_failed");
+    // (It is read as 2000x1500: under a 2 MP limit, it is refused as such.)
+    let mut small = cfg();
+    small.limits.max_source_pixels = 2_000_000;
+    let body = serde_json::to_vec(&simple_job()).unwrap();
+    let msg = expect_code_with(small, &lying, &body, "limit_exceeded");
+    assert!(msg.contains("2000x1500"), "{msg}");
+    // A codestream box declaring more bytes than the file holds.
+    let mut long_box = container.clone();
+    let at = long_box.windows(4).position(|w| w == b"jxlc").unwrap() - 4;
+    let size = u32::from_be_bytes(long_box[at..at + 4].try_into().unwrap());
+    long_box[at..at + 4].copy_from_slice(&(size + 4096).to_be_bytes());
+    expect_code(&long_box, &simple_job(), "decode_failed");
 }
 
 #[test]

@@ -462,9 +462,9 @@ fn auto_orient_honours_exif_and_outputs_carry_no_metadata() {
 }
 
 #[test]
-fn the_source_icc_profile_is_kept_on_jpeg_png_and_webp_outputs() {
+fn with_source_color_the_source_icc_profile_is_kept_on_every_format() {
     use image::ImageDecoder;
-    let profile: Vec<u8> = (0..3000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let profile = common::color::adobe_rgb_icc();
     let mut app2 = b"ICC_PROFILE\0\x01\x01".to_vec();
     app2.extend_from_slice(&profile);
     let src = test_image(40, 20, 3, false);
@@ -472,9 +472,21 @@ fn the_source_icc_profile_is_kept_on_jpeg_png_and_webp_outputs() {
     let (engine, storage) = memory_engine(cfg());
     storage.insert(&key("original.jpg"), jpeg);
     let outputs = json!([{"version": "a", "format": "jpeg"}, {"version": "b", "format": "png"},
-        {"version": "c", "format": "webp"}, {"version": "d", "format": "webp", "lossless": true}]);
-    let r = run(&engine, &edit("icc", "original.jpg", json!([]), outputs)).result;
+        {"version": "c", "format": "webp"}, {"version": "d", "format": "webp", "lossless": true},
+        {"version": "e", "format": "avif"}]);
+    // `source`: the pixels stay Adobe RGB, and every version says so.
+    let mut job = edit("icc", "original.jpg", json!([]), outputs);
+    job["color"] = json!("source");
+    let r = run(&engine, &job).result;
     assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
+    let avif = storage.object(&key("e.avif")).unwrap();
+    let ctx = libheif_rs::HeifContext::read_from_bytes(&avif).unwrap();
+    let handle = ctx.primary_image_handle().unwrap();
+    assert_eq!(
+        handle.color_profile_raw().map(|p| p.data),
+        Some(profile.clone())
+    );
+    assert_eq!((handle.width(), handle.height()), (40, 20));
     for (object, format) in [
         ("a.jpg", ImageFormat::Jpeg),
         ("b.png", ImageFormat::Png),

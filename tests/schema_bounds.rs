@@ -273,6 +273,8 @@ fn array_item(key: &str, i: usize) -> Value {
         "job.ops" | "output.ops" => json!({"op": "invert"}),
         "job.outputs" => json!({"version": format!("v{i}"), "format": "png"}),
         "curves.points" => json!([i as f64 / 32.0, 0.5]),
+        // Distinct formats while there are any; a fifth repeats one.
+        "output.candidates" => json!(["avif", "webp", "jpeg", "png"][i % 4]),
         _ => panic!("an array {key} has item limits but no items: add them to array_item"),
     }
 }
@@ -340,9 +342,16 @@ impl Scope {
                 let format = match prop {
                     "speed" => "avif",
                     "lossless" => "webp",
+                    "candidates" => "auto",
                     _ => "jpeg",
                 };
                 j["outputs"][0]["format"] = json!(format);
+                // A byte budget's floor is tried under a budget, up to the
+                // highest quality.
+                if prop == "min_quality" {
+                    j["outputs"][0]["max_bytes"] = json!(1 << 30);
+                    j["outputs"][0]["quality"] = json!(100);
+                }
                 j["outputs"][0][prop] = value.clone();
                 vec![j]
             }

@@ -40,10 +40,18 @@ pub enum StandardJob {
     /// Square thumbnail of this side cropped to the most interesting part
     /// (`gravity: attention`), JPEG q85.
     SmartCrop(u32),
+    /// Thumbnail to this width (Lanczos3), AVIF at libvips' default
+    /// quality (50) and each tool's default speed.
+    AvifThumbnail(u32),
+    /// JPEG to lossless WebP, no ops.
+    ToWebpLossless,
+    /// Thumbnail to this width as PNG: not a standard job, the lossless
+    /// reference each tool's AVIF thumbnail is scored against.
+    PngThumbnail(u32),
 }
 
 /// Every standard job, in the order they are reported.
-pub const ALL: [StandardJob; 14] = [
+pub const ALL: [StandardJob; 16] = [
     StandardJob::Thumbnail(1920),
     StandardJob::Thumbnail(256),
     StandardJob::ResizeHalf,
@@ -58,12 +66,17 @@ pub const ALL: [StandardJob; 14] = [
     StandardJob::Lut,
     StandardJob::LevelsCurves,
     StandardJob::SmartCrop(512),
+    StandardJob::AvifThumbnail(1920),
+    StandardJob::ToWebpLossless,
 ];
 
 /// JPEG quality of every JPEG output.
 pub const JPEG_QUALITY: u8 = 85;
 /// WebP quality of the WebP job.
 pub const WEBP_QUALITY: u8 = 80;
+/// AVIF quality of the AVIF job: libvips' default `Q`, so that its peer
+/// runs as a user runs `vips thumbnail ... out.avif`.
+pub const AVIF_QUALITY: u8 = 50;
 /// Gaussian blur sigma of the blur job.
 pub(crate) const BLUR_SIGMA: f64 = 5.0;
 /// The colour job's brightness (added, in 0..1 of full scale).
@@ -122,6 +135,9 @@ impl StandardJob {
             Self::Lut => "lut-33".into(),
             Self::LevelsCurves => "levels-curves".into(),
             Self::SmartCrop(side) => format!("smartcrop-{side}"),
+            Self::AvifThumbnail(w) => format!("thumbnail-{w}-avif"),
+            Self::ToWebpLossless => "jpeg-to-webp-lossless".into(),
+            Self::PngThumbnail(w) => format!("thumbnail-{w}-png"),
         }
     }
 
@@ -141,15 +157,34 @@ impl StandardJob {
             Self::Lut => "33-point 3D LUT grade, JPEG q85".into(),
             Self::LevelsCurves => "levels and a tone curve, JPEG q85".into(),
             Self::SmartCrop(side) => format!("{side}x{side} attention crop thumbnail, JPEG q85"),
+            Self::AvifThumbnail(w) => format!("thumbnail to {w} wide, AVIF q{AVIF_QUALITY}"),
+            Self::ToWebpLossless => "JPEG to lossless WebP".into(),
+            Self::PngThumbnail(w) => format!("thumbnail to {w} wide, PNG"),
         }
     }
 
     /// Output format.
     pub fn format(self) -> Format {
         match self {
-            Self::ToWebp => Format::Webp,
-            Self::ToPng => Format::Png,
+            Self::ToWebp | Self::ToWebpLossless => Format::Webp,
+            Self::ToPng | Self::PngThumbnail(_) => Format::Png,
+            Self::AvifThumbnail(_) => Format::Avif,
             _ => Format::Jpeg,
+        }
+    }
+
+    /// Whether the output is lossless WebP.
+    pub fn lossless(self) -> bool {
+        self == Self::ToWebpLossless
+    }
+
+    /// The lossless job a lossy output's quality is scored against (each
+    /// tool's own rendering of the same ops), where the benchmark scores
+    /// one.
+    pub fn reference(self) -> Option<StandardJob> {
+        match self {
+            Self::AvifThumbnail(w) => Some(Self::PngThumbnail(w)),
+            _ => None,
         }
     }
 
@@ -157,7 +192,8 @@ impl StandardJob {
     pub fn quality(self) -> Option<u8> {
         match self {
             Self::ToWebp => Some(WEBP_QUALITY),
-            Self::ToPng => None,
+            Self::AvifThumbnail(_) => Some(AVIF_QUALITY),
+            Self::ToPng | Self::ToWebpLossless | Self::PngThumbnail(_) => None,
             _ => Some(JPEG_QUALITY),
         }
     }
@@ -165,7 +201,9 @@ impl StandardJob {
     /// The imgworker ops for a source of `width` x `height`.
     pub fn ops(self, width: u32, height: u32) -> Value {
         match self {
-            Self::Thumbnail(w) => json!([{"op": "resize", "width": w}]),
+            Self::Thumbnail(w) | Self::AvifThumbnail(w) | Self::PngThumbnail(w) => {
+                json!([{"op": "resize", "width": w}])
+            }
             Self::ResizeHalf => json!([{"op": "resize", "width": (width / 2).max(1),
                 "height": (height / 2).max(1), "fit": "fill", "filter": "lanczos3"}]),
             Self::Blur => json!([{"op": "blur", "sigma": BLUR_SIGMA}]),
@@ -183,7 +221,7 @@ impl StandardJob {
                     {"op": "grayscale"}
                 ])
             }
-            Self::ToWebp | Self::ToPng | Self::Recode => json!([]),
+            Self::ToWebp | Self::ToPng | Self::Recode | Self::ToWebpLossless => json!([]),
             Self::CompositeMask => {
                 let (x, y, _, _) = patch_rect(width, height);
                 json!([{"op": "composite", "source": "patch.png", "x": x, "y": y,
@@ -229,6 +267,9 @@ impl StandardJob {
         let mut output = json!({"version": "out", "format": self.format()});
         if let Some(q) = self.quality() {
             output["quality"] = json!(q);
+        }
+        if self.lossless() {
+            output["lossless"] = json!(true);
         }
         json!({
             "schema": 1,
@@ -360,7 +401,10 @@ mod tests {
     #[test]
     fn every_message_is_a_valid_job() {
         let cfg = crate::config::WorkerConfig::new();
-        for j in ALL {
+        for j in ALL
+            .into_iter()
+            .chain(ALL.iter().filter_map(|j| j.reference()))
+        {
             let body = serde_json::to_vec(&j.message("b", "bench/photo", 3840, 2160)).unwrap();
             let job = crate::job::Job::parse(&body, &cfg);
             assert!(job.is_ok(), "{}: {:?}", j.name(), job.err());

@@ -236,7 +236,68 @@ impl Bench {
     /// Copy the output of the batch just run to the `--outputs` folder.
     fn keep_output(&self, tool: &Tool, job: StandardJob, dir: &Path) -> Result<(), BenchError> {
         let e = job.format().ext();
-        let bytes = match tool {
+        let bytes = self.output(tool, job)?;
+        let to = dir.join(format!(
+            "{}.{}-{}.{e}",
+            job.name(),
+            tool.name(),
+            tool.mode().name()
+        ));
+        std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(&to, bytes))
+            .map_err(|err| BenchError::Write(to, err))
+    }
+
+    /// The SSIMULACRA2 score of `output` (the bytes `tool` wrote for `job`)
+    /// against `tool`'s own lossless rendering of `job`'s reference (run
+    /// now, untimed).
+    fn score(
+        &self,
+        tool: &Tool,
+        reference: StandardJob,
+        output: &[u8],
+        round: usize,
+    ) -> Result<f64, BenchError> {
+        self.batch(tool, reference, round)?;
+        let lossless = self.output(tool, reference)?;
+        let lim = crate::config::Limits::default();
+        let decode = |bytes: &[u8], what: &str| -> Result<image::RgbaImage, BenchError> {
+            crate::codec::SourceImage::open(bytes, &lim)
+                .and_then(|s| s.decode())
+                .map(|d| d.img)
+                .map_err(|e| BenchError::Tool(format!("{} {what}: {e}", tool.name())))
+        };
+        let (a, b) = (decode(&lossless, "reference")?, decode(output, "output")?);
+        if a.dimensions() != b.dimensions() {
+            return Err(BenchError::Tool(format!(
+                "{}: its reference is {:?}, its output {:?}",
+                tool.name(),
+                a.dimensions(),
+                b.dimensions()
+            )));
+        }
+        let rgb = |img: &image::RgbaImage| {
+            let data = img
+                .pixels()
+                .map(|p| [0, 1, 2].map(|c| f32::from(p[c]) / 255.0))
+                .collect();
+            ssimulacra2::Rgb::new(
+                data,
+                img.width() as usize,
+                img.height() as usize,
+                ssimulacra2::TransferCharacteristic::SRGB,
+                ssimulacra2::ColorPrimaries::BT709,
+            )
+            .map_err(|e| BenchError::Tool(format!("SSIMULACRA2 input: {e}")))
+        };
+        ssimulacra2::compute_frame_ssimulacra2(rgb(&a)?, rgb(&b)?)
+            .map_err(|e| BenchError::Tool(format!("SSIMULACRA2: {e}")))
+    }
+
+    /// The output of the batch just run with `tool` (its first job's).
+    fn output(&self, tool: &Tool, job: StandardJob) -> Result<Vec<u8>, BenchError> {
+        let e = job.format().ext();
+        Ok(match tool {
             Tool::ImgworkerInProcess => self
                 .storage
                 .object(&format!("{IMAGE}/out.{e}"))
@@ -249,16 +310,7 @@ impl Bench {
                 let p = self.scratch(tool, 0).join(format!("out.{e}"));
                 std::fs::read(&p).map_err(|err| BenchError::Write(p, err))?
             }
-        };
-        let to = dir.join(format!(
-            "{}.{}-{}.{e}",
-            job.name(),
-            tool.name(),
-            tool.mode().name()
-        ));
-        std::fs::create_dir_all(dir)
-            .and_then(|_| std::fs::write(&to, bytes))
-            .map_err(|err| BenchError::Write(to, err))
+        })
     }
 
     /// Run one batch of `concurrency` jobs with `tool`: each job's latency
@@ -454,6 +506,8 @@ struct Cell {
     batch_wall: Duration,
     jobs: usize,
     peak_rss: u64,
+    output_bytes: Option<u64>,
+    ssimulacra2: Option<f64>,
 }
 
 /// Run the benchmark; progress goes to stderr.
@@ -608,8 +662,19 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
                 ));
                 let (lat, m) = bench.batch(tool, *job, round)?;
                 bar.inc(1);
-                if let (Some(dir), true) = (&opts.outputs, round + 1 == rounds) {
-                    bench.keep_output(tool, *job, dir)?;
+                if round + 1 == rounds {
+                    if let Some(dir) = &opts.outputs {
+                        bench.keep_output(tool, *job, dir)?;
+                    }
+                    // The output's size, and its quality where the job has
+                    // a lossless reference (after the timing: the
+                    // reference run overwrites nothing the timing reads).
+                    let out = bench.output(tool, *job)?;
+                    let c = &mut cells[ji][ti];
+                    c.output_bytes = Some(out.len() as u64);
+                    if let Some(reference) = job.reference() {
+                        c.ssimulacra2 = Some(bench.score(tool, reference, &out, round)?);
+                    }
                 }
                 if timed {
                     let c = &mut cells[ji][ti];
@@ -658,6 +723,8 @@ pub fn run(opts: BenchOptions) -> Result<Report, BenchError> {
                 jobs_per_s,
                 megapixels_per_s: jobs_per_s * mp,
                 peak_rss_mib: c.peak_rss as f64 / (1 << 20) as f64,
+                output_bytes: c.output_bytes,
+                ssimulacra2: c.ssimulacra2,
             });
         }
     }

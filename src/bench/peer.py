@@ -81,6 +81,8 @@ def pillow_job(spec, src, out):
     fmt = spec["format"]
     if fmt == "jpg":
         im.save(out, "JPEG", quality=spec["quality"])
+    elif fmt == "webp" and spec.get("lossless"):
+        im.save(out, "WEBP", lossless=True)
     elif fmt == "webp":
         im.save(out, "WEBP", quality=spec["quality"])
     else:
@@ -93,6 +95,8 @@ def pyvips_job(spec, src, out):
     job = spec["job"]
     if spec["format"] == "png":
         target = f"{out}[compression=6,strip]"
+    elif spec.get("lossless"):
+        target = f"{out}[lossless,strip]"
     else:
         target = f"{out}[Q={spec['quality']},strip]"
     if job == "thumbnail":

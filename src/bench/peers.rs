@@ -107,6 +107,19 @@ impl Peer {
                     StandardJob::Thumbnail(w) => {
                         vec![cmd(&["thumbnail", &inp, &jpeg, &w.to_string()])]
                     }
+                    // heifsave at its defaults but for `Q` (effort 4, 4:2:0
+                    // below Q 90).
+                    StandardJob::AvifThumbnail(w) => {
+                        let avif = format!("{out}[Q={},strip]", jobs::AVIF_QUALITY);
+                        vec![cmd(&["thumbnail", &inp, &avif, &w.to_string()])]
+                    }
+                    StandardJob::PngThumbnail(w) => {
+                        let png = format!("{out}[compression=6,strip]");
+                        vec![cmd(&["thumbnail", &inp, &png, &w.to_string()])]
+                    }
+                    StandardJob::ToWebpLossless => {
+                        vec![cmd(&["copy", &inp, &format!("{out}[lossless,strip]")])]
+                    }
                     StandardJob::ResizeHalf => {
                         vec![cmd(&["resize", &inp, &jpeg, "0.5", "--kernel", "lanczos3"])]
                     }
@@ -227,7 +240,11 @@ impl Peer {
                 let mut args: Vec<String> = vec![p, inp];
                 let mut push = |s: &[&str]| args.extend(s.iter().map(|s| s.to_string()));
                 match job {
-                    StandardJob::Thumbnail(w) => push(&["-thumbnail", &format!("{w}x")]),
+                    // AVIF through libheif, at its encoder's defaults.
+                    StandardJob::Thumbnail(w)
+                    | StandardJob::PngThumbnail(w)
+                    | StandardJob::AvifThumbnail(w) => push(&["-thumbnail", &format!("{w}x")]),
+                    StandardJob::ToWebpLossless => push(&["-define", "webp:lossless=true"]),
                     StandardJob::ResizeHalf => push(&["-filter", "Lanczos", "-resize", "50%"]),
                     // `-blur` is ImageMagick's separable Gaussian (its
                     // `-gaussian-blur` is a full 2D kernel, some 25 times
@@ -358,7 +375,13 @@ impl Library {
         use serde_json::json;
         let pyvips = self == Library::Pyvips;
         let mut spec = match job {
-            StandardJob::Thumbnail(w) => json!({"job": "thumbnail", "width": w}),
+            StandardJob::Thumbnail(w) | StandardJob::PngThumbnail(w) => {
+                json!({"job": "thumbnail", "width": w})
+            }
+            // Pillow has no AVIF encoder without a plugin.
+            StandardJob::AvifThumbnail(w) if pyvips => json!({"job": "thumbnail", "width": w}),
+            StandardJob::AvifThumbnail(_) => return None,
+            StandardJob::ToWebpLossless => json!({"job": "convert", "lossless": true}),
             StandardJob::ResizeHalf => json!({"job": "resize-half"}),
             StandardJob::Blur => json!({"job": "blur", "sigma": jobs::BLUR_SIGMA}),
             StandardJob::Unsharp => json!({"job": "unsharp"}),

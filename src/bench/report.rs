@@ -33,6 +33,14 @@ pub struct CellResult {
     /// runs; of the whole benchmark process (which holds the engine, the
     /// source and, on the GPU, the driver) for in-process runs.
     pub peak_rss_mib: f64,
+    /// Size of the output the last round wrote, bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
+    /// SSIMULACRA2 score of that output against the same tool's lossless
+    /// rendering of the same ops (100 is identical; above 70 is a good
+    /// lossy encoding), for jobs with a [reference](super::jobs::StandardJob::reference).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssimulacra2: Option<f64>,
 }
 
 /// A peer's median against imgworker's, same job, same mode.
@@ -160,13 +168,26 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "{:<14} {:<12} {:<10} {:>10} {:>10} {:>8} {:>8} {:>9}",
-            "job", "tool", "mode", "median ms", "p95 ms", "jobs/s", "MP/s", "peak MiB"
+            "{:<21} {:<12} {:<10} {:>10} {:>10} {:>8} {:>8} {:>9} {:>9} {:>6}",
+            "job",
+            "tool",
+            "mode",
+            "median ms",
+            "p95 ms",
+            "jobs/s",
+            "MP/s",
+            "peak MiB",
+            "out KiB",
+            "ssim2"
         );
         for r in &self.results {
+            let kib = r
+                .output_bytes
+                .map_or("-".to_string(), |b| format!("{:.1}", b as f64 / 1024.0));
+            let score = r.ssimulacra2.map_or("-".to_string(), |q| format!("{q:.2}"));
             let _ = writeln!(
                 s,
-                "{:<14} {:<12} {:<10} {:>10.1} {:>10.1} {:>8.2} {:>8.1} {:>9.1}",
+                "{:<21} {:<12} {:<10} {:>10.1} {:>10.1} {:>8.2} {:>8.1} {:>9.1} {kib:>9} {score:>6}",
                 r.job,
                 r.tool,
                 r.mode.name(),
@@ -184,13 +205,13 @@ impl Report {
             );
             let _ = writeln!(
                 s,
-                "{:<14} {:<12} {:<10} {:>8} {:>8}",
+                "{:<21} {:<12} {:<10} {:>8} {:>8}",
                 "job", "peer", "mode", "speed", "memory"
             );
             for r in &self.ratios {
                 let _ = writeln!(
                     s,
-                    "{:<14} {:<12} {:<10} {:>7.2}x {:>7.2}x",
+                    "{:<21} {:<12} {:<10} {:>7.2}x {:>7.2}x",
                     r.job,
                     r.peer,
                     r.mode.name(),
@@ -247,6 +268,8 @@ mod tests {
             jobs_per_s: 1000.0 / median,
             megapixels_per_s: 0.0,
             peak_rss_mib: mem,
+            output_bytes: None,
+            ssimulacra2: None,
         }
     }
 

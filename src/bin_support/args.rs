@@ -259,7 +259,8 @@ pub struct BenchArgs {
     pub warmup: usize,
     /// Only these jobs (comma-separated): thumbnail-1920, thumbnail-256,
     /// resize-half, blur-5, unsharp, colour, chain, jpeg-to-webp, jpeg-to-png,
-    /// jpeg-recode, composite-mask, lut-33, levels-curves, smartcrop-512.
+    /// jpeg-recode, composite-mask, lut-33, levels-curves, smartcrop-512,
+    /// thumbnail-1920-avif, jpeg-to-webp-lossless.
     #[arg(long, value_delimiter = ',')]
     pub jobs: Vec<String>,
     /// How imgworker runs: in one process, a process per job, or both.

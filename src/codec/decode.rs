@@ -1,5 +1,6 @@
-//! Decode JPEG (libjpeg-turbo), PNG, WebP, GIF (first frame), TIFF, and
-//! HEIC and AVIF (libheif, [`super::heif`]) into RGBA8.
+//! Decode JPEG (libjpeg-turbo), PNG, WebP, GIF (first frame), TIFF, HEIC
+//! and AVIF (libheif, [`super::heif`]), and JPEG XL (jxl-oxide, first frame,
+//! [`super::jxl`]) into RGBA8.
 //!
 //! A source is opened in two steps so that the whole job can be planned
 //! before any pixel buffer exists: [`SourceImage::open`] sniffs the format,
@@ -42,6 +43,8 @@ pub(crate) enum SourceFormat {
     Heic,
     /// HEIF with AV1 (AVIF).
     Avif,
+    /// JPEG XL (the first frame).
+    Jxl,
 }
 
 impl SourceFormat {
@@ -55,6 +58,7 @@ impl SourceFormat {
             Self::Tiff => "tiff",
             Self::Heic => "heic",
             Self::Avif => "avif",
+            Self::Jxl => "jxl",
         }
     }
 
@@ -75,10 +79,12 @@ impl SourceFormat {
 pub(crate) struct Probe {
     /// Container format.
     pub format: SourceFormat,
-    /// Stored dimensions (before orientation; HEIF's own transforms are
-    /// applied in decoding, so they count as stored).
+    /// Stored dimensions (before orientation; HEIF's own transforms and a
+    /// JPEG XL codestream's orientation are applied in decoding, so they
+    /// count as stored).
     pub dims: Dims,
-    /// EXIF orientation, 1..=8 (1 for HEIF, see [`super::heif`]).
+    /// EXIF orientation, 1..=8 (1 for HEIF and JPEG XL, see [`super::heif`]
+    /// and [`super::jxl`]).
     pub orientation: u8,
     /// Whether the pixels have an alpha channel.
     pub(crate) has_alpha: bool,
@@ -98,9 +104,11 @@ pub struct SourceImage<'a> {
     /// Header facts.
     pub(crate) probe: Probe,
     bytes: &'a [u8],
-    /// The `image` crate's decoder; `None` for HEIF, which libheif decodes
-    /// from the bytes.
+    /// The `image` crate's decoder; `None` for HEIF and JPEG XL, which
+    /// libheif and jxl-oxide decode from the bytes.
     decoder: Option<Box<dyn ImageDecoder + 'a>>,
+    /// The limits, for the decoders that take them when decoding (JPEG XL).
+    limits: Limits,
     icc: Option<Vec<u8>>,
 }
 
@@ -195,7 +203,38 @@ impl<'a> SourceImage<'a> {
                 probe,
                 bytes,
                 decoder: None,
+                limits: lim.clone(),
                 icc: header.icc,
+            });
+        }
+        if super::jxl::sniff(bytes) {
+            let header = catch_unwind(AssertUnwindSafe(|| super::jxl::header(bytes, lim)))
+                .map_err(|_| panic_error("header"))??;
+            // The displayed size: jxl-oxide applies the codestream's
+            // orientation while rendering, so the probe's orientation is 1.
+            let probe = Probe {
+                format: SourceFormat::Jxl,
+                dims: Dims::new(header.width, header.height),
+                orientation: 1,
+                has_alpha: header.has_alpha,
+            };
+            check_size(probe.dims, lim)?;
+            if header.cmyk {
+                return Err(JobError::unsupported_format(
+                    "CMYK JPEG XL (a black channel) is not supported",
+                ));
+            }
+            if header.colour.hdr {
+                return Err(JobError::unsupported_format(
+                    "HDR JPEG XL (PQ or HLG transfer) is not supported: 8-bit versions cannot hold it",
+                ));
+            }
+            return Ok(Self {
+                probe,
+                bytes,
+                decoder: None,
+                limits: lim.clone(),
+                icc: Some(header.colour.icc),
             });
         }
         let format = image::guess_format(bytes)
@@ -203,7 +242,7 @@ impl<'a> SourceImage<'a> {
             .filter(|f| DECODABLE.contains(f))
             .ok_or_else(|| {
                 JobError::unsupported_format(
-                    "source is not JPEG, PNG, WebP, GIF, TIFF, HEIC or AVIF",
+                    "source is not JPEG, PNG, WebP, GIF, TIFF, HEIC, AVIF or JPEG XL",
                 )
             })?;
         if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
@@ -245,6 +284,7 @@ impl<'a> SourceImage<'a> {
             },
             bytes,
             decoder: Some(decoder),
+            limits: lim.clone(),
             icc,
         })
     }
@@ -253,8 +293,10 @@ impl<'a> SourceImage<'a> {
     /// it. Never logged.
     pub fn exif(&mut self) -> Option<Vec<u8>> {
         let bytes = self.bytes;
+        let jxl = self.probe.format == SourceFormat::Jxl;
         catch_unwind(AssertUnwindSafe(|| match &mut self.decoder {
             Some(decoder) => decoder.exif_metadata().ok().flatten(),
+            None if jxl => super::jxl::exif(bytes),
             None => super::heif::exif(bytes),
         }))
         .ok()
@@ -283,6 +325,12 @@ impl<'a> SourceImage<'a> {
         } else {
             1
         };
+        if format == SourceFormat::Jxl {
+            let (bytes, lim) = (self.bytes, &self.limits);
+            let (img, icc) = catch_unwind(AssertUnwindSafe(|| super::jxl::decode(bytes, lim)))
+                .map_err(|_| panic_error("pixels"))??;
+            return Ok((Decoded { img, icc }, 1));
+        }
         let Some(decoder) = self.decoder else {
             let bytes = self.bytes;
             let img = catch_unwind(AssertUnwindSafe(|| super::heif::decode(bytes)))

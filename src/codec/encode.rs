@@ -1,11 +1,11 @@
 //! Encode RGBA8 into the output formats (JPEG through libjpeg-turbo, see
-//! [`super::jpeg`]; WebP through libwebp, see [`super::webp`]). No
-//! metadata is written (EXIF, XMP and comments of the source are dropped)
-//! unless the output keeps EXIF; the ICC profile is carried over into JPEG,
-//! PNG and WebP (the AVIF encoder cannot write one).
+//! [`super::jpeg`]; WebP through libwebp, see [`super::webp`]; AVIF through
+//! libheif and libaom, see [`super::avif`]). No metadata is written (EXIF,
+//! XMP and comments of the source are dropped) unless the output keeps
+//! EXIF; the version's ICC profile (see [`crate::color`]) is written into
+//! every format.
 
-use image::codecs::avif::AvifEncoder;
-use image::{ExtendedColorType, ImageEncoder, RgbaImage};
+use image::RgbaImage;
 
 use crate::error::JobError;
 use crate::job::{Encoding, Format};
@@ -115,10 +115,9 @@ pub fn encode(
 ) -> Result<Vec<u8>, JobError> {
     let exif = exif.filter(|_| enc.keep_exif).map(<[u8]>::to_vec);
     let (w, h) = img.dimensions();
-    let mut buf = Vec::new();
     let opaque = is_opaque(img);
     let f = enc.format;
-    match f {
+    let buf = match f {
         Format::Jpeg => {
             let quality = enc.quality.unwrap_or(85);
             let settings = enc.jpeg.unwrap_or_default();
@@ -127,11 +126,9 @@ pub fn encode(
             } else {
                 super::jpeg::encode(&flatten_rgb(img), w, h, false, quality, &settings)?
             };
-            buf = with_metadata(jpeg, icc, exif.as_deref())?;
+            with_metadata(jpeg, icc, exif.as_deref())?
         }
-        Format::Png => {
-            buf = encode_png(img, opaque, icc, exif.as_deref()).map_err(|e| failed(f, e))?;
-        }
+        Format::Png => encode_png(img, opaque, icc, exif.as_deref()).map_err(|e| failed(f, e))?,
         Format::Webp => {
             let opts = super::webp::WebpOptions {
                 lossless: enc.lossless,
@@ -139,22 +136,193 @@ pub fn encode(
                 threads: true,
             };
             let webp = super::webp::encode(img, opaque, opts).map_err(|e| failed(f, e))?;
-            buf = with_metadata(webp, icc, exif.as_deref())?;
+            with_metadata(webp, icc, exif.as_deref())?
         }
         Format::Avif => {
-            let mut e = AvifEncoder::new_with_speed_quality(
-                &mut buf,
-                enc.speed.unwrap_or(crate::job::DEFAULT_AVIF_SPEED),
-                enc.quality.unwrap_or(60),
-            );
-            if let Some(exif) = exif {
-                e.set_exif_metadata(exif).map_err(|e| failed(f, e))?;
-            }
-            e.write_image(img.as_raw(), w, h, ExtendedColorType::Rgba8)
-                .map_err(|e| failed(f, e))?;
+            let opts = super::avif::AvifOptions {
+                quality: enc.quality.unwrap_or(60),
+                speed: enc.speed.unwrap_or(crate::job::DEFAULT_AVIF_SPEED),
+                threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            };
+            super::avif::encode(img, opaque, opts, icc, exif.as_deref())
+                .map_err(|e| failed(f, e))?
+        }
+    };
+    Ok(buf)
+}
+
+/// Most encodes a byte budget may take (`max_bytes`).
+pub(crate) const MAX_BUDGET_ENCODES: usize = 6;
+
+/// Encode an output and return the settings used: its one format, or with
+/// `format: auto` the smallest encoding among its `candidates`, each at its
+/// default settings. A candidate that cannot hold the image is left out:
+/// one whose side limit it exceeds, and JPEG when the image has
+/// transparency (JPEG would flatten it) unless JPEG is all that is left.
+/// The byte budget, if any, then applies to the chosen format.
+pub fn encode_choosing(
+    img: &RgbaImage,
+    enc: &Encoding,
+    candidates: &[Format],
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<(Vec<u8>, Encoding), JobError> {
+    if candidates.is_empty() {
+        return encode_output(img, enc, icc, exif);
+    }
+    let (w, h) = img.dimensions();
+    let fitting: Vec<Format> = candidates
+        .iter()
+        .copied()
+        .filter(|f| w <= f.max_side() && h <= f.max_side())
+        .collect();
+    let opaque = is_opaque(img);
+    let keeping_alpha: Vec<Format> = fitting
+        .iter()
+        .copied()
+        .filter(|&f| opaque || f != Format::Jpeg)
+        .collect();
+    let pool = if keeping_alpha.is_empty() {
+        fitting
+    } else {
+        keeping_alpha
+    };
+    let mut best: Option<(Vec<u8>, Encoding)> = None;
+    for format in pool {
+        let settings = enc.for_candidate(format);
+        let unbudgeted = Encoding {
+            max_bytes: None,
+            min_quality: None,
+            ..settings
+        };
+        let bytes = encode(img, &unbudgeted, icc, exif)?;
+        tracing::debug!(
+            format = format.ext(),
+            bytes = bytes.len(),
+            "auto format candidate"
+        );
+        if best.as_ref().is_none_or(|(b, _)| bytes.len() < b.len()) {
+            best = Some((bytes, settings));
         }
     }
-    Ok(buf)
+    let (bytes, chosen) = best.ok_or_else(|| {
+        JobError::limit_exceeded(format!(
+            "{w}x{h} is larger than every candidate format allows"
+        ))
+    })?;
+    // The candidate's encoding is the budget's first attempt.
+    budgeted(img, &chosen, icc, exif, Some(bytes))
+}
+
+/// Encode an output, and return the settings used. With a byte budget
+/// (`max_bytes`), the highest quality in `min_quality..=quality` whose
+/// encoding fits is searched for ([`fit_budget`]).
+pub fn encode_output(
+    img: &RgbaImage,
+    enc: &Encoding,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+) -> Result<(Vec<u8>, Encoding), JobError> {
+    budgeted(img, enc, icc, exif, None)
+}
+
+/// [`encode_output`], given the encoding at `enc`'s own quality when it is
+/// already made.
+fn budgeted(
+    img: &RgbaImage,
+    enc: &Encoding,
+    icc: Option<&[u8]>,
+    exif: Option<&[u8]>,
+    mut known: Option<Vec<u8>>,
+) -> Result<(Vec<u8>, Encoding), JobError> {
+    let (Some(max), Some(ceiling), Some(floor)) = (enc.max_bytes, enc.quality, enc.min_quality)
+    else {
+        let bytes = match known {
+            Some(b) => b,
+            None => encode(img, enc, icc, exif)?,
+        };
+        return Ok((bytes, *enc));
+    };
+    let (bytes, quality) = fit_budget(max, floor, ceiling, |quality| {
+        if quality == ceiling {
+            if let Some(b) = known.take() {
+                return Ok(b);
+            }
+        }
+        let settings = Encoding {
+            quality: Some(quality),
+            ..*enc
+        };
+        encode(img, &settings, icc, exif)
+    })
+    .map_err(|e| match e {
+        BudgetError::Encoder(e) => e,
+        BudgetError::TooLarge(quality, size) => JobError::limit_exceeded(format!(
+            "at quality {quality} the {} version takes {size} bytes, more than its max_bytes of {max}",
+            enc.format.ext()
+        )),
+    })?;
+    let used = Encoding {
+        quality: Some(quality),
+        ..*enc
+    };
+    Ok((bytes, used))
+}
+
+/// Why a byte budget was not met.
+#[derive(Debug)]
+enum BudgetError {
+    /// The encoder failed.
+    Encoder(JobError),
+    /// Even the lowest quality (the first field) gave this many bytes.
+    TooLarge(u8, usize),
+}
+
+/// The highest quality in `floor..=ceiling` whose encoding fits in `max`
+/// bytes, and that encoding, in at most [`MAX_BUDGET_ENCODES`] calls of
+/// `encode`: the ceiling first (most budgets are met there), then the floor
+/// (`Err((floor, its size))` when even it does not fit), then guesses
+/// interpolated on the logarithm of the size between the best quality known
+/// to fit and the lowest known not to, until the two are adjacent or the
+/// encodes are spent.
+fn fit_budget(
+    max: u64,
+    floor: u8,
+    ceiling: u8,
+    mut encode: impl FnMut(u8) -> Result<Vec<u8>, JobError>,
+) -> Result<(Vec<u8>, u8), BudgetError> {
+    let fits = |bytes: &[u8]| bytes.len() as u64 <= max;
+    let top = encode(ceiling).map_err(BudgetError::Encoder)?;
+    if fits(&top) {
+        return Ok((top, ceiling));
+    }
+    if floor >= ceiling {
+        return Err(BudgetError::TooLarge(ceiling, top.len()));
+    }
+    let bottom = encode(floor).map_err(BudgetError::Encoder)?;
+    if !fits(&bottom) {
+        return Err(BudgetError::TooLarge(floor, bottom.len()));
+    }
+    let (mut lo, mut lo_size) = (floor, bottom.len() as f64);
+    let (mut hi, mut hi_size) = (ceiling, top.len() as f64);
+    let mut best = bottom;
+    let mut encodes = 2;
+    while encodes < MAX_BUDGET_ENCODES && hi - lo > 1 {
+        let t = ((max as f64).ln() - lo_size.ln()) / (hi_size.ln() - lo_size.ln());
+        let t = if t.is_finite() { t } else { 0.5 };
+        let guess = f64::from(lo) + t.clamp(0.0, 1.0) * f64::from(hi - lo);
+        let q = (guess.floor() as u8).clamp(lo + 1, hi - 1);
+        let attempt = encode(q).map_err(BudgetError::Encoder)?;
+        encodes += 1;
+        if fits(&attempt) {
+            (lo, lo_size) = (q, attempt.len() as f64);
+            best = attempt;
+        } else {
+            (hi, hi_size) = (q, attempt.len() as f64);
+        }
+    }
+    tracing::debug!(quality = lo, encodes, "byte budget met");
+    Ok((best, lo))
 }
 
 #[cfg(test)]
@@ -199,6 +367,8 @@ mod tests {
                         keep_exif,
                         speed: None,
                         jpeg: None,
+                        max_bytes: None,
+                        min_quality: None,
                     };
                     let out = encode(&img, &enc, Some(&icc), Some(&exif)).unwrap();
                     let (got_icc, got_exif) = read_back(sniffed, &out);
@@ -225,5 +395,49 @@ mod tests {
         .unwrap();
         assert_eq!(with_metadata(jpeg.clone(), None, None).unwrap(), jpeg);
         assert!(with_metadata(b"not an image".to_vec(), Some(b"icc"), None).is_err());
+    }
+
+    /// A size model like a real encoder's: growing with quality, steeply
+    /// near the top, not quite smooth.
+    fn model(q: u8) -> usize {
+        let q = f64::from(q);
+        (2000.0 * (q / 18.0).exp() + 37.0 * (q * 1.7).sin().abs()) as usize
+    }
+
+    #[test]
+    fn a_byte_budget_finds_the_best_fitting_quality_in_six_encodes() {
+        let mut worst_gap = 0;
+        for max in (2_500..=500_000u64).step_by(1_499) {
+            let mut calls = 0;
+            let got = fit_budget(max, 10, 85, |q| {
+                calls += 1;
+                Ok(vec![0; model(q)])
+            });
+            assert!(calls <= MAX_BUDGET_ENCODES, "{max}: {calls} encodes");
+            let best = (10..=85u8).rev().find(|&q| model(q) as u64 <= max);
+            match (got, best) {
+                (Ok((bytes, q)), Some(best)) => {
+                    assert!(bytes.len() as u64 <= max, "{max}");
+                    assert_eq!(bytes.len(), model(q));
+                    assert!(q <= best);
+                    worst_gap = worst_gap.max(best - q);
+                }
+                (Err(BudgetError::TooLarge(10, size)), None) => assert_eq!(size, model(10)),
+                (other, best) => panic!("{max}: {other:?}, best {best:?}"),
+            }
+        }
+        // The search lands within two quality steps of the best.
+        assert!(worst_gap <= 2, "{worst_gap}");
+    }
+
+    #[test]
+    fn a_budget_met_at_the_ceiling_takes_one_encode() {
+        let mut calls = 0;
+        let (_, q) = fit_budget(u64::MAX, 10, 85, |q| {
+            calls += 1;
+            Ok(vec![0; model(q)])
+        })
+        .unwrap();
+        assert_eq!((q, calls), (85, 1));
     }
 }

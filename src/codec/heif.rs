@@ -57,7 +57,8 @@ pub(crate) struct Header {
     pub has_alpha: bool,
     /// Bits per luma sample (8, 10 or 12).
     pub bits: u8,
-    /// The embedded ICC profile (`colr` of type `prof` or `rICC`).
+    /// The embedded ICC profile (`colr` of type `prof` or `rICC`), or one
+    /// made from the `colr` box's CICP code points (`nclx`).
     pub icc: Option<Vec<u8>>,
 }
 
@@ -71,10 +72,27 @@ pub(crate) fn header(bytes: &[u8]) -> Result<Header, JobError> {
     let h = ctx
         .primary_image_handle()
         .map_err(|e| failed("primary image", e))?;
+    // An ICC profile, or else CICP code points turned into one (no profile
+    // for sRGB's own code points).
     let icc = h
         .color_profile_raw()
         .filter(|p| !p.data.is_empty())
-        .map(|p| p.data);
+        .map(|p| p.data)
+        .or_else(|| {
+            let nclx = h.color_profile_nclx()?;
+            crate::color::icc_from_cicp(
+                nclx.color_primaries() as u8,
+                nclx.transfer_characteristics() as u8,
+            )
+        });
+    // PQ (16) and HLG (18): HDR, which 8-bit versions cannot hold.
+    if let Some(nclx) = h.color_profile_nclx() {
+        if crate::color::is_hdr_transfer(nclx.transfer_characteristics() as u8) {
+            return Err(JobError::unsupported_format(
+                "HDR HEIF/AVIF (PQ or HLG transfer) is not supported: 8-bit versions cannot hold it",
+            ));
+        }
+    }
     Ok(Header {
         width: h.width(),
         height: h.height(),

@@ -1,8 +1,10 @@
 //! Helpers shared by the integration tests: deterministic test images, an
 //! engine over in-memory storage, and byte-level builders for crafted files.
+
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod color;
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -315,4 +317,34 @@ pub fn soft_mask(w: u32, h: u32) -> image::GrayImage {
         let r = (dx * dx + dy * dy).sqrt() * 2.0;
         image::Luma([((1.2 - r) / 0.6 * 255.0).clamp(0.0, 255.0).round() as u8])
     })
+}
+
+/// `input` (a file of extension `ext`: `png`, `jpg`, `gif`…) encoded by
+/// `cjxl` (libjxl's own encoder, Debian's libjxl-tools) with `args`: JPEG
+/// XL sources from a writer independent of imgworker. A missing cjxl fails
+/// the test, saying how to install it.
+pub fn cjxl(input: &[u8], ext: &str, args: &[&str]) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (
+        dir.path().join(format!("in.{ext}")),
+        dir.path().join("out.jxl"),
+    );
+    std::fs::write(&from, input).unwrap();
+    let out = std::process::Command::new("cjxl")
+        .arg(&from)
+        .arg(&to)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cjxl cannot run ({e}): the JPEG XL tests make their sources with libjxl's \
+                 encoder. Run scripts/test.sh, which installs it, or `apt-get install libjxl-tools`"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "cjxl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read(to).unwrap()
 }
