@@ -184,15 +184,19 @@ fn manage_unguarded(img: &mut RgbaImage, icc: Option<&[u8]>, space: ColorSpace) 
         source_profile,
         converted,
     };
+    // The source's profile, where it describes RGB pixels: a grey, CMYK or
+    // malformed one is never written into a version.
+    let usable_icc = || {
+        icc.filter(|_| source_profile == SourceProfile::Icc)
+            .map(<[u8]>::to_vec)
+    };
     let target = match space {
         // Only a usable profile is written: a grey, CMYK or malformed one
         // would not describe RGB versions.
         ColorSpace::Source => {
             return Managed {
                 handling: handling(false),
-                profile: icc
-                    .filter(|_| source_profile == SourceProfile::Icc)
-                    .map(<[u8]>::to_vec),
+                profile: usable_icc(),
             }
         }
         ColorSpace::Srgb => ColorProfile::new_srgb(),
@@ -231,9 +235,7 @@ fn manage_unguarded(img: &mut RgbaImage, icc: Option<&[u8]>, space: ColorSpace) 
                 tracing::warn!(error = %e, "colour conversion failed; pixels left as decoded");
                 return Managed {
                     handling: handling(false),
-                    profile: icc
-                        .filter(|_| source_profile == SourceProfile::Icc)
-                        .map(<[u8]>::to_vec),
+                    profile: usable_icc(),
                 };
             }
         },

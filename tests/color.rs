@@ -9,8 +9,8 @@
 mod common;
 
 use common::color::{adobe_rgb_icc, display_p3_icc, photo, png_with_icc, tificc_to_srgb};
-use common::{cfg, cjxl, decode, diff, memory_engine, run};
-use imgworker::backend::{Backend, BackendChoice};
+use common::{cfg, cjxl, decode, diff, gpu_backend, memory_engine, run};
+use imgworker::backend::Backend;
 use imgworker::color::{ColorSpace, SourceProfile};
 use imgworker::pipeline::Engine;
 use imgworker::result::Status;
@@ -29,15 +29,6 @@ fn edit(id: &str, source: &str, color: Option<&str>, ops: Value, outputs: Value)
         job["color"] = json!(c);
     }
     job
-}
-
-fn gpu_backend() -> Backend {
-    Backend::select(BackendChoice::Gpu).unwrap_or_else(|e| {
-        panic!(
-            "this test needs a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
-             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
-        )
-    })
 }
 
 #[test]

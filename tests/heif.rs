@@ -8,9 +8,11 @@
 mod common;
 
 use common::color::{display_p3_icc, photo, png_with_icc, tificc_to_srgb};
-use common::{cfg, decode, diff, exif_block, heif_bytes, memory_engine, png_bytes, run};
+use common::{
+    cfg, decode, diff, exif_block, gpu_backend, heif_bytes, memory_engine, png_bytes, run,
+};
 use image::{imageops, ImageDecoder, RgbaImage};
-use imgworker::backend::{Backend, BackendChoice, BackendKind};
+use imgworker::backend::{Backend, BackendKind};
 use imgworker::pipeline::Engine;
 use imgworker::result::Status;
 use libheif_rs::CompressionFormat;
@@ -101,17 +103,6 @@ fn heic_and_avif_sources_are_displayed_as_their_irot_says() {
         // tolerance).
         assert!(gpu_out == out, "{ext}: GPU and CPU differ");
     }
-}
-
-/// A GPU backend (lavapipe where no GPU is present), or a failure that says
-/// how to get one.
-fn gpu_backend() -> Backend {
-    Backend::select(BackendChoice::Gpu).unwrap_or_else(|e| {
-        panic!(
-            "this test needs a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
-             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
-        )
-    })
 }
 
 #[test]

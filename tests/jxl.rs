@@ -10,11 +10,11 @@
 mod common;
 
 use common::{
-    cfg, cjxl, decode, diff, exif_block, jpeg_bytes, memory_engine, png_bytes, run, test_image,
-    with_exif,
+    cfg, cjxl, decode, diff, exif_block, gpu_backend, jpeg_bytes, memory_engine, png_bytes, run,
+    test_image, with_exif,
 };
 use image::{imageops, DynamicImage, ImageBuffer, ImageDecoder, Rgb, Rgba, RgbaImage};
-use imgworker::backend::{Backend, BackendChoice, BackendKind};
+use imgworker::backend::BackendKind;
 use imgworker::pipeline::Engine;
 use imgworker::result::Status;
 use imgworker::storage::MemoryStorage;
@@ -42,17 +42,6 @@ fn picture(w: u32, h: u32) -> RgbaImage {
             if corner { 230 } else { 40 },
             255,
         ])
-    })
-}
-
-/// A GPU backend (lavapipe where no GPU is present), or a failure that says
-/// how to get one.
-fn gpu_backend() -> Backend {
-    Backend::select(BackendChoice::Gpu).unwrap_or_else(|e| {
-        panic!(
-            "this test needs a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
-             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
-        )
     })
 }
 

@@ -348,3 +348,14 @@ pub fn cjxl(input: &[u8], ext: &str, args: &[&str]) -> Vec<u8> {
     );
     std::fs::read(to).unwrap()
 }
+
+/// A GPU backend (lavapipe where no GPU is present), or a failure that says
+/// how to get one.
+pub fn gpu_backend() -> Backend {
+    Backend::select(imgworker::backend::BackendChoice::Gpu).unwrap_or_else(|e| {
+        panic!(
+            "this test needs a Vulkan adapter ({e}). Run scripts/test.sh, which installs \
+             Mesa's software driver, or `apt-get install mesa-vulkan-drivers libvulkan1`"
+        )
+    })
+}
