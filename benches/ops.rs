@@ -1,4 +1,5 @@
-//! Every op of the registry (its first example) on the CPU and on the GPU at
+//! Every op of the registry (its first example; resize also in linear
+//! light, `resize_linear`) on the CPU and on the GPU at
 //! 1024x576, 1920x1080 and 3840x2160, on the real photo scaled to each size. A GPU sample in `ops/gpu` is a
 //! whole render: upload, the op's dispatches and the readback; `ops/gpu-kernel`
 //! times the same renders by the device's timestamp queries around each
@@ -21,14 +22,26 @@ use imgworker::backend::{Backend, BackendChoice};
 use imgworker::ops::{Frame, OpContext, OPS};
 use serde_json::{json, Value};
 
-/// One case per op: the first example of each op in the registry.
+/// One case per op: the first example of each op in the registry; then
+/// `resize_linear`, resize's first example in linear light, whose time
+/// beside `resize`'s is the cost of `"linear": true`.
 fn cases() -> Vec<(&'static str, Value)> {
-    OPS.iter()
+    let mut cases: Vec<(&'static str, Value)> = OPS
+        .iter()
         .map(|op| {
             let case: Value = serde_json::from_str(op.examples[0]).expect("a JSON example");
             (op.name, json!([case]))
         })
-        .collect()
+        .collect();
+    let mut linear = cases
+        .iter()
+        .find(|(name, _)| *name == "resize")
+        .expect("resize is in the registry")
+        .1
+        .clone();
+    linear[0]["linear"] = json!(true);
+    cases.push(("resize_linear", linear));
+    cases
 }
 
 /// Which clock a group reads.

@@ -14,6 +14,12 @@ struct ResizeConvUniform {
     // the column (vertical pass) or row (horizontal pass) where the other
     // axis's crop begins
     offset: u32,
+    // linear-light passes only: 1 where the source is the f32 intermediate
+    // (else sRGB RGBA8, decoded on the way in)
+    src_linear: u32,
+    // linear-light passes only: 1 where the output is the f32 intermediate
+    // (else sRGB RGBA8, encoded on the way out)
+    dst_linear: u32,
 }
 
 @group(0) @binding(4) var<uniform> p: ResizeConvUniform;
@@ -102,4 +108,111 @@ fn resize_nearest(@builtin(global_invocation_id) id: vec3<u32>) {
     let sx = aux[id.x];
     let sy = aux[sizes.dst_width + id.y];
     dst[dst_index(id)] = src[sy * sizes.src_width + sx];
+}
+
+// Linear-light resampling (`"linear": true`), as src/ops/linear.rs and
+// `resize_linear` do it on the CPU. aux holds the decoding table (256
+// words: each sRGB level's linear value), the encoding thresholds (255
+// words and a pad: the linear value halfway to the next level), then one
+// record per output line: [start, size, weight 0, ..., weight window-1]
+// (f32 bits). Between two passes the image is premultiplied linear RGBA as
+// four f32 words per pixel; a pass that is the only one reads and writes
+// sRGB RGBA8.
+
+// The first word of output line `line`'s record.
+fn linear_record(line: u32) -> u32 {
+    return 512u + line * (p.window + 2u);
+}
+
+// Source pixel `i` as premultiplied linear light.
+fn linear_load(i: u32) -> vec4<f32> {
+    if (p.src_linear == 1u) {
+        let j = i * 4u;
+        return vec4<f32>(
+            bitcast<f32>(src[j]),
+            bitcast<f32>(src[j + 1u]),
+            bitcast<f32>(src[j + 2u]),
+            bitcast<f32>(src[j + 3u]),
+        );
+    }
+    let c = channels(src[i]);
+    let a = f32(c.w) / 255.0;
+    return vec4<f32>(
+        bitcast<f32>(aux[c.x]) * a,
+        bitcast<f32>(aux[c.y]) * a,
+        bitcast<f32>(aux[c.z]) * a,
+        a,
+    );
+}
+
+// The sRGB level of a linear value: how many of the 255 thresholds
+// (aux[256..511], ascending) are at or below it, by binary search.
+fn encode_level(v: f32) -> u32 {
+    var lo = 0u;
+    for (var step = 128u; step > 0u; step >>= 1u) {
+        if (bitcast<f32>(aux[256u + lo + step - 1u]) <= v) {
+            lo += step;
+        }
+    }
+    return lo;
+}
+
+// Write a filtered pixel: as it is to the intermediate, or un-premultiplied
+// and encoded to sRGB RGBA8, where a pixel whose alpha rounds to 0 is
+// transparent black.
+fn linear_store(id: vec3<u32>, acc: vec4<f32>) {
+    let i = dst_index(id);
+    if (p.dst_linear == 1u) {
+        dst[i * 4u] = bitcast<u32>(acc.x);
+        dst[i * 4u + 1u] = bitcast<u32>(acc.y);
+        dst[i * 4u + 2u] = bitcast<u32>(acc.z);
+        dst[i * 4u + 3u] = bitcast<u32>(acc.w);
+        return;
+    }
+    let a = clamp(acc.w, 0.0, 1.0);
+    let a8 = u32(floor(a * 255.0 + 0.5));
+    if (a8 == 0u) {
+        dst[i] = 0u;
+        return;
+    }
+    dst[i] = pack_channels(vec4<u32>(
+        encode_level(clamp(acc.x / a, 0.0, 1.0)),
+        encode_level(clamp(acc.y / a, 0.0, 1.0)),
+        encode_level(clamp(acc.z / a, 0.0, 1.0)),
+        a8,
+    ));
+}
+
+// Horizontal pass; the source row is the output row plus `offset`.
+@compute @workgroup_size(8, 8)
+fn resize_linear_horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (outside(id)) {
+        return;
+    }
+    let base = linear_record(id.x);
+    let start = aux[base];
+    let size = aux[base + 1u];
+    let row = (id.y + p.offset) * sizes.src_width;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < size; k++) {
+        acc += linear_load(row + start + k) * bitcast<f32>(aux[base + 2u + k]);
+    }
+    linear_store(id, acc);
+}
+
+// Vertical pass; the source column is the output column plus `offset`.
+@compute @workgroup_size(8, 8)
+fn resize_linear_vertical(@builtin(global_invocation_id) id: vec3<u32>) {
+    if (outside(id)) {
+        return;
+    }
+    let base = linear_record(id.y);
+    let start = aux[base];
+    let size = aux[base + 1u];
+    let x = id.x + p.offset;
+    var acc = vec4<f32>(0.0);
+    for (var k = 0u; k < size; k++) {
+        acc += linear_load((start + k) * sizes.src_width + x) * bitcast<f32>(aux[base + 2u + k]);
+    }
+    linear_store(id, acc);
 }

@@ -633,7 +633,8 @@ fn exif_for(exif: &[u8], edit: &Edit, out: &crate::job::Output) -> Vec<u8> {
 }
 
 /// Shrink-on-load for a JPEG source: when the chain starts (after any
-/// `auto_orient`) with a resize that shrinks by 4 or more, the source can be
+/// `auto_orient`) with a resize that shrinks by 4 or more (and not in
+/// linear light), the source can be
 /// decoded at 1/2, 1/4 or 1/8 in the DCT domain. Returns that factor and the
 /// edit with the resize's output size fixed from the full-size plan. The
 /// chain is the shared ops, followed by the output's own when there is one
@@ -648,6 +649,9 @@ fn shrink_on_load(edit: &Edit, source: Shape) -> Option<(u32, Edit)> {
     for (i, op) in edit.ops.iter().chain(single).enumerate() {
         match op {
             Op::AutoOrient(_) => shape = op.plan(shape).ok()?,
+            // The DCT's shrink averages sRGB-encoded values: a linear-light
+            // resize reads the full-size decode.
+            Op::Resize(r) if r.linear => return None,
             Op::Resize(r) => {
                 let s = codec::jpeg::load_shrink(r.shrink_factor(shape.dims));
                 if s == 1 {

@@ -331,6 +331,31 @@ fn resize_matches_cpu_for_every_filter_and_fit() {
     }
 }
 
+/// Linear-light resize: both backends decode and encode through the same
+/// tables, and filter in `f32` (the GPU) or with `f64` sums (the CPU), so
+/// an output differs by at most one level where a value sits on a rounding
+/// threshold. Every filter that blends, every fit, shrinking and enlarging,
+/// crops at fractional offsets (`cover`), with and without alpha.
+#[test]
+fn linear_resize_matches_cpu_within_one_level() {
+    const LINEAR: Tolerance = Tolerance { max: 1, mean: 0.01 };
+    for filter in ["bilinear", "bicubic", "mitchell", "lanczos3"] {
+        let cases = [
+            json!({"op": "resize", "width": 11, "filter": filter, "linear": true}),
+            json!({"op": "resize", "width": 100, "height": 100, "fit": "fill", "filter": filter, "linear": true}),
+            json!({"op": "resize", "width": 40, "height": 40, "fit": "cover", "filter": filter, "linear": true}),
+            json!({"op": "resize", "width": 30, "height": 50, "fit": "contain", "filter": filter,
+                   "background": "#00ff0040", "linear": true}),
+            json!({"op": "resize", "width": 3, "height": 200, "fit": "fill", "filter": filter, "linear": true}),
+            json!({"op": "resize", "width": 500, "height": 500, "fit": "inside", "filter": filter, "linear": true}),
+        ];
+        for case in cases {
+            let e = one_output(json!([case.clone()]));
+            each_image(|img| check(&case.to_string(), img, 1, &e, &OpContext::default(), LINEAR));
+        }
+    }
+}
+
 fn long_chain() -> Value {
     json!([
         {"op": "auto_orient"},

@@ -972,6 +972,189 @@ fn resize_equals_a_direct_fast_image_resize_call() {
     });
 }
 
+/// A resampling filter by its documented definition.
+fn reference_filter(name: &str) -> (fn(f64) -> f64, f64) {
+    fn bilinear(x: f64) -> f64 {
+        (1.0 - x.abs()).max(0.0)
+    }
+    fn catmull_rom(x: f64) -> f64 {
+        let x = x.abs();
+        if x < 1.0 {
+            1.5 * x * x * x - 2.5 * x * x + 1.0
+        } else if x < 2.0 {
+            -0.5 * x * x * x + 2.5 * x * x - 4.0 * x + 2.0
+        } else {
+            0.0
+        }
+    }
+    fn lanczos3(x: f64) -> f64 {
+        let sinc = |v: f64| {
+            if v == 0.0 {
+                1.0
+            } else {
+                (v * std::f64::consts::PI).sin() / (v * std::f64::consts::PI)
+            }
+        };
+        if x.abs() < 3.0 {
+            sinc(x) * sinc(x / 3.0)
+        } else {
+            0.0
+        }
+    }
+    match name {
+        "bilinear" => (bilinear, 1.0),
+        "bicubic" => (catmull_rom, 2.0),
+        _ => (lanczos3, 3.0),
+    }
+}
+
+/// Float64 weights resampling `in0..in1` of an axis of `len` samples to
+/// `out` samples: the filter centred on each output sample's centre,
+/// stretched by the scale when shrinking, normalised over the taps that
+/// fall inside the image.
+fn reference_weights(name: &str, len: u32, in0: f64, in1: f64, out: u32) -> Vec<Vec<(usize, f64)>> {
+    let (filter, support) = reference_filter(name);
+    let scale = (in1 - in0) / f64::from(out);
+    let stretch = scale.max(1.0);
+    (0..out)
+        .map(|i| {
+            let centre = in0 + (f64::from(i) + 0.5) * scale;
+            let lo = (centre - support * stretch).floor().max(0.0) as usize;
+            let hi = ((centre + support * stretch).ceil() as usize).min(len as usize);
+            let taps: Vec<(usize, f64)> = (lo..hi)
+                .map(|j| (j, filter((j as f64 + 0.5 - centre) / stretch)))
+                .collect();
+            let sum: f64 = taps.iter().map(|t| t.1).sum();
+            taps.into_iter().map(|(j, w)| (j, w / sum)).collect()
+        })
+        .collect()
+}
+
+/// A float64 linear-light resize of the box `[left, top, width, height]`
+/// of `img` to `out`: sRGB decoded by its formula, alpha premultiplied,
+/// filtered horizontally then vertically, divided by alpha (a pixel whose
+/// alpha rounds to 0 is transparent black) and encoded.
+fn reference_linear_resize(
+    img: &RgbaImage,
+    name: &str,
+    bx: [f64; 4],
+    out: (u32, u32),
+) -> RgbaImage {
+    let (w, h) = img.dimensions();
+    let lin: Vec<[f64; 4]> = img
+        .pixels()
+        .map(|p| {
+            let a = f(p[3]);
+            let c = |k: usize| srgb_to_linear(f(p[k])) * a;
+            [c(0), c(1), c(2), a]
+        })
+        .collect();
+    let hw = reference_weights(name, w, bx[0], bx[0] + bx[2], out.0);
+    let vw = reference_weights(name, h, bx[1], bx[1] + bx[3], out.1);
+    let mut mid = vec![[0.0; 4]; (out.0 * h) as usize];
+    for y in 0..h as usize {
+        for (x, taps) in hw.iter().enumerate() {
+            let m = &mut mid[y * out.0 as usize + x];
+            for &(j, wt) in taps {
+                let src = lin[y * w as usize + j];
+                m.iter_mut().zip(src).for_each(|(m, s)| *m += s * wt);
+            }
+        }
+    }
+    RgbaImage::from_fn(out.0, out.1, |x, y| {
+        let mut acc = [0.0; 4];
+        for &(j, wt) in &vw[y as usize] {
+            let src = mid[j * out.0 as usize + x as usize];
+            acc.iter_mut().zip(src).for_each(|(a, s)| *a += s * wt);
+        }
+        let a = acc[3].clamp(0.0, 1.0);
+        if q(a) == 0 {
+            return Rgba([0; 4]);
+        }
+        let c = |k: usize| q(linear_to_srgb((acc[k] / a).clamp(0.0, 1.0)));
+        Rgba([c(0), c(1), c(2), q(a)])
+    })
+}
+
+/// `"linear": true` against a float64 linear-light resize, shrinking,
+/// enlarging and cropping (`cover`), with and without alpha.
+#[test]
+fn linear_resize_matches_float64_linear_light() {
+    each_size(|img, (w, h)| {
+        for name in ["bilinear", "bicubic", "lanczos3"] {
+            for (tw, th) in [(w.div_ceil(3), h.div_ceil(2)), (w * 2 + 1, h + 3)] {
+                let got = apply(
+                    &op(
+                        json!({"op": "resize", "width": tw, "height": th, "fit": "fill",
+                               "filter": name, "linear": true}),
+                    ),
+                    img,
+                );
+                let box_ = [0.0, 0.0, f64::from(w), f64::from(h)];
+                let want = reference_linear_resize(img, name, box_, (tw, th));
+                assert_close(
+                    &format!("linear {name} {w}x{h} -> {tw}x{th}"),
+                    &got,
+                    &want,
+                    1,
+                    0.02,
+                );
+            }
+            // `cover` to a square: the centred box, at a fractional offset.
+            let side = (w.min(h) / 2).max(1);
+            let got = apply(
+                &op(
+                    json!({"op": "resize", "width": side, "height": side, "fit": "cover",
+                           "filter": name, "linear": true}),
+                ),
+                img,
+            );
+            let s = (f64::from(side) / f64::from(w)).max(f64::from(side) / f64::from(h));
+            let (cw, ch) = (
+                (f64::from(side) / s).min(f64::from(w)),
+                (f64::from(side) / s).min(f64::from(h)),
+            );
+            let box_ = [(f64::from(w) - cw) / 2.0, (f64::from(h) - ch) / 2.0, cw, ch];
+            let want = reference_linear_resize(img, name, box_, (side, side));
+            assert_close(
+                &format!("linear cover {name} {w}x{h} -> {side}"),
+                &got,
+                &want,
+                1,
+                0.02,
+            );
+        }
+    });
+}
+
+/// What linear light is for: one-pixel black and white stripes shrunk 4x
+/// average to half the light (sRGB level 188), where resampling the
+/// encoded values gives level 128, a visibly darker grey.
+#[test]
+fn linear_resize_keeps_the_light_of_fine_detail() {
+    let stripes = RgbaImage::from_fn(64, 64, |x, _| {
+        let v = if x % 2 == 0 { 0 } else { 255 };
+        Rgba([v, v, v, 255])
+    });
+    let half_light = q(linear_to_srgb(0.5));
+    assert_eq!(half_light, 188);
+    for filter in ["bilinear", "bicubic", "mitchell", "lanczos3"] {
+        let shrink = |linear: bool| {
+            apply(
+                &op(json!({"op": "resize", "width": 16, "filter": filter, "linear": linear})),
+                &stripes,
+            )
+        };
+        let (lin, enc) = (shrink(true), shrink(false));
+        // The middle, away from the edges' renormalised weights.
+        for x in 3..13 {
+            let (l, e) = (lin.get_pixel(x, 8)[0], enc.get_pixel(x, 8)[0]);
+            assert!(l.abs_diff(half_light) <= 3, "{filter} linear at {x}: {l}");
+            assert!(e.abs_diff(128) <= 3, "{filter} encoded at {x}: {e}");
+        }
+    }
+}
+
 #[test]
 fn resize_fits_give_the_documented_sizes() {
     let img = test_image(400, 300, 3, false);

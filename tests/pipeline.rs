@@ -594,6 +594,13 @@ fn large_jpeg_downscales_decode_smaller_and_still_match_a_full_size_resize() {
             1,
             (100, 75),
         ),
+        // In linear light: the DCT would average encoded values, so the
+        // decode is full size.
+        (
+            json!([{"op": "resize", "width": 100, "linear": true}]),
+            1,
+            (100, 75),
+        ),
     ];
     for (i, (ops, shrink, dims)) in cases.into_iter().enumerate() {
         let out = run(

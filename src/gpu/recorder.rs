@@ -17,6 +17,28 @@ use super::uniform::{Sizes, Uniform};
 use super::{GpuError, GpuStats};
 use crate::ops::{Dims, PointOp, Shape};
 
+/// How a device image stores its pixels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum PixelLayout {
+    /// RGBA8 packed in one word, red in the low byte: every op's input and
+    /// output, and what uploads and downloads carry.
+    #[default]
+    Rgba8,
+    /// RGBA as four `f32` words: the premultiplied linear-light
+    /// intermediate of a linear resize, never read back.
+    RgbaF32,
+}
+
+impl PixelLayout {
+    /// Bytes per pixel.
+    fn bytes(self) -> u64 {
+        match self {
+            Self::Rgba8 => 4,
+            Self::RgbaF32 => 16,
+        }
+    }
+}
+
 /// An image in a device buffer.
 #[derive(Debug, Clone)]
 pub(crate) struct GpuImage {
@@ -27,11 +49,23 @@ pub(crate) struct GpuImage {
     pub height: u32,
     /// EXIF orientation not yet applied.
     pub orientation: u8,
+    /// How the pixels are stored.
+    layout: PixelLayout,
 }
 
 impl GpuImage {
     fn bytes(&self) -> u64 {
-        u64::from(self.width) * u64::from(self.height) * 4
+        u64::from(self.width) * u64::from(self.height) * self.layout.bytes()
+    }
+
+    /// An RGBA8 image, the only layout that can be read back.
+    fn readable(&self) -> Result<(), GpuError> {
+        match self.layout {
+            PixelLayout::Rgba8 => Ok(()),
+            other => Err(GpuError::Plan(format!(
+                "an intermediate image ({other:?}) cannot be read back"
+            ))),
+        }
     }
 
     /// Its size.
@@ -223,19 +257,29 @@ impl<'a> Recorder<'a> {
         Ok(buf)
     }
 
-    fn image(&mut self, d: Dims, orientation: u8) -> Result<GpuImage, GpuError> {
-        let buf = self.buffer(d.pixels() * 4, IMAGE_USAGE)?;
+    fn image(
+        &mut self,
+        d: Dims,
+        orientation: u8,
+        layout: PixelLayout,
+    ) -> Result<GpuImage, GpuError> {
+        let buf = self.buffer(d.pixels() * layout.bytes(), IMAGE_USAGE)?;
         Ok(GpuImage {
             buf,
             width: d.width,
             height: d.height,
             orientation,
+            layout,
         })
     }
 
     /// Upload pixels (the job's source, or an overlay).
     pub fn upload(&mut self, img: &RgbaImage, orientation: u8) -> Result<GpuImage, GpuError> {
-        let out = self.image(Dims::new(img.width(), img.height()), orientation)?;
+        let out = self.image(
+            Dims::new(img.width(), img.height()),
+            orientation,
+            PixelLayout::Rgba8,
+        )?;
         self.copy_in(img.as_raw(), &out.buf)?;
         self.stats.uploads += 1;
         Ok(out)
@@ -297,6 +341,21 @@ impl<'a> Recorder<'a> {
         self.kernel_with(entry, src, dims, aux, None, params)
     }
 
+    /// [`Self::kernel`] into an image of another layout than RGBA8 (an
+    /// op's intermediate).
+    pub(crate) fn kernel_into<U: Uniform>(
+        &mut self,
+        entry: &str,
+        src: &GpuImage,
+        dims: Dims,
+        layout: PixelLayout,
+        aux: Aux<'_>,
+        params: U,
+    ) -> Result<GpuImage, GpuError> {
+        let dst = self.image(dims, src.orientation, layout)?;
+        self.dispatch(entry, src, dst, aux, None, params)
+    }
+
     /// [`Self::kernel`] with a second auxiliary buffer bound at 5 (a
     /// mask's weights beside the image at 3).
     pub(crate) fn kernel_with<U: Uniform>(
@@ -308,7 +367,20 @@ impl<'a> Recorder<'a> {
         extra: Option<&GpuBytes>,
         params: U,
     ) -> Result<GpuImage, GpuError> {
-        let dst = self.image(dims, src.orientation)?;
+        let dst = self.image(dims, src.orientation, PixelLayout::Rgba8)?;
+        self.dispatch(entry, src, dst, aux, extra, params)
+    }
+
+    /// Record one dispatch of `entry` from `src` into `dst`.
+    fn dispatch<U: Uniform>(
+        &mut self,
+        entry: &str,
+        src: &GpuImage,
+        dst: GpuImage,
+        aux: Aux<'_>,
+        extra: Option<&GpuBytes>,
+        params: U,
+    ) -> Result<GpuImage, GpuError> {
         let sizes = Sizes {
             src_width: src.width,
             src_height: src.height,
@@ -449,6 +521,7 @@ impl<'a> Recorder<'a> {
 
     /// Queue a copy of `img` into a mappable buffer, read after [`Self::finish`].
     pub(crate) fn download(&mut self, img: &GpuImage) -> Result<(), GpuError> {
+        img.readable()?;
         let staging = self.buffer(img.bytes(), STAGING_USAGE)?;
         self.encoder
             .copy_buffer_to_buffer(&img.buf, 0, &staging, 0, img.bytes());
@@ -468,6 +541,7 @@ impl<'a> Recorder<'a> {
     /// host, from the same pixels the CPU backend would see, and recording
     /// goes on in a new encoder. The staging buffer is wiped with the rest.
     pub(crate) fn read_now(&mut self, img: &GpuImage) -> Result<RgbaImage, GpuError> {
+        img.readable()?;
         let bytes = img.bytes();
         let staging = self.buffer(bytes, STAGING_USAGE)?;
         self.encoder

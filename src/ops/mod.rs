@@ -26,6 +26,7 @@ pub mod grayscale;
 pub mod interest;
 pub mod invert;
 pub mod levels;
+pub mod linear;
 pub mod lut;
 pub mod mask;
 pub mod pad;

@@ -50,6 +50,12 @@ crate::gpu_uniform! {
         /// The column (vertical pass) or row (horizontal pass) where the
         /// other axis's crop begins.
         pub offset: u32,
+        /// Linear-light passes: 1 where the source is the `f32`
+        /// intermediate, else sRGB RGBA8.
+        pub src_linear: u32,
+        /// Linear-light passes: 1 where the output is the `f32`
+        /// intermediate, else sRGB RGBA8.
+        pub dst_linear: u32,
     }
 }
 
@@ -114,6 +120,11 @@ pub(crate) struct ResizeParams {
     /// `crop`'s gravity.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gravity: Option<CropGravity>,
+    /// Resample in linear light, which keeps fine bright detail from
+    /// darkening on downscale. Default `false` (the sRGB-encoded values).
+    /// Not with `filter: nearest`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linear: Option<bool>,
 }
 
 /// A validated `resize`.
@@ -131,6 +142,8 @@ pub struct Resize {
     pub background: Color,
     /// Which part `cover` keeps.
     pub gravity: CropGravity,
+    /// Resample in linear light.
+    pub linear: bool,
 }
 
 /// Where pixels come from and go to for one resize of a given source.
@@ -148,6 +161,18 @@ pub struct Geometry {
 
 fn side(v: f64) -> u32 {
     v.round().clamp(1.0, f64::from(u32::MAX)) as u32
+}
+
+impl Geometry {
+    /// Whether the source box is resampled: not when it is copied at its
+    /// own size from whole-pixel offsets (fast_image_resize copies it).
+    fn resamples(&self) -> bool {
+        let [left, top, bw, bh] = self.src_box;
+        f64::from(self.scaled.width) != bw
+            || f64::from(self.scaled.height) != bh
+            || left != left.round()
+            || top != top.round()
+    }
 }
 
 impl Resize {
@@ -267,7 +292,7 @@ impl Resize {
 
 impl Operation for Resize {
     const NAME: &'static str = "resize";
-    const SUMMARY: &'static str = "resize with a choice of fit and filter, in premultiplied alpha (fast_image_resize on the CPU, its fixed-point arithmetic reproduced on the GPU)";
+    const SUMMARY: &'static str = "resize with a choice of fit and filter, in premultiplied alpha, optionally in linear light (fast_image_resize on the CPU, its arithmetic reproduced on the GPU)";
     type Params = ResizeParams;
     const SHADER: &'static str = include_str!("../../shaders/resize.wgsl");
     const EXAMPLES: &'static [&'static str] = &[
@@ -304,13 +329,22 @@ impl Operation for Resize {
         if p.gravity.is_some() && fit != Fit::Cover {
             return Err(ParamError::new("gravity", "only applies to fit \"cover\""));
         }
+        let filter = p.filter.unwrap_or_default();
+        let linear = p.linear.unwrap_or(false);
+        if linear && filter == Filter::Nearest {
+            return Err(ParamError::new(
+                "linear",
+                "does not apply to filter \"nearest\", which blends no pixels",
+            ));
+        }
         Ok(Self {
             width: p.width,
             height: p.height,
             fit,
-            filter: p.filter.unwrap_or_default(),
+            filter,
             background: p.background.unwrap_or(Color::TRANSPARENT),
             gravity: p.gravity.unwrap_or(CropGravity::Center),
+            linear,
         })
     }
 
@@ -323,7 +357,11 @@ impl Operation for Resize {
 
     fn run_cpu(&self, frame: Frame, _: &OpContext) -> Result<Frame, JobError> {
         let g = self.geometry_on(&frame.img);
-        let scaled = resize_rgba(&frame.img, g.scaled, g.src_box, self.algorithm())?;
+        let scaled = if self.linear && g.resamples() {
+            resize_linear(&frame.img, g.scaled, g.src_box, self.algorithm())?
+        } else {
+            resize_rgba(&frame.img, g.scaled, g.src_box, self.algorithm())?
+        };
         let img = if g.canvas == g.scaled {
             scaled
         } else {
@@ -349,13 +387,11 @@ impl Operation for Resize {
                 Aux::Words(&tables),
                 (),
             )?
-        } else if f64::from(g.scaled.width) == bw
-            && f64::from(g.scaled.height) == bh
-            && left == left.round()
-            && top == top.round()
-        {
+        } else if !g.resamples() {
             // Same size at whole-pixel offsets: fast_image_resize copies the crop.
             record_crop(step.rec, step.src, left as u32, top as u32, g.scaled)?
+        } else if self.linear {
+            record_linear(step.rec, step.src, &g, self.filter)?
         } else {
             let need_h = f64::from(g.scaled.width) != bw || left != left.round();
             let need_v = f64::from(g.scaled.height) != bh || top != top.round();
@@ -373,6 +409,7 @@ impl Operation for Resize {
                     shift: pass.precision,
                     window: pass.window,
                     offset,
+                    ..Default::default()
                 };
                 let dims = Dims::new(width, g.scaled.height);
                 cur = step.rec.kernel(
@@ -389,6 +426,7 @@ impl Operation for Resize {
                     shift: pass.precision,
                     window: pass.window,
                     offset: if need_v { 0 } else { top as u32 },
+                    ..Default::default()
                 };
                 let records = Aux::Words(&pass.records);
                 cur = step
@@ -436,6 +474,183 @@ pub fn resize_rgba(
         .map_err(|e| internal(&e))?;
     RgbaImage::from_raw(dst.width, dst.height, out.into_vec())
         .ok_or_else(|| internal(&"buffer size"))
+}
+
+/// Resample the `src_box` of `src` to `dst` in linear light: decoded to
+/// premultiplied linear `f32` ([`super::linear`]), resampled by
+/// fast_image_resize's `f32` path (weights and sums in `f64`), encoded back.
+pub fn resize_linear(
+    src: &RgbaImage,
+    dst: Dims,
+    src_box: [f64; 4],
+    alg: ResizeAlg,
+) -> Result<RgbaImage, JobError> {
+    let internal = |e: &dyn std::fmt::Display| JobError::internal(format!("resize: {e}"));
+    let lin = super::linear::to_linear(src);
+    let src_view = fast_image_resize::images::ImageRef::new(
+        src.width(),
+        src.height(),
+        bytemuck::cast_slice(&lin),
+        PixelType::F32x4,
+    )
+    .map_err(|e| internal(&e))?;
+    let mut out = vec![0f32; dst.pixels() as usize * 4];
+    let mut dst_view = FirImage::from_slice_u8(
+        dst.width,
+        dst.height,
+        bytemuck::cast_slice_mut(&mut out),
+        PixelType::F32x4,
+    )
+    .map_err(|e| internal(&e))?;
+    let [l, t, w, h] = src_box;
+    let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    // The pixels are premultiplied already.
+    opts.mul_div_alpha = false;
+    Resizer::new()
+        .resize(&src_view, &mut dst_view, &opts)
+        .map_err(|e| internal(&e))?;
+    drop(lin);
+    Ok(super::linear::from_linear(&out, dst.width, dst.height))
+}
+
+/// The linear-light resize on the GPU, as [`resize_linear`] does it, pass
+/// for pass: where both axes are resampled, a horizontal pass into a
+/// premultiplied `f32` image of the output's width and the source rows the
+/// vertical pass reads, then the vertical pass; where one is, that pass
+/// alone, from sRGB to sRGB (as fast_image_resize skips the other: a
+/// filter such as Mitchell's is no identity at scale 1).
+fn record_linear(
+    rec: &mut crate::gpu::recorder::Recorder<'_>,
+    src: &GpuImage,
+    g: &Geometry,
+    filter: Filter,
+) -> Result<GpuImage, GpuError> {
+    use crate::gpu::recorder::PixelLayout;
+    let [left, top, bw, bh] = g.src_box;
+    let need_h = f64::from(g.scaled.width) != bw || left != left.round();
+    let need_v = f64::from(g.scaled.height) != bh || top != top.round();
+    let h = weights(src.width, left, left + bw, g.scaled.width, filter);
+    let v = weights(src.height, top, top + bh, g.scaled.height, filter);
+    let params = |w: &Weights, offset: u32, src_linear: bool, dst_linear: bool| ResizeConvUniform {
+        shift: 0,
+        window: w.window as u32,
+        offset,
+        src_linear: u32::from(src_linear),
+        dst_linear: u32::from(dst_linear),
+    };
+    match (need_h, need_v) {
+        (true, true) => {
+            let y_first = v.bounds.first().map_or(0, |b| b.0);
+            let y_last = v.bounds.iter().map(|&(s, n)| s + n).max().unwrap_or(1);
+            let mid = rec.kernel_into(
+                "resize_linear_horizontal",
+                src,
+                Dims::new(g.scaled.width, (y_last - y_first).max(1)),
+                PixelLayout::RgbaF32,
+                Aux::Words(&h.linear_aux(0)),
+                params(&h, y_first, false, true),
+            )?;
+            rec.kernel(
+                "resize_linear_vertical",
+                &mid,
+                g.scaled,
+                Aux::Words(&v.linear_aux(y_first)),
+                params(&v, 0, true, false),
+            )
+        }
+        (true, false) => rec.kernel(
+            "resize_linear_horizontal",
+            src,
+            g.scaled,
+            Aux::Words(&h.linear_aux(0)),
+            params(&h, top as u32, false, false),
+        ),
+        (false, _) => rec.kernel(
+            "resize_linear_vertical",
+            src,
+            g.scaled,
+            Aux::Words(&v.linear_aux(0)),
+            params(&v, left as u32, false, false),
+        ),
+    }
+}
+
+/// fast_image_resize's `precompute_coefficients` for one axis: per output
+/// line, its first source line, how many it reads, and `window` weights
+/// (zero-padded).
+struct Weights {
+    window: usize,
+    bounds: Vec<(u32, u32)>,
+    coeffs: Vec<f64>,
+}
+
+impl Weights {
+    /// The linear-light kernels' aux words: the decoding table (256 words),
+    /// the encoding thresholds (255 and a pad), then per output line its
+    /// start (less `start_shift`), its size and its weights as `f32` bits.
+    fn linear_aux(&self, start_shift: u32) -> Vec<u32> {
+        let mut words = Vec::with_capacity(512 + (self.window + 2) * self.bounds.len());
+        words.extend(super::linear::decode_table().iter().map(|v| v.to_bits()));
+        words.extend(
+            super::linear::encode_thresholds()
+                .iter()
+                .map(|v| v.to_bits()),
+        );
+        words.push(f32::INFINITY.to_bits());
+        for (chunk, &(start, size)) in self.coeffs.chunks_exact(self.window).zip(&self.bounds) {
+            words.push(start - start_shift);
+            words.push(size);
+            words.extend(chunk.iter().map(|&c| (c as f32).to_bits()));
+        }
+        words
+    }
+}
+
+/// fast_image_resize's `precompute_coefficients`, for one axis:
+/// `in_size` source pixels, the crop `in0..in1`, `out_size` outputs.
+fn weights(in_size: u32, in0: f64, in1: f64, out_size: u32, filter: Filter) -> Weights {
+    let (f, support) = filter_fn(filter);
+    let scale = (in1 - in0) / f64::from(out_size);
+    let filter_scale = scale.max(1.0);
+    let radius = support * filter_scale;
+    let window = radius.ceil() as usize * 2 + 1;
+    let recip = 1.0 / filter_scale;
+    let mut coeffs: Vec<f64> = Vec::with_capacity(window * out_size as usize);
+    let mut bounds = Vec::with_capacity(out_size as usize);
+    for out_x in 0..out_size {
+        let in_center = in0 + (f64::from(out_x) + 0.5) * scale;
+        let x_min = (in_center - radius).floor().max(0.) as u32;
+        let x_max = (in_center + radius).ceil().min(f64::from(in_size)) as u32;
+        let cur = coeffs.len();
+        let center = in_center - 0.5;
+        let (mut start, mut end) = (x_min, x_max);
+        let mut ww = 0.0;
+        for x in x_min..x_max {
+            let w = f((f64::from(x) - center) * recip);
+            if x == start && w == 0. {
+                start += 1;
+            } else {
+                coeffs.push(w);
+                ww += w;
+            }
+        }
+        for &c in coeffs.iter().rev() {
+            if end <= start || c != 0. {
+                break;
+            }
+            end -= 1;
+        }
+        if ww != 0.0 {
+            coeffs[cur..].iter_mut().for_each(|w| *w /= ww);
+        }
+        coeffs.resize(cur + window, 0.);
+        bounds.push((start, end - start));
+    }
+    Weights {
+        window,
+        bounds,
+        coeffs,
+    }
 }
 
 /// One convolution pass of fast_image_resize's 8-bit path, as the GPU
@@ -513,43 +728,11 @@ pub(crate) fn conv_pass(
     out_size: u32,
     filter: Filter,
 ) -> ConvPass {
-    let (f, support) = filter_fn(filter);
-    let scale = (in1 - in0) / f64::from(out_size);
-    let filter_scale = scale.max(1.0);
-    let radius = support * filter_scale;
-    let window = radius.ceil() as usize * 2 + 1;
-    let recip = 1.0 / filter_scale;
-    let mut coeffs: Vec<f64> = Vec::with_capacity(window * out_size as usize);
-    let mut bounds = Vec::with_capacity(out_size as usize);
-    for out_x in 0..out_size {
-        let in_center = in0 + (f64::from(out_x) + 0.5) * scale;
-        let x_min = (in_center - radius).floor().max(0.) as u32;
-        let x_max = (in_center + radius).ceil().min(f64::from(in_size)) as u32;
-        let cur = coeffs.len();
-        let center = in_center - 0.5;
-        let (mut start, mut end) = (x_min, x_max);
-        let mut ww = 0.0;
-        for x in x_min..x_max {
-            let w = f((f64::from(x) - center) * recip);
-            if x == start && w == 0. {
-                start += 1;
-            } else {
-                coeffs.push(w);
-                ww += w;
-            }
-        }
-        for &c in coeffs.iter().rev() {
-            if end <= start || c != 0. {
-                break;
-            }
-            end -= 1;
-        }
-        if ww != 0.0 {
-            coeffs[cur..].iter_mut().for_each(|w| *w /= ww);
-        }
-        coeffs.resize(cur + window, 0.);
-        bounds.push((start, end - start));
-    }
+    let Weights {
+        window,
+        bounds,
+        coeffs,
+    } = weights(in_size, in0, in1, out_size, filter);
     // Normalizer16: the largest precision whose scaled maximum fits in i16.
     let max_weight = coeffs.iter().copied().fold(f64::MIN, f64::max).max(0.0);
     let mut precision = 0u32;
@@ -670,6 +853,19 @@ mod tests {
             ..Default::default()
         };
         assert!(Resize::validate(&bg, &lim).is_err());
+        let linear = |filter| ResizeParams {
+            width: Some(5),
+            filter: Some(filter),
+            linear: Some(true),
+            ..Default::default()
+        };
+        let err = Resize::validate(&linear(Filter::Nearest), &lim).unwrap_err();
+        assert_eq!(err.param, "linear");
+        assert!(
+            Resize::validate(&linear(Filter::Lanczos3), &lim)
+                .unwrap()
+                .linear
+        );
     }
 
     #[test]
