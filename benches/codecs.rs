@@ -30,6 +30,7 @@ fn encoding(format: Format) -> Encoding {
         lossless: false,
         keep_exif: false,
         speed: None,
+        chroma_subsampling: None,
         jpeg: None,
         max_bytes: None,
         min_quality: None,
@@ -48,13 +49,7 @@ fn codecs(c: &mut Criterion) {
         let (w, h) = img.dimensions();
         let size = format!("{w}x{h}");
         group.throughput(Throughput::Elements(u64::from(w) * u64::from(h)));
-        // AVIF (rav1e) takes seconds per 4K frame: 1080p only.
-        let formats: &[Format] = if w > 1920 {
-            &[Format::Jpeg, Format::Png, Format::Webp]
-        } else {
-            &[Format::Jpeg, Format::Png, Format::Webp, Format::Avif]
-        };
-        for &f in formats {
+        for f in [Format::Jpeg, Format::Png, Format::Webp, Format::Avif] {
             let enc = encoding(f);
             group.bench_with_input(
                 BenchmarkId::new(format!("encode/{}", f.ext()), &size),
@@ -75,9 +70,6 @@ fn codecs(c: &mut Criterion) {
                         b.iter(|| imgworker::codec::webp::encode(img, true, one).expect("encodes"))
                     },
                 );
-            }
-            if f == Format::Avif {
-                continue; // no AVIF decoder is built in
             }
             let bytes = encode(img, &enc, None, None).unwrap();
             group.bench_with_input(

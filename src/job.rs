@@ -250,8 +250,10 @@ pub struct OutputSpec {
     /// and show a coarse whole image early while loading.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progressive: Option<bool>,
-    /// JPEG only (not expressed in the schema): chroma subsampling (default
-    /// `4:2:0`, as libvips, Pillow and ImageMagick below quality 90).
+    /// JPEG and AVIF only (not expressed in the schema): chroma subsampling
+    /// (default `4:2:0`, as libvips, Pillow and ImageMagick below quality
+    /// 90, and the only one AVIF's baseline profile, which some hardware
+    /// decoders are limited to, allows).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chroma_subsampling: Option<ChromaSubsampling>,
     /// JPEG only (not expressed in the schema): Huffman tables optimised for
@@ -336,8 +338,8 @@ pub enum MetadataPolicy {
     KeepExif,
 }
 
-/// JPEG chroma subsampling: how many chroma samples each block of luma
-/// samples keeps.
+/// JPEG and AVIF chroma subsampling: how many chroma samples each block of
+/// luma samples keeps.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum ChromaSubsampling {
     /// Full chroma resolution (sharp colour edges, text, graphics).
@@ -385,6 +387,9 @@ pub struct Encoding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = MIN_AVIF_SPEED, max = MAX_AVIF_SPEED))]
     pub speed: Option<u8>,
+    /// AVIF chroma subsampling (AVIF outputs only; a JPEG's is in `jpeg`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chroma_subsampling: Option<ChromaSubsampling>,
     /// JPEG settings (JPEG outputs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jpeg: Option<JpegSettings>,
@@ -407,6 +412,7 @@ impl Encoding {
             lossless: false,
             keep_exif: self.keep_exif,
             speed: (format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
+            chroma_subsampling: (format == Format::Avif).then(ChromaSubsampling::default),
             jpeg: (format == Format::Jpeg).then(JpegSettings::default),
             max_bytes: self.max_bytes,
             min_quality: self.min_quality,
@@ -843,11 +849,14 @@ impl OutputSpec {
             None => (format == Format::Avif).then_some(DEFAULT_AVIF_SPEED),
         };
         only_for("progressive", self.progressive.is_some(), Format::Jpeg)?;
-        only_for(
-            "chroma_subsampling",
-            self.chroma_subsampling.is_some(),
-            Format::Jpeg,
-        )?;
+        if self.chroma_subsampling.is_some()
+            && !matches!(requested, Some(Format::Jpeg | Format::Avif))
+        {
+            let what = "only applies to jpeg and avif";
+            return Err(ParamError::new(&format!("{at}.chroma_subsampling"), what).into());
+        }
+        let chroma_subsampling =
+            (format == Format::Avif).then(|| self.chroma_subsampling.unwrap_or_default());
         only_for(
             "optimize_coding",
             self.optimize_coding.is_some(),
@@ -910,6 +919,7 @@ impl OutputSpec {
                 lossless: self.lossless.unwrap_or(false),
                 keep_exif,
                 speed,
+                chroma_subsampling,
                 jpeg,
                 max_bytes,
                 min_quality,

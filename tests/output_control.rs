@@ -30,6 +30,7 @@ fn settings(format: Format, quality: u8) -> Encoding {
         lossless: false,
         keep_exif: false,
         speed: (format == Format::Avif).then_some(7),
+        chroma_subsampling: (format == Format::Avif).then(Default::default),
         jpeg: (format == Format::Jpeg).then(Default::default),
         max_bytes: None,
         min_quality: None,

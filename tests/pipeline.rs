@@ -879,19 +879,29 @@ fn avif_speed_is_validated_recorded_and_used() {
         json!([]),
         json!([
             {"version": "default", "format": "avif"},
-            {"version": "slow", "format": "avif", "speed": 3},
-            {"version": "fast", "format": "avif", "speed": 10}
+            {"version": "slow", "format": "avif", "speed": 3, "chroma_subsampling": "4:4:4"},
+            {"version": "fast", "format": "avif", "speed": 10, "chroma_subsampling": "4:2:2"}
         ]),
     );
     let r = run(&engine, &job).result;
     assert_eq!(r.status, Status::Succeeded, "{:?}", r.error);
     let mut encoded = Vec::new();
-    for (version, speed) in [("default", 7), ("slow", 3), ("fast", 10)] {
+    // (version, speed, chroma, the av1C box's chroma_subsampling_x and _y)
+    for (version, speed, chroma, flags) in [
+        ("default", 7, "4:2:0", 0b1100),
+        ("slow", 3, "4:4:4", 0b0000),
+        ("fast", 10, "4:2:2", 0b1000),
+    ] {
         let manifest: Value =
             serde_json::from_slice(&storage.object(&key(&format!("{version}.json"))).unwrap())
                 .unwrap();
-        assert_eq!(manifest["recipe"]["output"]["speed"], speed, "{version}");
-        encoded.push(storage.object(&key(&format!("{version}.avif"))).unwrap());
+        let recorded = &manifest["recipe"]["output"];
+        assert_eq!(recorded["speed"], speed, "{version}");
+        assert_eq!(recorded["chroma_subsampling"], chroma, "{version}");
+        let avif = storage.object(&key(&format!("{version}.avif"))).unwrap();
+        let at = avif.windows(4).position(|w| w == b"av1C").unwrap() + 4;
+        assert_eq!(avif[at + 2] & 0b1100, flags, "{version}");
+        encoded.push(avif);
     }
     assert_ne!(encoded[1], encoded[2], "the speed reaches the encoder");
     for (i, (format, speed)) in [("avif", 0), ("avif", 11), ("webp", 5)]

@@ -10,6 +10,7 @@
 use std::ffi::{c_void, CStr};
 use std::ptr;
 
+use crate::job::ChromaSubsampling;
 use image::RgbaImage;
 use libheif_sys as lh;
 
@@ -21,6 +22,8 @@ pub(crate) struct AvifOptions {
     /// imgworker's speed, 1 (slowest) ..= 10 (fastest): libaom's
     /// `cpu-used` 0..=9.
     pub speed: u8,
+    /// Chroma subsampling.
+    pub chroma: ChromaSubsampling,
     /// Encoder threads.
     pub threads: usize,
 }
@@ -154,7 +157,16 @@ pub(crate) fn encode(
             "speed",
         )?;
         check(
-            lh::heif_encoder_set_parameter_string(encoder.ptr, c"chroma".as_ptr(), c"420".as_ptr()),
+            lh::heif_encoder_set_parameter_string(
+                encoder.ptr,
+                c"chroma".as_ptr(),
+                match opts.chroma {
+                    ChromaSubsampling::Full => c"444",
+                    ChromaSubsampling::Half => c"422",
+                    ChromaSubsampling::Quarter => c"420",
+                }
+                .as_ptr(),
+            ),
             "chroma",
         )?;
         let threads = i32::try_from(opts.threads.clamp(1, 64)).unwrap_or(1);
@@ -301,6 +313,7 @@ mod tests {
         let opts = AvifOptions {
             quality: 90,
             speed: 8,
+            chroma: ChromaSubsampling::Quarter,
             threads: 2,
         };
         for alpha in [false, true] {
@@ -327,6 +340,7 @@ mod tests {
         let opts = AvifOptions {
             quality: 60,
             speed: 10,
+            chroma: ChromaSubsampling::Quarter,
             threads: 1,
         };
         let out = encode(&picture(16, 16, false), true, opts, Some(&icc), None).unwrap();
@@ -340,6 +354,7 @@ mod tests {
             let opts = AvifOptions {
                 quality,
                 speed,
+                chroma: ChromaSubsampling::Quarter,
                 threads: 1,
             };
             encode(&img, true, opts, None, None).unwrap()
@@ -347,5 +362,37 @@ mod tests {
         assert!(enc(90, 10).len() > enc(20, 10).len());
         // A slower speed searches harder: a different encoding.
         assert_ne!(enc(60, 3), enc(60, 10));
+    }
+
+    /// The AV1 sequence profile and chroma subsampling flags (x, y) that
+    /// the file's `av1C` box declares.
+    fn av1c(avif: &[u8]) -> (u8, bool, bool) {
+        let at = avif
+            .windows(4)
+            .position(|w| w == b"av1C")
+            .expect("an av1C box")
+            + 4;
+        let (profile, flags) = (avif[at + 1] >> 5, avif[at + 2]);
+        (profile, flags & 0b1000 != 0, flags & 0b100 != 0)
+    }
+
+    #[test]
+    fn chroma_subsampling_is_the_one_asked_for() {
+        let img = picture(64, 48, false);
+        for (chroma, want) in [
+            (ChromaSubsampling::Quarter, (0, true, true)),
+            (ChromaSubsampling::Half, (2, true, false)),
+            (ChromaSubsampling::Full, (1, false, false)),
+        ] {
+            let opts = AvifOptions {
+                quality: 60,
+                speed: 10,
+                chroma,
+                threads: 1,
+            };
+            let out = encode(&img, true, opts, None, None).unwrap();
+            assert_eq!(av1c(&out), want, "{chroma:?}");
+            assert_eq!(decode(&out).0.dimensions(), (64, 48));
+        }
     }
 }

@@ -142,6 +142,7 @@ pub fn encode(
             let opts = super::avif::AvifOptions {
                 quality: enc.quality.unwrap_or(60),
                 speed: enc.speed.unwrap_or(crate::job::DEFAULT_AVIF_SPEED),
+                chroma: enc.chroma_subsampling.unwrap_or_default(),
                 threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             };
             super::avif::encode(img, opaque, opts, icc, exif.as_deref())
@@ -366,6 +367,7 @@ mod tests {
                         lossless: false,
                         keep_exif,
                         speed: None,
+                        chroma_subsampling: None,
                         jpeg: None,
                         max_bytes: None,
                         min_quality: None,
