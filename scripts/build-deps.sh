@@ -2,14 +2,20 @@
 # Debian packages the build needs: cmake and nasm build libjpeg-turbo (the
 # JPEG codec, from the turbojpeg crate's bundled source, with its SIMD code),
 # libheif-dev is the HEIC and AVIF decoder (with libde265 and dav1d),
-# pkg-config finds system libraries. Installed only when missing.
+# pkg-config finds system libraries. Installed only when missing, with
+# apt-get, which needs root: run as another user, the script names what is
+# missing and stops.
 set -euo pipefail
 missing=()
 for p in pkg-config cmake nasm libheif-dev "$@"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-  printf '\n== installing %s\n' "${missing[*]}" >&2
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "imgworker needs Debian packages that are not installed: ${missing[*]}. Run this script as root (it installs them with apt-get), or install them first: sudo apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+  printf '\n== installing %s (apt-get)\n' "${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -7,6 +7,24 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
+log "imgworker's tests: a first run on a fresh 2-core machine installs packages and builds for about 25 minutes before the first test; later runs take about 20 minutes"
+
+# What this script starts it stops when it ends, and only that: a RabbitMQ
+# or S3 test server that was already running is left alone.
+started_moto=""
+started_rabbitmq=""
+cleanup() {
+  if [ -n "$started_moto" ]; then
+    kill "$started_moto" 2>/dev/null || true
+    echo "stopped the S3 test server this script started on 127.0.0.1:9000" >&2
+  fi
+  if [ -n "$started_rabbitmq" ]; then
+    rabbitmqctl stop >/dev/null 2>&1 || true
+    echo "stopped the RabbitMQ node this script started on 127.0.0.1:5672" >&2
+  fi
+}
+trap cleanup EXIT
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo is not installed: install Rust $(grep -m1 rust-version Cargo.toml | cut -d'"' -f2) or newer with rustup (https://rustup.rs)" >&2
   exit 1
@@ -32,13 +50,11 @@ scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
 if ! port_open; then
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
-    log "installing rabbitmq-server"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq rabbitmq-server >/dev/null
+    scripts/build-deps.sh rabbitmq-server
   fi
-  log "starting RabbitMQ"
+  log "starting RabbitMQ (up to two minutes)"
   rabbitmq-server -detached || true
+  started_rabbitmq=1
   for _ in $(seq 1 120); do port_open && break; sleep 1; done
   port_open || { echo "RabbitMQ did not open 127.0.0.1:5672" >&2; exit 1; }
 fi
@@ -53,8 +69,7 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] 
   ! "$venv/bin/python" -c 'import jsonschema' 2>/dev/null; then
   log "installing moto, kubernetes-validate and jsonschema into $venv"
   python3 -m venv "$venv" 2>/dev/null || {
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    scripts/build-deps.sh python3-venv
     python3 -m venv "$venv"
   }
   "$venv/bin/pip" install -q "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*"
@@ -63,6 +78,7 @@ s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then
   log "starting moto_server on 127.0.0.1:9000"
   nohup "$venv/bin/moto_server" -H 127.0.0.1 -p 9000 >/dev/null 2>&1 &
+  started_moto=$!
   for _ in $(seq 1 60); do s3_open && break; sleep 0.5; done
   s3_open || { echo "the S3 test server did not open 127.0.0.1:9000" >&2; exit 1; }
 fi
@@ -82,13 +98,13 @@ export NODEVICE_SELECT=1
 features=(--features test-hooks)
 
 log "Vulkan adapters"
-cargo run --quiet "${features[@]}" -- devices
+cargo run "${features[@]}" -- devices
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy -D warnings"
-cargo clippy --all-targets "${features[@]}" --quiet -- -D warnings
+cargo clippy --all-targets "${features[@]}" -- -D warnings
 
 log "cargo test"
 cargo test --all-targets "${features[@]}" --no-fail-fast

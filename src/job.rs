@@ -621,9 +621,36 @@ fn prescan_ops(ops: Option<&Value>, path: &str) -> Result<(), JobError> {
                 "{at}: unknown op {shown:?}"
             )));
         }
-        serde_json::from_value::<OpSpec>(op.clone()).map_err(|e| part_error(&at, e))?;
+        serde_json::from_value::<OpSpec>(op.clone())
+            .map_err(|e| part_error(&blamed_param(&at, op, &e), e))?;
     }
     Ok(())
+}
+
+/// The path of the parameter a serde error on `op` (at `at`) is about:
+/// serde's own messages for a bad value ("colour must be #RGB, ...",
+/// "unknown variant ...", "invalid type ...") do not name the field, so
+/// each parameter is tried alone, and the one that alone gives the same
+/// error is named. `at` itself where none does (or the message already
+/// names it: unknown fields).
+fn blamed_param(at: &str, op: &Value, e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let Some(fields) = op.as_object() else {
+        return at.to_string();
+    };
+    if msg.starts_with("unknown field") {
+        return at.to_string();
+    }
+    for (name, value) in fields {
+        if name == "op" || name == "mask" {
+            continue;
+        }
+        let alone = serde_json::json!({"op": fields["op"], name.as_str(): value});
+        if serde_json::from_value::<OpSpec>(alone).is_err_and(|e| e.to_string() == msg) {
+            return format!("{at}.{name}");
+        }
+    }
+    at.to_string()
 }
 
 /// Validate ops into runnable ones, prefixing errors with their position.

@@ -197,13 +197,22 @@ impl Engine {
                 .await
                 .map_err(|e| match e {
                     StorageError::NotFound(_) => {
-                        JobError::source_not_found(format!("{what} {} does not exist", o.source))
+                        self.not_found(&format!("{what} {}: object ", o.source), &o.key)
                     }
                     other => other.into(),
                 })?;
             out.push((o.source.clone(), bytes));
         }
         Ok(out)
+    }
+
+    /// `source_not_found` for `key`, after `what`, naming the storage it was
+    /// looked up in (a newcomer's first error is often the wrong folder).
+    fn not_found(&self, what: &str, key: &str) -> JobError {
+        JobError::source_not_found(format!(
+            "{what}{key} does not exist in {}",
+            self.storage.describe()
+        ))
     }
 
     /// Read an object, giving up at the job's deadline (a slow store must
@@ -223,7 +232,13 @@ impl Engine {
                 )))
             });
         let bytes = res.as_ref().map_or(0, Vec::len);
-        let outcome = res.as_ref().map_or_else(|e| with_cause(e), |_| "ok".into());
+        // A missing object is an answer, not a failure: an original has no
+        // manifest, and the lineage walk reads one to find that out.
+        let outcome = match &res {
+            Ok(_) => "ok".into(),
+            Err(StorageError::NotFound(_)) => "absent".into(),
+            Err(e) => with_cause(e),
+        };
         info!(target: "audit", job_id = %job.id, action = "read", key, bytes, outcome = %outcome);
         res
     }
@@ -295,9 +310,7 @@ impl Engine {
         let max = self.cfg.limits.max_source_bytes;
         crate::lineage::walk(&edit.source, |object| async move {
             let bytes = |e: StorageError| match e {
-                StorageError::NotFound(_) => {
-                    JobError::source_not_found(format!("{} does not exist", object.as_str()))
-                }
+                StorageError::NotFound(_) => self.not_found("object ", &job.image.key(&object)),
                 other => other.into(),
             };
             let mkey = job.image.key(&object.manifest());
@@ -370,7 +383,7 @@ impl Engine {
             .await
             .map_err(|e| match e {
                 StorageError::NotFound(_) => {
-                    JobError::source_not_found(format!("{} does not exist", render.source.as_str()))
+                    self.not_found("object ", &job.image.key(&render.source))
                 }
                 other => other.into(),
             })?;

@@ -129,6 +129,13 @@ fn failed_job_exits_1_with_a_failed_result() {
         (r["status"].as_str(), r["error"]["code"].as_str()),
         (Some("failed"), Some("source_not_found"))
     );
+    // The message names the full key and where it was looked for.
+    let message = r["error"]["message"].as_str().unwrap();
+    let root = format!("file://{}", store.display());
+    assert!(
+        message.contains("a/b/missing.png") && message.contains(&root),
+        "{message}"
+    );
     assert!(!store.join("a/b/v2.png").exists());
 }
 
@@ -153,6 +160,15 @@ fn usage_errors_exit_2() {
     );
     let out = imgworker(&["run", &path, "--deadline-secs", "-1"]);
     assert_eq!(out.status.code(), Some(2));
+    // A file that is not JSON holds no job: exit 2 and one clear line, no
+    // result message.
+    let not_json = dir.path().join("broken.json");
+    std::fs::write(&not_json, br#"{"schema": 1, "id": "x""#).unwrap();
+    let out = imgworker(&["run", not_json.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("broken.json is not JSON"), "{err}");
 }
 
 #[test]

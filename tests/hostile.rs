@@ -341,25 +341,34 @@ fn unknown_fields_are_rejected() {
 #[test]
 fn out_of_range_and_non_finite_parameters_are_invalid() {
     let out = json!([{"version": "v2", "format": "png"}]);
-    for bad in [
-        json!({"op": "blur", "sigma": 0}),
-        json!({"op": "blur", "sigma": "wide"}),
-        json!({"op": "adjust", "brightness": 2}),
-        json!({"op": "adjust"}),
-        json!({"op": "sepia", "strength": -1}),
-        json!({"op": "rotate", "degrees": 45}),
-        json!({"op": "resize", "width": 0}),
-        json!({"op": "resize", "width": -5}),
-        json!({"op": "flip", "axis": "diagonal"}),
-        json!({"op": "overlay", "source": "logo.png", "opacity": 3}),
-        json!({"op": "pad", "color": "red"}),
+    // Each message names the parameter (the path before the colon), also
+    // where serde's own message for a bad value does not.
+    for (bad, field) in [
+        (json!({"op": "blur", "sigma": 0}), ".sigma"),
+        (json!({"op": "blur", "sigma": "wide"}), ".sigma"),
+        (json!({"op": "adjust", "brightness": 2}), ".brightness"),
+        (json!({"op": "adjust"}), ""),
+        (json!({"op": "sepia", "strength": -1}), ".strength"),
+        (json!({"op": "rotate", "degrees": 45}), ".background"),
+        (json!({"op": "resize", "width": 0}), ".width"),
+        (json!({"op": "resize", "width": -5}), ".width"),
+        (json!({"op": "flip", "axis": "diagonal"}), ".axis"),
+        (
+            json!({"op": "overlay", "source": "logo.png", "opacity": 3}),
+            ".opacity",
+        ),
+        (json!({"op": "pad", "top": 2, "color": "red"}), ".color"),
+        (
+            json!({"op": "resize", "width": 9, "fit": "contain", "background": "#12"}),
+            ".background",
+        ),
     ] {
         let msg = expect_code(
             &good_png(),
             &job("original.png", json!([bad.clone()]), out.clone()),
             "invalid_param",
         );
-        assert!(msg.starts_with("ops[0]"), "{bad}: {msg}");
+        assert!(msg.starts_with(&format!("ops[0]{field}: ")), "{bad}: {msg}");
     }
     // JSON has no NaN; an overflowing number is the non-finite case.
     let raw = br#"{"schema":1,"id":"j","type":"edit","image":"users/42/images/7","source":"original.png","ops":[{"op":"blur","sigma":1e999}],"outputs":[{"version":"v2","format":"png"}]}"#;

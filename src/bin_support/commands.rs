@@ -89,17 +89,25 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
 }
 
-/// A job file's bytes, or standard input's for `-`.
+/// A job file's bytes, or standard input's for `-`. A file that cannot be
+/// read, or is not JSON, holds no job to run: an error (exit 2), like a bad
+/// flag. A JSON job that is invalid runs and fails with its error code
+/// (exit 1), as it would from the queue.
 fn read_job(path: &Path) -> Result<Vec<u8>> {
-    if path.as_os_str() == "-" {
+    let (bytes, name) = if path.as_os_str() == "-" {
         let mut b = Vec::new();
         std::io::stdin()
             .read_to_end(&mut b)
             .context("reading the job from stdin")?;
-        Ok(b)
+        (b, "the job on stdin".to_string())
     } else {
-        std::fs::read(path).with_context(|| format!("reading job file {}", path.display()))
-    }
+        let b =
+            std::fs::read(path).with_context(|| format!("reading job file {}", path.display()))?;
+        (b, format!("job file {}", path.display()))
+    };
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .with_context(|| format!("{name} is not JSON"))?;
+    Ok(bytes)
 }
 
 /// Resolves when SIGTERM or SIGINT arrives.

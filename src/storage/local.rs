@@ -204,6 +204,9 @@ impl Storage for LocalStorage {
     }
 
     fn describe(&self) -> String {
-        format!("file://{}", self.root.display())
+        // Absolute, so that a message names the folder whatever the
+        // reader's working directory.
+        let root = std::path::absolute(&self.root).unwrap_or_else(|_| self.root.clone());
+        format!("file://{}", root.display())
     }
 }
