@@ -627,3 +627,151 @@ fn an_image_larger_than_a_storage_binding_falls_back_to_the_cpu() {
     let c = render(&Backend::Cpu, &img, 1, &e, &OpContext::default());
     assert_eq!(r.images, c.images);
 }
+
+/// Sixteen jobs with different chains, bit-exact ops only, so that GPU
+/// outputs compare byte for byte.
+fn concurrent_jobs() -> Vec<(RgbaImage, Edit)> {
+    let chains = [
+        json!([{"op": "invert"}]),
+        json!([{"op": "flip", "axis": "horizontal"}, {"op": "invert"}]),
+        json!([{"op": "resize", "width": 61}]),
+        json!([{"op": "rotate", "degrees": 90}, {"op": "crop", "x": 3, "y": 4, "width": 40, "height": 30}]),
+        json!([{"op": "pad", "top": 5, "left": 2, "color": "#102030"}]),
+        json!([{"op": "resize", "width": 150, "height": 150, "fit": "cover", "filter": "bicubic"}]),
+        json!([{"op": "pixelate", "size": 4}, {"op": "flip", "axis": "vertical"}]),
+        json!([{"op": "resize", "width": 33, "filter": "nearest"}, {"op": "invert"}]),
+    ];
+    (0..16)
+        .map(|i| {
+            let img = test_image(97 + 13 * i, 71 + 7 * i, 300 + i, i % 2 == 0);
+            let e = edit(
+                chains[i as usize % chains.len()].clone(),
+                json!([{"version": "a", "format": "png"},
+                       {"version": "b", "format": "png", "ops": [{"op": "flip", "axis": "horizontal"}]}]),
+            );
+            (img, e)
+        })
+        .collect()
+}
+
+/// Jobs submitted at once from sixteen threads give the same bytes as the
+/// same jobs one at a time: each records, submits and reads back its own
+/// work while the others run; the pool, shared, hands no buffer to two
+/// jobs, and every pooled buffer is zero afterwards.
+#[test]
+fn concurrent_jobs_give_the_bytes_of_sequential_ones() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let jobs = concurrent_jobs();
+    let ctx = OpContext::default();
+    let sequential: Vec<Rendered> = jobs
+        .iter()
+        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
+        .collect();
+    for round in 0..2 {
+        let concurrent: Vec<Rendered> = std::thread::scope(|s| {
+            let handles: Vec<_> = jobs
+                .iter()
+                .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        for (i, (c, s)) in concurrent.iter().zip(&sequential).enumerate() {
+            assert_eq!(c.backend, "gpu", "round {round} job {i} fell back");
+            assert!(
+                c.images == s.images,
+                "round {round} job {i}: outputs differ"
+            );
+        }
+    }
+    assert_eq!(g.fallbacks(), 0);
+    assert_eq!(g.pooled_nonzero_bytes().unwrap(), 0);
+}
+
+/// A device fault in one of sixteen concurrent jobs sends that job alone
+/// to the CPU; the others finish on the GPU with their own outputs.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn a_fault_in_one_concurrent_job_falls_back_for_that_job_only() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let jobs = concurrent_jobs();
+    let ctx = OpContext::default();
+    let expected: Vec<Rendered> = jobs
+        .iter()
+        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
+        .collect();
+    g.inject_faults(1);
+    let got: Vec<Rendered> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let on_cpu: Vec<usize> = (0..got.len())
+        .filter(|&i| got[i].backend == "cpu")
+        .collect();
+    assert_eq!(on_cpu.len(), 1, "exactly the faulted job falls back");
+    assert_eq!(g.fallbacks(), 1);
+    for (i, (r, want)) in got.iter().zip(&expected).enumerate() {
+        // The ops are bit-exact on both backends, so the fallback's output
+        // is the GPU's too.
+        assert!(
+            r.images == want.images,
+            "job {i} ({}): outputs differ",
+            r.backend
+        );
+    }
+}
+
+/// A job whose deadline passes while it waits for the device fails with
+/// the CPU's code (not a fallback), and its buffers come back wiped once
+/// the device is done with them.
+#[test]
+fn a_deadline_passing_during_the_gpu_wait_fails_the_job() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let img = test_image(1500, 1500, 9, false);
+    // More blurs until the device takes longer than the deadline (two
+    // are enough on lavapipe; a fast GPU needs more).
+    let mut failed = None;
+    for blurs in [2, 8, 24] {
+        let e = one_output(json!(vec![json!({"op": "blur", "sigma": 40.0}); blurs]));
+        let started = std::time::Instant::now();
+        let ctx = OpContext {
+            deadline: Some(started + std::time::Duration::from_millis(300)),
+            ..OpContext::default()
+        };
+        let frame = Frame {
+            img: img.clone(),
+            orientation: 1,
+        };
+        if let Err(err) = backend.render(frame, &e, &ctx) {
+            failed = Some((err, started.elapsed()));
+            break;
+        }
+    }
+    let (err, took) = failed.expect("no chain outlasted its deadline on this device");
+    assert_eq!(err.code.as_str(), "limit_exceeded", "{}", err.message);
+    assert!(err.message.contains("deadline"), "{}", err.message);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the job waited for the device past its deadline ({took:?})"
+    );
+    assert_eq!(g.fallbacks(), 0, "a deadline is not a device failure");
+    // Once the device finishes, the job's buffers are wiped and pooled.
+    let mut waited = 0;
+    while g.pool_idle_bytes() == 0 && waited < 600 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    }
+    assert!(g.pool_idle_bytes() > 0, "the buffers never came back");
+    assert_eq!(g.pooled_nonzero_bytes().unwrap(), 0);
+}

@@ -2,8 +2,9 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::pool::BufferPool;
 use super::shaders::{entry_points, modules};
 use super::GpuError;
 
@@ -28,6 +29,9 @@ pub(crate) struct GpuContext {
     lost: Arc<AtomicBool>,
     /// Whether the device was created with timestamp queries.
     pub timestamps: bool,
+    /// This device's idle buffers, shared by the jobs in flight (locked
+    /// only to take or return a buffer).
+    pool: Mutex<BufferPool>,
 }
 
 fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
@@ -145,7 +149,15 @@ impl GpuContext {
             pipelines,
             lost,
             timestamps,
+            pool: Mutex::default(),
         })
+    }
+
+    /// The buffer pool, locked.
+    pub(crate) fn pool(&self) -> Result<MutexGuard<'_, BufferPool>, GpuError> {
+        self.pool
+            .lock()
+            .map_err(|_| GpuError::Device("the GPU buffer pool is poisoned".into()))
     }
 
     /// The pipeline of an entry point.

@@ -2,11 +2,14 @@
 //!
 //! One device per worker, created at start-up with the adapter's own limits.
 //! Every pipeline is built once ([`context`]). Buffers are reused across
-//! jobs ([`pool`]). A job's chain is recorded and submitted at once
-//! ([`kernels`]). Any failure (validation, out of memory, a lost device, an
-//! image larger than a storage binding) is returned as a [`GpuError`], and
-//! the caller redoes the job on the CPU. A lost device is recreated before
-//! the next job.
+//! jobs ([`pool`]). Jobs run on the device side by side: each records its
+//! own command encoder, submits it, and waits for its own submission only,
+//! so no lock is held across a submit or a wait (the pool is locked to take
+//! or return a buffer, the device handle to clone it). Any failure of a job
+//! (validation, out of memory, a lost device, an image larger than a
+//! storage binding) is returned as a [`GpuError`] for that job alone, and
+//! the caller redoes it on the CPU; error scopes are per thread, so per
+//! job. A lost device is recreated before the next job.
 
 pub mod context;
 pub mod pool;
@@ -15,7 +18,7 @@ pub mod shaders;
 pub mod uniform;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 
 use image::RgbaImage;
 
@@ -23,7 +26,6 @@ use crate::error::JobError;
 use crate::job::Edit;
 use crate::ops::{run_chain, ChainTarget, Frame, Op, OpContext, PointOp, Shape};
 use context::GpuContext;
-use pool::BufferPool;
 use recorder::{GpuImage, GpuInputs, Recorder};
 
 /// GPU failures; each one sends the job back to the CPU path.
@@ -135,16 +137,12 @@ pub fn report(a: &wgpu::Adapter) -> AdapterReport {
     }
 }
 
-struct State {
-    ctx: Arc<GpuContext>,
-    pool: BufferPool,
-}
-
 /// The GPU backend, shared by every job of a worker.
 pub struct GpuBackend {
     instance: wgpu::Instance,
     adapter_name: String,
-    state: Mutex<State>,
+    /// The device: cloned by each job, replaced after a loss.
+    ctx: RwLock<Arc<GpuContext>>,
     #[cfg(feature = "test-hooks")]
     faults: std::sync::atomic::AtomicU32,
     fallbacks: AtomicU64,
@@ -167,10 +165,7 @@ impl GpuBackend {
         Ok(Self {
             instance,
             adapter_name: ctx.info.name.clone(),
-            state: Mutex::new(State {
-                ctx: Arc::new(ctx),
-                pool: BufferPool::default(),
-            }),
+            ctx: RwLock::new(Arc::new(ctx)),
             #[cfg(feature = "test-hooks")]
             faults: std::sync::atomic::AtomicU32::new(0),
             fallbacks: AtomicU64::new(0),
@@ -186,13 +181,38 @@ impl GpuBackend {
     /// Whether the device has timestamp queries, so that each render
     /// reports its kernels' own time ([`GpuStats::kernel_ns`]).
     pub fn has_timestamps(&self) -> bool {
-        self.state.lock().map(|s| s.ctx.timestamps).unwrap_or(false)
+        self.current().is_ok_and(|c| c.timestamps)
     }
 
     /// Largest image (bytes) one storage binding holds on this device;
     /// larger images are processed on the CPU.
     pub fn max_binding(&self) -> u64 {
-        self.state.lock().map(|s| s.ctx.max_binding()).unwrap_or(0)
+        self.current().map_or(0, |c| c.max_binding())
+    }
+
+    /// The device as it is now (lost or not).
+    fn current(&self) -> Result<Arc<GpuContext>, GpuError> {
+        self.ctx
+            .read()
+            .map(|c| c.clone())
+            .map_err(|_| GpuError::Device("GPU state poisoned".into()))
+    }
+
+    /// The device for a job: recreated first when it was lost, once,
+    /// whichever job sees the loss first.
+    fn context(&self) -> Result<Arc<GpuContext>, GpuError> {
+        let seen = self.current()?;
+        if !seen.is_lost() {
+            return Ok(seen);
+        }
+        let mut ctx = self
+            .ctx
+            .write()
+            .map_err(|_| GpuError::Device("GPU state poisoned".into()))?;
+        if Arc::ptr_eq(&ctx, &seen) {
+            *ctx = Arc::new(self.recreate()?);
+        }
+        Ok(ctx.clone())
     }
 
     /// Test hook: make the next `n` jobs hit a real device validation error.
@@ -205,8 +225,8 @@ impl GpuBackend {
     /// recreates it.
     #[cfg(feature = "test-hooks")]
     pub fn simulate_device_loss(&self) {
-        if let Ok(s) = self.state.lock() {
-            s.ctx.mark_lost();
+        if let Ok(c) = self.current() {
+            c.mark_lost();
         }
     }
 
@@ -227,7 +247,9 @@ impl GpuBackend {
 
     /// Bytes held idle in the buffer pool.
     pub fn pool_idle_bytes(&self) -> u64 {
-        self.state.lock().map(|s| s.pool.idle_bytes()).unwrap_or(0)
+        self.current()
+            .and_then(|c| c.pool().map(|p| p.idle_bytes()))
+            .unwrap_or(0)
     }
 
     /// Non-zero bytes left in the pool's idle buffers: 0 when every job's
@@ -235,13 +257,10 @@ impl GpuBackend {
     /// so this is for tests and diagnostics, not the job path.
     #[cfg(feature = "test-hooks")]
     pub fn pooled_nonzero_bytes(&self) -> Result<u64, GpuError> {
-        let state = self
-            .state
-            .lock()
-            .map_err(|_| GpuError::Device("GPU state poisoned".into()))?;
-        let ctx = &state.ctx;
+        let ctx = self.current()?;
+        let pool = ctx.pool()?;
         let mut nonzero = 0u64;
-        for buf in state.pool.idle_readable() {
+        for buf in pool.idle_readable() {
             let probe = ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("imgworker pool probe"),
                 size: buf.size(),
@@ -258,7 +277,14 @@ impl GpuBackend {
                 buf
             };
             ctx.queue.submit([enc.finish()]);
-            recorder::map_wait(ctx, source.slice(..), wgpu::MapMode::Read)?;
+            let index = ctx.queue.submit([]);
+            recorder::map_wait(
+                &ctx,
+                source.slice(..),
+                wgpu::MapMode::Read,
+                Some(index),
+                None,
+            )?;
             let data = source
                 .slice(..)
                 .get_mapped_range()
@@ -270,16 +296,16 @@ impl GpuBackend {
         Ok(nonzero)
     }
 
-    fn recreate(&self, state: &mut State) -> Result<(), GpuError> {
+    /// A new device on the same adapter, with an empty pool.
+    fn recreate(&self) -> Result<GpuContext, GpuError> {
         let adapter = adapters(&self.instance)
             .into_iter()
             .find(|a| a.get_info().name == self.adapter_name)
             .ok_or_else(|| GpuError::Init(format!("adapter {} is gone", self.adapter_name)))?;
-        state.ctx = Arc::new(GpuContext::new(&adapter)?);
-        state.pool = BufferPool::default();
+        let ctx = GpuContext::new(&adapter)?;
         self.recreated.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(adapter = %self.adapter_name, "GPU device recreated after a loss");
-        Ok(())
+        Ok(ctx)
     }
 
     /// Run the shared ops once and each output's trailing ops, all on the
@@ -290,17 +316,11 @@ impl GpuBackend {
         edit: &Edit,
         inputs: &OpContext,
     ) -> Result<(Vec<RgbaImage>, GpuStats), GpuError> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| GpuError::Device("GPU state poisoned".into()))?;
-        if state.ctx.is_lost() {
-            self.recreate(&mut state)?;
-        }
-        let ctx = state.ctx.clone();
+        let ctx = self.context()?;
+        // Error scopes are per thread: these catch this job's errors only.
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut rec = Recorder::new(&ctx, &mut state.pool);
+        let mut rec = Recorder::new(&ctx, inputs.deadline);
         #[cfg(feature = "test-hooks")]
         if self
             .faults
@@ -351,7 +371,7 @@ impl GpuBackend {
             ));
         }
         let (images, stats, buffers) = finished?;
-        state.pool.give_back(buffers);
+        ctx.pool()?.give_back(buffers);
         Ok((images, stats))
     }
 }

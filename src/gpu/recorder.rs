@@ -10,8 +10,10 @@
 use image::RgbaImage;
 use wgpu::util::DeviceExt;
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use super::context::GpuContext;
-use super::pool::BufferPool;
 use super::shaders::point_stage;
 use super::uniform::{Sizes, Uniform};
 use super::{GpuError, GpuStats};
@@ -163,22 +165,68 @@ const STAGING_USAGE: wgpu::BufferUsages =
 const UPLOAD_USAGE: wgpu::BufferUsages =
     wgpu::BufferUsages::MAP_WRITE.union(wgpu::BufferUsages::COPY_SRC);
 
-/// Map a buffer range and wait for it.
+/// Map a buffer range and wait for it: at once when the buffer is idle,
+/// else until `submission` (this job's own work that uses it) is done, or
+/// the job's `deadline`.
 pub(crate) fn map_wait(
     ctx: &GpuContext,
     slice: wgpu::BufferSlice<'_>,
     mode: wgpu::MapMode,
+    submission: Option<wgpu::SubmissionIndex>,
+    deadline: Option<Instant>,
 ) -> Result<(), GpuError> {
     let (tx, rx) = std::sync::mpsc::channel();
     slice.map_async(mode, move |r| {
         let _ = tx.send(r);
     });
+    // An idle buffer maps at the next poll, without waiting for any job's
+    // work on the device.
     ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
+        .poll(wgpu::PollType::Poll)
         .map_err(|e| GpuError::Device(e.to_string()))?;
-    rx.recv()
-        .map_err(|_| GpuError::Device("a buffer mapping was dropped".into()))?
-        .map_err(|e| GpuError::Device(format!("mapping a buffer failed: {e}")))
+    let mapped = match rx.try_recv() {
+        Ok(r) => r,
+        Err(_) => {
+            wait_for(ctx, submission, deadline)?;
+            rx.recv()
+                .map_err(|_| GpuError::Device("a buffer mapping was dropped".into()))?
+        }
+    };
+    mapped.map_err(|e| GpuError::Device(format!("mapping a buffer failed: {e}")))
+}
+
+/// Wait until `submission` is done (the latest submission when `None`),
+/// failing the job with `limit_exceeded` at its `deadline`.
+fn wait_for(
+    ctx: &GpuContext,
+    submission: Option<wgpu::SubmissionIndex>,
+    deadline: Option<Instant>,
+) -> Result<(), GpuError> {
+    let timeout = match deadline {
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(deadline_exceeded());
+            }
+            Some(left)
+        }
+        None => None,
+    };
+    match ctx.device.poll(wgpu::PollType::Wait {
+        submission_index: submission,
+        timeout,
+    }) {
+        Ok(_) => Ok(()),
+        Err(wgpu::PollError::Timeout) => Err(deadline_exceeded()),
+        Err(e) => Err(GpuError::Device(e.to_string())),
+    }
+}
+
+/// The CPU chain runner's deadline error, so both backends fail alike.
+fn deadline_exceeded() -> GpuError {
+    GpuError::Job(crate::error::JobError::limit_exceeded(
+        "job exceeded its deadline",
+    ))
 }
 
 /// Compute passes timed per job (two timestamps each); a longer chain
@@ -196,8 +244,11 @@ struct PassTimer {
 
 /// Records one job's dispatches.
 pub(crate) struct Recorder<'a> {
-    ctx: &'a GpuContext,
-    pool: &'a mut BufferPool,
+    ctx: &'a Arc<GpuContext>,
+    /// When the job must be done: checked while it waits on the device.
+    deadline: Option<Instant>,
+    /// The last submission of this job's own work.
+    submitted: Option<wgpu::SubmissionIndex>,
     encoder: wgpu::CommandEncoder,
     timer: Option<PassTimer>,
     taken: Vec<wgpu::Buffer>,
@@ -210,7 +261,7 @@ pub(crate) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// Start recording.
-    pub fn new(ctx: &'a GpuContext, pool: &'a mut BufferPool) -> Self {
+    pub fn new(ctx: &'a Arc<GpuContext>, deadline: Option<Instant>) -> Self {
         let encoder = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -227,7 +278,8 @@ impl<'a> Recorder<'a> {
         });
         Self {
             ctx,
-            pool,
+            deadline,
+            submitted: None,
             encoder,
             timer,
             taken: Vec::new(),
@@ -252,7 +304,7 @@ impl<'a> Recorder<'a> {
                 max: self.ctx.max_binding(),
             });
         }
-        let buf = self.pool.take(&self.ctx.device, bytes.max(4), usage);
+        let buf = self.ctx.pool()?.take(&self.ctx.device, bytes.max(4), usage);
         self.taken.push(buf.clone());
         Ok(buf)
     }
@@ -305,7 +357,13 @@ impl<'a> Recorder<'a> {
     fn copy_in(&mut self, data: &[u8], dst: &wgpu::Buffer) -> Result<(), GpuError> {
         let bytes = data.len() as u64;
         let staging = self.buffer(bytes, UPLOAD_USAGE)?;
-        map_wait(self.ctx, staging.slice(..bytes), wgpu::MapMode::Write)?;
+        map_wait(
+            self.ctx,
+            staging.slice(..bytes),
+            wgpu::MapMode::Write,
+            self.submitted.clone(),
+            self.deadline,
+        )?;
         staging
             .slice(..bytes)
             .get_mapped_range_mut()
@@ -553,8 +611,15 @@ impl<'a> Recorder<'a> {
                 label: Some("imgworker job"),
             });
         let done = std::mem::replace(&mut self.encoder, next);
-        self.ctx.queue.submit([done.finish()]);
-        map_wait(self.ctx, staging.slice(..bytes.max(4)), wgpu::MapMode::Read)?;
+        let index = self.ctx.queue.submit([done.finish()]);
+        self.submitted = Some(index.clone());
+        map_wait(
+            self.ctx,
+            staging.slice(..bytes.max(4)),
+            wgpu::MapMode::Read,
+            Some(index),
+            self.deadline,
+        )?;
         self.stats.downloads += 1;
         read_mapped(&staging, img.width, img.height)
     }
@@ -564,6 +629,7 @@ impl<'a> Recorder<'a> {
     pub fn finish(self) -> Result<(Vec<RgbaImage>, GpuStats, Vec<wgpu::Buffer>), GpuError> {
         let Recorder {
             ctx,
+            deadline,
             mut encoder,
             timer,
             taken,
@@ -591,7 +657,7 @@ impl<'a> Recorder<'a> {
             encoder.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
             read
         });
-        ctx.queue.submit([encoder.finish()]);
+        let index = ctx.queue.submit([encoder.finish()]);
         if let Some(read) = &times {
             read.slice(..).map_async(wgpu::MapMode::Read, |_| {});
         }
@@ -605,9 +671,12 @@ impl<'a> Recorder<'a> {
                 });
         }
         drop(tx);
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
+        // This job's own submission, not the device's latest: other jobs'
+        // work may still run while this one reads back.
+        if let Err(e) = wait_for(ctx, Some(index.clone()), deadline) {
+            reap(ctx.clone(), taken, index);
+            return Err(e);
+        }
         for (_, r) in rx.iter() {
             r.map_err(|e| GpuError::Device(format!("reading back an output failed: {e}")))?;
         }
@@ -671,7 +740,7 @@ pub(crate) fn wipe(ctx: &GpuContext, buffers: &[wgpu::Buffer]) -> Result<(), Gpu
             any = true;
         } else if b.usage().contains(wgpu::BufferUsages::MAP_WRITE) {
             // Upload staging: zeroed through its mapping.
-            map_wait(ctx, b.slice(..), wgpu::MapMode::Write)?;
+            map_wait(ctx, b.slice(..), wgpu::MapMode::Write, None, None)?;
             b.slice(..)
                 .get_mapped_range_mut()
                 .map_err(|e| GpuError::Device(e.to_string()))?
@@ -681,10 +750,39 @@ pub(crate) fn wipe(ctx: &GpuContext, buffers: &[wgpu::Buffer]) -> Result<(), Gpu
         }
     }
     if any {
-        ctx.queue.submit([enc.finish()]);
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Device(e.to_string()))?;
+        let index = ctx.queue.submit([enc.finish()]);
+        wait_for(ctx, Some(index), None)?;
     }
     Ok(())
+}
+
+/// A job that gave up waiting (its deadline) while the device still runs
+/// its work: once that work is done, wipe its buffers and return them to
+/// the pool, on a thread of its own so that the job fails at once.
+fn reap(ctx: Arc<GpuContext>, buffers: Vec<wgpu::Buffer>, submission: wgpu::SubmissionIndex) {
+    std::thread::spawn(move || {
+        // Error scopes are per thread: this one's errors stay here.
+        let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let clean = wait_for(&ctx, Some(submission), None).and_then(|()| {
+            // The readback buffers were mapped for reading: unmapped first,
+            // or they cannot be cleared.
+            for b in &buffers {
+                if b.usage().contains(wgpu::BufferUsages::MAP_READ) {
+                    b.unmap();
+                }
+            }
+            wipe(&ctx, &buffers)
+        });
+        let clean = match pollster::block_on(scope.pop()) {
+            Some(e) => Err(GpuError::Device(e.to_string())),
+            None => clean,
+        };
+        match (clean, ctx.pool()) {
+            (Ok(()), Ok(mut pool)) => pool.give_back(buffers),
+            // Dropped instead: wgpu zeroes a buffer's memory before its next use.
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "buffers of a job past its deadline were dropped, not pooled");
+            }
+        }
+    });
 }
