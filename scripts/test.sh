@@ -108,3 +108,25 @@ cargo clippy --all-targets "${features[@]}" -- -D warnings
 
 log "cargo test"
 cargo test --all-targets "${features[@]}" --no-fail-fast
+
+# The one-shot GPU node check (BENCHMARKS.md), end to end on this machine's
+# Vulkan device: pack what the tests just built (no release build), run the
+# check small, and check its report.
+log "the GPU node pack and check, on this machine's Vulkan device"
+IMGWORKER_PACK_PROFILE=test scripts/gpu-node-pack.sh target/gpu-node-test
+scripts/gpu-node-check.sh target/gpu-node-test target/gpu-node-report --quick
+"$venv/bin/python" - <<'PY'
+import json
+r = json.load(open("target/gpu-node-report/report.json"))
+assert r["parity"]["failed"] == 0 and r["parity"]["passed"] >= 20, r["parity"]
+assert r["devices"]["adapters"], "no Vulkan adapter in the report"
+rows = r["kernels"]["rows"]
+ops = {x["op"] for x in rows}
+assert len(ops) >= 15 and "resize_linear" in ops and len(rows) == 2 * len(ops), sorted(ops)
+assert all(x["kernel_ms"] is not None and x["kernel_ms"] > 0 for x in rows), "a kernel without a time"
+for run in ("gpu-c1", "cpu-c1"):
+    cells = r["bench"][run]["results"]
+    assert cells and all(c["median_ms"] > 0 for c in cells), run
+assert r["bench"]["gpu-c1"]["backend"] == "gpu", r["bench"]["gpu-c1"]["backend"]
+print("the GPU node check's report is well formed and its parity tests passed")
+PY

@@ -775,3 +775,55 @@ fn a_deadline_passing_during_the_gpu_wait_fails_the_job() {
     assert!(g.pool_idle_bytes() > 0, "the buffers never came back");
     assert_eq!(g.pooled_nonzero_bytes().unwrap(), 0);
 }
+
+/// With a device memory budget that holds about two of them, sixteen
+/// concurrent jobs queue for memory: all finish on the GPU with the bytes
+/// of sequential runs, and the memory reserved at once never exceeds the
+/// budget (or one job, for a job larger than it).
+#[cfg(feature = "test-hooks")]
+#[test]
+fn concurrent_jobs_stay_within_the_device_memory_budget() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    let jobs = concurrent_jobs();
+    let ctx = OpContext::default();
+    let sizes: Vec<u64> = jobs
+        .iter()
+        .map(|(img, e)| {
+            let frame = Frame {
+                img: img.clone(),
+                orientation: 1,
+            };
+            g.job_bytes(&frame, e, &ctx)
+        })
+        .collect();
+    let largest = *sizes.iter().max().unwrap();
+    let budget = 2 * largest;
+    let sequential: Vec<Rendered> = jobs
+        .iter()
+        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
+        .collect();
+    g.set_memory_budget(budget);
+    let concurrent: Vec<Rendered> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (c, s)) in concurrent.iter().zip(&sequential).enumerate() {
+        assert_eq!(c.backend, "gpu", "job {i} fell back");
+        assert!(c.images == s.images, "job {i}: outputs differ");
+    }
+    let peak = g.memory_budget_peak();
+    assert!(
+        peak <= budget,
+        "{peak} bytes reserved at once, budget {budget}"
+    );
+    assert!(
+        peak >= largest,
+        "the peak {peak} is below one job ({largest})"
+    );
+}

@@ -327,7 +327,7 @@ fn patch(w: u32, h: u32) -> image::RgbImage {
 
 /// The composite job's mask: a soft ellipse over the patch's rectangle,
 /// 255 inside, falling to 0 over a tenth of the image's height.
-fn soft_mask(width: u32, height: u32) -> image::GrayImage {
+pub(crate) fn soft_mask(width: u32, height: u32) -> image::GrayImage {
     let (x, y, w, h) = patch_rect(width, height);
     let (cx, cy) = (
         f64::from(x) + f64::from(w) / 2.0,

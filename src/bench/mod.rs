@@ -20,6 +20,7 @@
 
 pub mod chart;
 pub mod jobs;
+pub mod kernels;
 pub mod peers;
 pub mod report;
 pub mod stats;

@@ -295,6 +295,34 @@ pub struct BenchArgs {
     /// chart with --chart).
     #[arg(long, conflicts_with_all = ["compare", "outputs"])]
     pub report: Option<PathBuf>,
+    /// Instead of the jobs: time each op's GPU kernels alone (timestamp
+    /// queries) on the photo scaled to each of --kernel-sizes, with the
+    /// effective bandwidth; needs a GPU (a software one too).
+    #[arg(long, conflicts_with_all = ["compare", "outputs", "report", "jobs"])]
+    pub kernels: bool,
+    /// The frame sizes of --kernels.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_parser = parse_size,
+        default_value = "1920x1080,3840x2160,7680x4320",
+        requires = "kernels"
+    )]
+    pub kernel_sizes: Vec<(u32, u32)>,
+}
+
+/// `WIDTHxHEIGHT`.
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("{s:?} is not WIDTHxHEIGHT"))?;
+    let side = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|&n| (1..=65535).contains(&n))
+            .ok_or_else(|| format!("{s:?}: sides are 1..=65535"))
+    };
+    Ok((side(w)?, side(h)?))
 }
 
 /// How `imgworker bench` runs imgworker.

@@ -25,6 +25,9 @@ pub fn run(_args: BenchArgs) -> Result<ExitCode> {
 pub fn run(args: BenchArgs) -> Result<ExitCode> {
     use anyhow::Context;
     use imgworker::bench;
+    if args.kernels {
+        return kernels(&args);
+    }
     // A saved report is shown again; otherwise the benchmark runs and its
     // report is saved.
     let report = match &args.report {
@@ -87,4 +90,25 @@ fn run_jobs(args: &BenchArgs) -> Result<imgworker::bench::report::Report> {
         progress: !args.quiet,
         outputs: args.outputs.clone(),
     })?)
+}
+
+/// `imgworker bench --kernels`: the GPU kernels alone, a table on stdout
+/// and the JSON report at `--json`.
+#[cfg(feature = "bench")]
+fn kernels(args: &BenchArgs) -> Result<ExitCode> {
+    use anyhow::Context;
+    let report = imgworker::bench::kernels::run(
+        &args.input,
+        &args.kernel_sizes,
+        args.iterations,
+        !args.quiet,
+    )?;
+    print!("{}", report.table());
+    if let Some(dir) = args.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(&args.json, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("writing {}", args.json.display()))?;
+    eprintln!("report: {}", args.json.display());
+    Ok(ExitCode::SUCCESS)
 }

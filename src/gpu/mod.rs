@@ -11,6 +11,7 @@
 //! the caller redoes it on the CPU; error scopes are per thread, so per
 //! job. A lost device is recreated before the next job.
 
+pub mod budget;
 pub mod context;
 pub mod pool;
 pub mod recorder;
@@ -230,6 +231,28 @@ impl GpuBackend {
         }
     }
 
+    /// Test hook: limit the device memory jobs in flight may reserve
+    /// together, and start measuring the peak anew.
+    #[cfg(feature = "test-hooks")]
+    pub fn set_memory_budget(&self, bytes: u64) {
+        if let Ok(c) = self.current() {
+            c.budget.set_limit(bytes);
+        }
+    }
+
+    /// Test hook: the most device memory reserved at once since the budget
+    /// was last set.
+    #[cfg(feature = "test-hooks")]
+    pub fn memory_budget_peak(&self) -> u64 {
+        self.current().map_or(0, |c| c.budget.peak())
+    }
+
+    /// Test hook: the device memory a job reserves ([`budget::job_bytes`]).
+    #[cfg(feature = "test-hooks")]
+    pub fn job_bytes(&self, src: &Frame, edit: &Edit, inputs: &OpContext) -> u64 {
+        budget::job_bytes(src, edit, inputs)
+    }
+
     /// Jobs redone on the CPU after a GPU failure, since start-up.
     pub fn fallbacks(&self) -> u64 {
         self.fallbacks.load(Ordering::SeqCst)
@@ -317,6 +340,10 @@ impl GpuBackend {
         inputs: &OpContext,
     ) -> Result<(Vec<RgbaImage>, GpuStats), GpuError> {
         let ctx = self.context()?;
+        // Room on the device first: jobs queue for memory, not fail for it.
+        let _lease = ctx
+            .budget
+            .reserve(budget::job_bytes(src, edit, inputs), inputs.deadline)?;
         // Error scopes are per thread: these catch this job's errors only.
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
