@@ -10,8 +10,11 @@
 # from timestamp queries, and effective bandwidth), and `imgworker bench`
 # with `--backend gpu` against `--backend cpu` at concurrency 1 and at the
 # node's core count, and writes REPORT-FOLDER/report.json and report.md
-# (with each step's own output beside them). `--quick` runs the same steps
-# small (the test command runs it on lavapipe).
+# (with each step's own output beside them). A step that fails is recorded
+# in the report and the others still run; the script exits non-zero when
+# any step failed. `--quick` runs the same steps small (the test command
+# runs it on lavapipe). The node needs x86-64 Linux with glibc 2.36 or
+# newer; the pack carries the other libraries the binaries link.
 set -euo pipefail
 [ $# -ge 2 ] || { echo "usage: $0 PACK REPORT-FOLDER [--quick]" >&2; exit 2; }
 pack=$(cd "$1" && pwd)
@@ -20,18 +23,35 @@ out=$(cd "$2" && pwd)
 quick=${3:-}
 log() { printf '\n== %s\n' "$*" >&2; }
 
+[ "$(uname -m)" = x86_64 ] || { echo "the pack is for x86-64, this node is $(uname -m)" >&2; exit 2; }
+glibc=$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')
+case "$glibc" in
+  2.3[6-9]* | 2.[4-9]* | [3-9].*) ;;
+  *) echo "the pack needs glibc 2.36 or newer; this node has ${glibc:-an unknown libc}" >&2; exit 2 ;;
+esac
+
 work="$out/.work"
 rm -rf "$work"
-mkdir -p "$work/bin"
+mkdir -p "$work/bin" "$work/lib"
 for b in imgworker gpu_parity; do
   gzip -dc "$pack/bin/$b.gz" >"$work/bin/$b"
   chmod +x "$work/bin/$b"
 done
+for l in "$pack"/lib/*.gz; do
+  gzip -dc "$l" >"$work/lib/$(basename "$l" .gz)"
+done
 iw="$work/bin/imgworker"
 export NODEVICE_SELECT=1
+# The packed libraries go to our binaries only (not to the node's tools).
+libpath="$work/lib"
 
 # The Vulkan loader: the node's own, else Debian's from the pack.
-if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
+has_loader() {
+  local n
+  n=$({ ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true; } | grep -c 'libvulkan\.so\.1 ' || true)
+  [ "${n:-0}" -gt 0 ]
+}
+if ! has_loader; then
   log "no libvulkan.so.1 on this node: using the packed loader"
   for deb in "$pack"/debs/*.deb; do
     if command -v dpkg-deb >/dev/null; then
@@ -41,11 +61,17 @@ if ! ldconfig -p 2>/dev/null | grep -q 'libvulkan\.so\.1 '; then
         tar -xf data.tar.* -C "$work/loader")
     fi
   done
-  lib=$(dirname "$(find "$work/loader" -name 'libvulkan.so.1' | head -1)")
-  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  libpath="$libpath:$(dirname "$(find "$work/loader" -name 'libvulkan.so.1' | head -1)")"
+fi
+# Our binaries, with the packed libraries.
+run_iw() { LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$iw" "$@"; }
+if LD_LIBRARY_PATH="$libpath" ldd "$iw" | grep 'not found'; then
+  echo "imgworker cannot load the libraries above on this node" >&2
+  exit 2
 fi
 # A driver the loader does not find by itself: NVIDIA's ICD, where it is.
-if [ -z "${VK_DRIVER_FILES:-}" ] && ! "$iw" devices --json 2>/dev/null | grep -q '"name"'; then
+adapters=$(run_iw devices --json 2>/dev/null | grep -c '"name"' || true)
+if [ -z "${VK_DRIVER_FILES:-}" ] && [ "${adapters:-0}" -eq 0 ]; then
   for icd in /usr/share/vulkan/icd.d/nvidia_icd.json /etc/vulkan/icd.d/nvidia_icd.json \
     /usr/share/vulkan/icd.d/nvidia_icd.x86_64.json; do
     if [ -f "$icd" ]; then
@@ -56,13 +82,20 @@ if [ -z "${VK_DRIVER_FILES:-}" ] && ! "$iw" devices --json 2>/dev/null | grep -q
   done
 fi
 
+# Each step's exit status, for the report; a failed step does not stop the
+# others (a node is lent for minutes, once).
+declare -A rc
+
 log "devices"
-"$iw" devices | tee "$out/devices.txt"
-"$iw" devices --json >"$out/devices.json"
+rc[devices]=0
+run_iw devices | tee "$out/devices.txt" || rc[devices]=$?
+run_iw devices --json >"$out/devices.json" || { rc[devices]=$?; echo null >"$out/devices.json"; }
 
 log "GPU parity tests on this device"
 parity_rc=0
-"$work/bin/gpu_parity" --test-threads 1 >"$out/parity.txt" 2>&1 || parity_rc=$?
+LD_LIBRARY_PATH="$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  "$work/bin/gpu_parity" --test-threads 1 >"$out/parity.txt" 2>&1 || parity_rc=$?
+rc[parity]=$parity_rc
 summary=$(grep -E '^test result:' "$out/parity.txt" | tail -1 || true)
 passed=$(echo "$summary" | sed -n 's/.* \([0-9]*\) passed.*/\1/p')
 failed=$(echo "$summary" | sed -n 's/.* \([0-9]*\) failed.*/\1/p')
@@ -82,16 +115,27 @@ else
 fi
 
 log "GPU kernels alone at $sizes"
-"$iw" bench --kernels --kernel-sizes "$sizes" --input "$pack/photos/bench/3840x2160.jpg" \
-  "${rounds[@]}" --json "$out/kernels.json" --quiet | tee "$out/kernels.md"
+rc[kernels]=0
+run_iw bench --kernels --kernel-sizes "$sizes" --input "$pack/photos/bench/3840x2160.jpg" \
+  "${rounds[@]}" --json "$out/kernels.json" --quiet >"$out/kernels.md" || rc[kernels]=$?
+cat "$out/kernels.md"
+[ "${rc[kernels]}" -eq 0 ] || echo null >"$out/kernels.json"
 
 for c in 1 "$cores"; do
   for backend in gpu cpu; do
     log "imgworker bench --backend $backend --concurrency $c"
-    "$iw" bench --backend "$backend" --concurrency "$c" --mode in-process --quiet \
+    step="bench-$backend-c$c"
+    rc[$step]=0
+    run_iw bench --backend "$backend" --concurrency "$c" --mode in-process --quiet \
       --input "$input" --jobs "$jobs" "${rounds[@]}" \
-      --json "$out/bench-$backend-c$c.json" | tee "$out/bench-$backend-c$c.txt"
+      --json "$out/$step.json" >"$out/$step.txt" 2>&1 || rc[$step]=$?
+    cat "$out/$step.txt"
+    [ "${rc[$step]}" -eq 0 ] || echo null >"$out/$step.json"
   done
+done
+failed_steps=""
+for step in "${!rc[@]}"; do
+  [ "${rc[$step]}" -eq 0 ] || failed_steps="$failed_steps $step"
 done
 
 log "report"
@@ -101,6 +145,7 @@ log "report"
   printf '  "devices": %s,\n' "$(cat "$out/devices.json")"
   printf '  "parity": {"passed": %s, "failed": %s, "exit": %s},\n' \
     "${passed:-0}" "${failed:-0}" "$parity_rc"
+  printf '  "failed_steps": [%s],\n' "$(for s in $failed_steps; do printf '"%s",' "$s"; done | sed 's/,$//')"
   printf '  "kernels": %s,\n' "$(cat "$out/kernels.json")"
   printf '  "bench": {\n'
   sep=""
@@ -116,6 +161,8 @@ log "report"
   echo "# GPU node check"
   echo
   echo "Pack: $(tr '\n' ' ' <"$pack/PACK"); checked $(date -u +%Y-%m-%dT%H:%M:%SZ) on $cores cores."
+  echo
+  echo "Failed steps: ${failed_steps:- none}"
   echo
   echo '## Devices'
   echo
@@ -143,4 +190,7 @@ log "report"
 } >"$out/report.md"
 rm -rf "$work"
 echo "report: $out/report.json and $out/report.md" >&2
-[ "$parity_rc" -eq 0 ]
+if [ -n "$failed_steps" ]; then
+  echo "failed steps:$failed_steps" >&2
+  exit 1
+fi

@@ -638,7 +638,9 @@ fn blamed_param(at: &str, op: &Value, e: &serde_json::Error) -> String {
     let Some(fields) = op.as_object() else {
         return at.to_string();
     };
-    if msg.starts_with("unknown field") {
+    // These name the field themselves (a missing one is named in the
+    // message, and any present field alone would "give" the same error).
+    if msg.starts_with("unknown field") || msg.starts_with("missing field") {
         return at.to_string();
     }
     for (name, value) in fields {

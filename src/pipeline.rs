@@ -211,7 +211,7 @@ impl Engine {
     fn not_found(&self, what: &str, key: &str) -> JobError {
         JobError::source_not_found(format!(
             "{what}{key} does not exist in {}",
-            self.storage.describe()
+            self.storage.location()
         ))
     }
 

@@ -630,6 +630,7 @@ fn an_image_larger_than_a_storage_binding_falls_back_to_the_cpu() {
 
 /// Sixteen jobs with different chains, bit-exact ops only, so that GPU
 /// outputs compare byte for byte.
+#[cfg(feature = "test-hooks")]
 fn concurrent_jobs() -> Vec<(RgbaImage, Edit)> {
     let chains = [
         json!([{"op": "invert"}]),
@@ -658,6 +659,7 @@ fn concurrent_jobs() -> Vec<(RgbaImage, Edit)> {
 /// same jobs one at a time: each records, submits and reads back its own
 /// work while the others run; the pool, shared, hands no buffer to two
 /// jobs, and every pooled buffer is zero afterwards.
+#[cfg(feature = "test-hooks")]
 #[test]
 fn concurrent_jobs_give_the_bytes_of_sequential_ones() {
     let backend = new_gpu();
@@ -732,6 +734,7 @@ fn a_fault_in_one_concurrent_job_falls_back_for_that_job_only() {
 /// A job whose deadline passes while it waits for the device fails with
 /// the CPU's code (not a fallback), and its buffers come back wiped once
 /// the device is done with them.
+#[cfg(feature = "test-hooks")]
 #[test]
 fn a_deadline_passing_during_the_gpu_wait_fails_the_job() {
     let backend = new_gpu();

@@ -362,6 +362,9 @@ fn out_of_range_and_non_finite_parameters_are_invalid() {
             json!({"op": "resize", "width": 9, "fit": "contain", "background": "#12"}),
             ".background",
         ),
+        // A missing field is named by serde's message, not blamed on one
+        // that is present.
+        (json!({"op": "crop", "width": 10}), ""),
     ] {
         let msg = expect_code(
             &good_png(),

@@ -4,7 +4,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::budget::{DeviceBudget, DEFAULT_BUDGET_BYTES};
 use super::pool::BufferPool;
 use super::shaders::{entry_points, modules};
 use super::GpuError;
@@ -33,8 +32,6 @@ pub(crate) struct GpuContext {
     /// This device's idle buffers, shared by the jobs in flight (locked
     /// only to take or return a buffer).
     pool: Mutex<BufferPool>,
-    /// The device memory jobs in flight may reserve together.
-    pub(crate) budget: DeviceBudget,
 }
 
 fn uniform(binding: u32) -> wgpu::BindGroupLayoutEntry {
@@ -153,7 +150,6 @@ impl GpuContext {
             lost,
             timestamps,
             pool: Mutex::default(),
-            budget: DeviceBudget::new(DEFAULT_BUDGET_BYTES),
         })
     }
 

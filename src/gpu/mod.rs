@@ -144,6 +144,8 @@ pub struct GpuBackend {
     adapter_name: String,
     /// The device: cloned by each job, replaced after a loss.
     ctx: RwLock<Arc<GpuContext>>,
+    /// The device memory jobs in flight may reserve together.
+    budget: Arc<budget::DeviceBudget>,
     #[cfg(feature = "test-hooks")]
     faults: std::sync::atomic::AtomicU32,
     fallbacks: AtomicU64,
@@ -167,6 +169,7 @@ impl GpuBackend {
             instance,
             adapter_name: ctx.info.name.clone(),
             ctx: RwLock::new(Arc::new(ctx)),
+            budget: budget::DeviceBudget::new(budget::DEFAULT_BUDGET_BYTES),
             #[cfg(feature = "test-hooks")]
             faults: std::sync::atomic::AtomicU32::new(0),
             fallbacks: AtomicU64::new(0),
@@ -235,16 +238,14 @@ impl GpuBackend {
     /// together, and start measuring the peak anew.
     #[cfg(feature = "test-hooks")]
     pub fn set_memory_budget(&self, bytes: u64) {
-        if let Ok(c) = self.current() {
-            c.budget.set_limit(bytes);
-        }
+        self.budget.set_limit(bytes);
     }
 
     /// Test hook: the most device memory reserved at once since the budget
     /// was last set.
     #[cfg(feature = "test-hooks")]
     pub fn memory_budget_peak(&self) -> u64 {
-        self.current().map_or(0, |c| c.budget.peak())
+        self.budget.peak()
     }
 
     /// Test hook: the device memory a job reserves ([`budget::job_bytes`]).
@@ -341,13 +342,13 @@ impl GpuBackend {
     ) -> Result<(Vec<RgbaImage>, GpuStats), GpuError> {
         let ctx = self.context()?;
         // Room on the device first: jobs queue for memory, not fail for it.
-        let _lease = ctx
+        let lease = self
             .budget
             .reserve(budget::job_bytes(src, edit, inputs), inputs.deadline)?;
         // Error scopes are per thread: these catch this job's errors only.
         let validation = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let oom = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut rec = Recorder::new(&ctx, inputs.deadline);
+        let mut rec = Recorder::new(&ctx, inputs.deadline, lease);
         #[cfg(feature = "test-hooks")]
         if self
             .faults

@@ -249,6 +249,9 @@ pub(crate) struct Recorder<'a> {
     deadline: Option<Instant>,
     /// The last submission of this job's own work.
     submitted: Option<wgpu::SubmissionIndex>,
+    /// The job's device memory reservation, released once its buffers are
+    /// wiped and returned.
+    lease: super::budget::Lease,
     encoder: wgpu::CommandEncoder,
     timer: Option<PassTimer>,
     taken: Vec<wgpu::Buffer>,
@@ -261,7 +264,11 @@ pub(crate) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// Start recording.
-    pub fn new(ctx: &'a Arc<GpuContext>, deadline: Option<Instant>) -> Self {
+    pub fn new(
+        ctx: &'a Arc<GpuContext>,
+        deadline: Option<Instant>,
+        lease: super::budget::Lease,
+    ) -> Self {
         let encoder = ctx
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -280,6 +287,7 @@ impl<'a> Recorder<'a> {
             ctx,
             deadline,
             submitted: None,
+            lease,
             encoder,
             timer,
             taken: Vec::new(),
@@ -630,6 +638,7 @@ impl<'a> Recorder<'a> {
         let Recorder {
             ctx,
             deadline,
+            lease,
             mut encoder,
             timer,
             taken,
@@ -674,7 +683,8 @@ impl<'a> Recorder<'a> {
         // This job's own submission, not the device's latest: other jobs'
         // work may still run while this one reads back.
         if let Err(e) = wait_for(ctx, Some(index.clone()), deadline) {
-            reap(ctx.clone(), taken, index);
+            let mapped = downloads.iter().map(|(b, _, _)| b.clone()).collect();
+            reap(ctx.clone(), taken, mapped, index, lease);
             return Err(e);
         }
         for (_, r) in rx.iter() {
@@ -759,17 +769,23 @@ pub(crate) fn wipe(ctx: &GpuContext, buffers: &[wgpu::Buffer]) -> Result<(), Gpu
 /// A job that gave up waiting (its deadline) while the device still runs
 /// its work: once that work is done, wipe its buffers and return them to
 /// the pool, on a thread of its own so that the job fails at once.
-fn reap(ctx: Arc<GpuContext>, buffers: Vec<wgpu::Buffer>, submission: wgpu::SubmissionIndex) {
+fn reap(
+    ctx: Arc<GpuContext>,
+    buffers: Vec<wgpu::Buffer>,
+    mapped: Vec<wgpu::Buffer>,
+    submission: wgpu::SubmissionIndex,
+    lease: super::budget::Lease,
+) {
     std::thread::spawn(move || {
+        // The memory stays reserved until the device is done with it.
+        let _lease = lease;
         // Error scopes are per thread: this one's errors stay here.
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let clean = wait_for(&ctx, Some(submission), None).and_then(|()| {
-            // The readback buffers were mapped for reading: unmapped first,
-            // or they cannot be cleared.
-            for b in &buffers {
-                if b.usage().contains(wgpu::BufferUsages::MAP_READ) {
-                    b.unmap();
-                }
+            // The outputs' readback buffers were mapped for reading:
+            // unmapped first, or they cannot be cleared.
+            for b in &mapped {
+                b.unmap();
             }
             wipe(&ctx, &buffers)
         });

@@ -161,6 +161,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// A short description for logs (never credentials).
     fn describe(&self) -> String;
 
+    /// Where objects are, for error messages a submitter sees: the folder
+    /// or bucket and prefix, without what only operators need (which key
+    /// seals it).
+    fn location(&self) -> String {
+        self.describe()
+    }
+
     /// The id of the key versions are sealed with, when encryption at rest
     /// is on (recorded in manifests).
     fn sealing_key_id(&self) -> Option<String> {

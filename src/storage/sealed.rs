@@ -210,6 +210,10 @@ impl Storage for SealedStorage {
         self.inner.list(dir).await
     }
 
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+
     fn describe(&self) -> String {
         format!(
             "{} (sealed with key {})",
