@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "imgworker's tests: a first run on a fresh 2-core machine installs packages and builds for about 25 minutes before the first test; later runs take about 20 minutes"
+log "imgworker's tests: a first run on a fresh 2-core machine installs packages and builds for about 16 minutes before the first test (docs/build-timings.md); later runs take about 10 minutes"
 
 # What this script starts it stops when it ends, and only that: a RabbitMQ
 # or S3 test server that was already running is left alone.
