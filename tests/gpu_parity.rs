@@ -655,6 +655,28 @@ fn concurrent_jobs() -> Vec<(RgbaImage, Edit)> {
         .collect()
 }
 
+/// Each job rendered after the previous one.
+#[cfg(feature = "test-hooks")]
+fn one_at_a_time(backend: &Backend, jobs: &[(RgbaImage, Edit)]) -> Vec<Rendered> {
+    let ctx = OpContext::default();
+    jobs.iter()
+        .map(|(img, e)| render(backend, img, 1, e, &ctx))
+        .collect()
+}
+
+/// Every job on a thread of its own, all at once.
+#[cfg(feature = "test-hooks")]
+fn concurrently(backend: &Backend, jobs: &[(RgbaImage, Edit)]) -> Vec<Rendered> {
+    let ctx = OpContext::default();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .iter()
+            .map(|(img, e)| s.spawn(|| render(backend, img, 1, e, &ctx)))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    })
+}
+
 /// Jobs submitted at once from sixteen threads give the same bytes as the
 /// same jobs one at a time: each records, submits and reads back its own
 /// work while the others run; the pool, shared, hands no buffer to two
@@ -667,19 +689,9 @@ fn concurrent_jobs_give_the_bytes_of_sequential_ones() {
         unreachable!()
     };
     let jobs = concurrent_jobs();
-    let ctx = OpContext::default();
-    let sequential: Vec<Rendered> = jobs
-        .iter()
-        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
-        .collect();
+    let sequential = one_at_a_time(&backend, &jobs);
     for round in 0..2 {
-        let concurrent: Vec<Rendered> = std::thread::scope(|s| {
-            let handles: Vec<_> = jobs
-                .iter()
-                .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
-                .collect();
-            handles.into_iter().map(|h| h.join().unwrap()).collect()
-        });
+        let concurrent: Vec<Rendered> = concurrently(&backend, &jobs);
         for (i, (c, s)) in concurrent.iter().zip(&sequential).enumerate() {
             assert_eq!(c.backend, "gpu", "round {round} job {i} fell back");
             assert!(
@@ -702,19 +714,9 @@ fn a_fault_in_one_concurrent_job_falls_back_for_that_job_only() {
         unreachable!()
     };
     let jobs = concurrent_jobs();
-    let ctx = OpContext::default();
-    let expected: Vec<Rendered> = jobs
-        .iter()
-        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
-        .collect();
+    let expected = one_at_a_time(&backend, &jobs);
     g.inject_faults(1);
-    let got: Vec<Rendered> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .iter()
-            .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let got: Vec<Rendered> = concurrently(&backend, &jobs);
     let on_cpu: Vec<usize> = (0..got.len())
         .filter(|&i| got[i].backend == "cpu")
         .collect();
@@ -804,18 +806,9 @@ fn concurrent_jobs_stay_within_the_device_memory_budget() {
         .collect();
     let largest = *sizes.iter().max().unwrap();
     let budget = 2 * largest;
-    let sequential: Vec<Rendered> = jobs
-        .iter()
-        .map(|(img, e)| render(&backend, img, 1, e, &ctx))
-        .collect();
+    let sequential = one_at_a_time(&backend, &jobs);
     g.set_memory_budget(budget);
-    let concurrent: Vec<Rendered> = std::thread::scope(|s| {
-        let handles: Vec<_> = jobs
-            .iter()
-            .map(|(img, e)| s.spawn(|| render(&backend, img, 1, e, &ctx)))
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let concurrent: Vec<Rendered> = concurrently(&backend, &jobs);
     for (i, (c, s)) in concurrent.iter().zip(&sequential).enumerate() {
         assert_eq!(c.backend, "gpu", "job {i} fell back");
         assert!(c.images == s.images, "job {i}: outputs differ");

@@ -455,25 +455,24 @@ pub fn resize_rgba(
     src_box: [f64; 4],
     alg: ResizeAlg,
 ) -> Result<RgbaImage, JobError> {
-    let internal = |e: &dyn std::fmt::Display| JobError::internal(format!("resize: {e}"));
-    let src_view = fast_image_resize::images::ImageRef::new(
-        src.width(),
-        src.height(),
-        src.as_raw(),
-        PixelType::U8x4,
-    )
-    .map_err(|e| internal(&e))?;
-    let mut out = FirImage::new(dst.width, dst.height, PixelType::U8x4);
-    let [l, t, w, h] = src_box;
-    let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    let mut out = vec![0u8; dst.pixels() as usize * 4];
     // Premultiplying an opaque image changes nothing but costs two passes
     // and a full-size copy of the source (`opaque_resize_skips_alpha_exactly`).
-    opts.mul_div_alpha = !super::is_opaque(src);
-    Resizer::new()
-        .resize(&src_view, &mut out, &opts)
-        .map_err(|e| internal(&e))?;
-    RgbaImage::from_raw(dst.width, dst.height, out.into_vec())
-        .ok_or_else(|| internal(&"buffer size"))
+    let premultiply = !super::is_opaque(src);
+    let from = (
+        src.as_raw().as_slice(),
+        Dims::new(src.width(), src.height()),
+    );
+    fir_resize(
+        from,
+        (&mut out, dst),
+        PixelType::U8x4,
+        src_box,
+        alg,
+        premultiply,
+    )?;
+    RgbaImage::from_raw(dst.width, dst.height, out)
+        .ok_or_else(|| JobError::internal("resize: buffer size"))
 }
 
 /// Resample the `src_box` of `src` to `dst` in linear light: decoded to
@@ -485,32 +484,42 @@ pub fn resize_linear(
     src_box: [f64; 4],
     alg: ResizeAlg,
 ) -> Result<RgbaImage, JobError> {
-    let internal = |e: &dyn std::fmt::Display| JobError::internal(format!("resize: {e}"));
     let lin = super::linear::to_linear(src);
-    let src_view = fast_image_resize::images::ImageRef::new(
-        src.width(),
-        src.height(),
-        bytemuck::cast_slice(&lin),
-        PixelType::F32x4,
-    )
-    .map_err(|e| internal(&e))?;
     let mut out = vec![0f32; dst.pixels() as usize * 4];
-    let mut dst_view = FirImage::from_slice_u8(
-        dst.width,
-        dst.height,
-        bytemuck::cast_slice_mut(&mut out),
-        PixelType::F32x4,
-    )
-    .map_err(|e| internal(&e))?;
-    let [l, t, w, h] = src_box;
-    let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    let from = (
+        bytemuck::cast_slice(&lin),
+        Dims::new(src.width(), src.height()),
+    );
+    let to = (bytemuck::cast_slice_mut(&mut out), dst);
     // The pixels are premultiplied already.
-    opts.mul_div_alpha = false;
-    Resizer::new()
-        .resize(&src_view, &mut dst_view, &opts)
-        .map_err(|e| internal(&e))?;
+    fir_resize(from, to, PixelType::F32x4, src_box, alg, false)?;
     drop(lin);
     Ok(super::linear::from_linear(&out, dst.width, dst.height))
+}
+
+/// One fast_image_resize call: the `src_box` of an image of `pixel`s
+/// (bytes and size) resampled into another, premultiplying alpha around
+/// the filter where asked.
+fn fir_resize(
+    (src, src_dims): (&[u8], Dims),
+    (dst, dst_dims): (&mut [u8], Dims),
+    pixel: PixelType,
+    src_box: [f64; 4],
+    alg: ResizeAlg,
+    premultiply: bool,
+) -> Result<(), JobError> {
+    let internal = |e: &dyn std::fmt::Display| JobError::internal(format!("resize: {e}"));
+    let src_view =
+        fast_image_resize::images::ImageRef::new(src_dims.width, src_dims.height, src, pixel)
+            .map_err(|e| internal(&e))?;
+    let mut dst_view = FirImage::from_slice_u8(dst_dims.width, dst_dims.height, dst, pixel)
+        .map_err(|e| internal(&e))?;
+    let [l, t, w, h] = src_box;
+    let mut opts = ResizeOptions::new().resize_alg(alg).crop(l, t, w, h);
+    opts.mul_div_alpha = premultiply;
+    Resizer::new()
+        .resize(&src_view, &mut dst_view, &opts)
+        .map_err(|e| internal(&e))
 }
 
 /// The linear-light resize on the GPU, as [`resize_linear`] does it, pass
