@@ -28,20 +28,6 @@ fn key(object: &str) -> String {
     format!("{IMAGE}/{object}")
 }
 
-/// A smooth picture with a distinct corner, so that a wrong orientation
-/// shows: lossy coding keeps smooth gradients close.
-fn picture(w: u32, h: u32) -> RgbaImage {
-    RgbaImage::from_fn(w, h, |x, y| {
-        let corner = x < w / 4 && y < h / 4;
-        image::Rgba([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            if corner { 230 } else { 40 },
-            255,
-        ])
-    })
-}
-
 /// The EXIF block of an encoded output.
 fn metadata(bytes: &[u8]) -> Option<Vec<u8>> {
     let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
@@ -53,7 +39,7 @@ fn metadata(bytes: &[u8]) -> Option<Vec<u8>> {
 
 #[test]
 fn heic_and_avif_sources_are_displayed_as_their_irot_says() {
-    let img = picture(96, 64);
+    let img = common::cornered_picture(96, 64);
     // iPhones write the rotation twice: as `irot` and as the EXIF tag.
     let exif = exif_block(6, None);
     for (format, quarter_turns, ext) in [
@@ -107,7 +93,7 @@ fn heic_and_avif_sources_are_displayed_as_their_irot_says() {
 
 #[test]
 fn heic_and_avif_sources_keep_their_exif_without_its_orientation() {
-    let img = picture(96, 64);
+    let img = common::cornered_picture(96, 64);
     // An EXIF orientation tag in a HEIF repeats the container's own
     // transform (`irot`/`imir`, which libheif applies); with none in the
     // container, as here, the tag alone does not turn the pixels (as in
@@ -163,7 +149,7 @@ fn heic_and_avif_sources_keep_their_exif_without_its_orientation() {
 
 #[test]
 fn imgworkers_own_avif_versions_can_be_re_edited() {
-    let img = picture(120, 80);
+    let img = common::cornered_picture(120, 80);
     let (engine, storage) = memory_engine(cfg());
     storage.insert(&key("original.png"), png_bytes(&img));
     let first = edit(

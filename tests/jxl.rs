@@ -31,20 +31,6 @@ fn key(object: &str) -> String {
     format!("{IMAGE}/{object}")
 }
 
-/// A smooth picture with a distinct corner, so that a wrong orientation
-/// shows: lossy coding keeps smooth gradients close.
-fn picture(w: u32, h: u32) -> RgbaImage {
-    RgbaImage::from_fn(w, h, |x, y| {
-        let corner = x < w / 4 && y < h / 4;
-        Rgba([
-            (x * 255 / w) as u8,
-            (y * 255 / h) as u8,
-            if corner { 230 } else { 40 },
-            255,
-        ])
-    })
-}
-
 /// What `jxlinfo -v` (libjxl-tools, beside cjxl) says about a file: the
 /// check that a fixture has the property a test relies on.
 fn jxlinfo(jxl: &[u8]) -> String {
@@ -153,7 +139,7 @@ fn lossy_jxl_decodes_as_libjxl_does() {
     // within 1 level (both render in float). Against the source, cjxl's
     // `-d 1` ("visually lossless") is within 1 level on average; its
     // largest error is at the blue corner's hard edge.
-    let img = picture(160, 120);
+    let img = common::cornered_picture(160, 120);
     let source = cjxl(&png_bytes(&img), "png", &["-d", "1"]);
     assert!(jxlinfo(&source).contains("lossy"), "a lossy fixture");
     let (engine, storage) = memory_engine(cfg());
@@ -448,7 +434,7 @@ fn orientation_6_is_displayed_upright_on_both_backends() {
     // A JPEG with EXIF orientation 6, recompressed losslessly by cjxl, which
     // turns the tag into the codestream's orientation field (and keeps the
     // EXIF, Brotli-compressed, for the JPEG's reconstruction).
-    let img = picture(96, 64);
+    let img = common::cornered_picture(96, 64);
     let jpeg = with_exif(&jpeg_bytes(&img, 95), 6, None);
     let source = cjxl(&jpeg, "jpg", &["--lossless_jpeg=1"]);
     let info = jxlinfo(&source);
@@ -564,7 +550,7 @@ fn an_uncompressed_exif_box_is_kept_without_its_orientation() {
 
 #[test]
 fn a_jxl_source_is_written_in_every_output_format() {
-    let img = picture(120, 80);
+    let img = common::cornered_picture(120, 80);
     let source = cjxl(&png_bytes(&img), "png", &["-d", "0.5"]);
     let (engine, storage) = memory_engine(cfg());
     let job = edit(

@@ -164,14 +164,22 @@ fn side(v: f64) -> u32 {
 }
 
 impl Geometry {
-    /// Whether the source box is resampled: not when it is copied at its
-    /// own size from whole-pixel offsets (fast_image_resize copies it).
-    fn resamples(&self) -> bool {
+    /// Which passes fast_image_resize runs, (horizontal, vertical): an axis
+    /// is resampled unless the box is copied along it at its own size from
+    /// a whole-pixel offset.
+    fn passes(&self) -> (bool, bool) {
         let [left, top, bw, bh] = self.src_box;
-        f64::from(self.scaled.width) != bw
-            || f64::from(self.scaled.height) != bh
-            || left != left.round()
-            || top != top.round()
+        (
+            f64::from(self.scaled.width) != bw || left != left.round(),
+            f64::from(self.scaled.height) != bh || top != top.round(),
+        )
+    }
+
+    /// Whether the source box is resampled at all (else fast_image_resize
+    /// copies it).
+    fn resamples(&self) -> bool {
+        let (h, v) = self.passes();
+        h || v
     }
 }
 
@@ -393,8 +401,7 @@ impl Operation for Resize {
         } else if self.linear {
             record_linear(step.rec, step.src, &g, self.filter)?
         } else {
-            let need_h = f64::from(g.scaled.width) != bw || left != left.round();
-            let need_v = f64::from(g.scaled.height) != bh || top != top.round();
+            let (need_h, need_v) = g.passes();
             let mut cur =
                 step.rec
                     .kernel("premultiply", step.src, step.src.dims(), Aux::None, ())?;
@@ -536,8 +543,7 @@ fn record_linear(
 ) -> Result<GpuImage, GpuError> {
     use crate::gpu::recorder::PixelLayout;
     let [left, top, bw, bh] = g.src_box;
-    let need_h = f64::from(g.scaled.width) != bw || left != left.round();
-    let need_v = f64::from(g.scaled.height) != bh || top != top.round();
+    let (need_h, need_v) = g.passes();
     let h = weights(src.width, left, left + bw, g.scaled.width, filter);
     let v = weights(src.height, top, top + bh, g.scaled.height, filter);
     let params = |w: &Weights, offset: u32, src_linear: bool, dst_linear: bool| ResizeConvUniform {

@@ -41,6 +41,20 @@ fn hash(x: u32, y: u32, seed: u32) -> u32 {
     v
 }
 
+/// A smooth picture with a distinct top-left corner, so that a wrong
+/// orientation shows: lossy coding keeps smooth gradients close.
+pub fn cornered_picture(w: u32, h: u32) -> RgbaImage {
+    RgbaImage::from_fn(w, h, |x, y| {
+        let corner = x < w / 4 && y < h / 4;
+        Rgba([
+            (x * 255 / w) as u8,
+            (y * 255 / h) as u8,
+            if corner { 230 } else { 40 },
+            255,
+        ])
+    })
+}
+
 /// Encode an image as PNG (lossless, so tests know the exact source pixels).
 pub fn png_bytes(img: &RgbaImage) -> Vec<u8> {
     let mut out = Cursor::new(Vec::new());
