@@ -15,8 +15,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     echo "imgworker needs Debian packages that are not installed: ${missing[*]}. Run this script as root (it installs them with apt-get), or install them first: sudo apt-get install ${missing[*]}" >&2
     exit 1
   fi
-  printf '\n== installing %s (apt-get)\n' "${missing[*]}" >&2
+  printf '\n== installing %s (apt-get, about a minute; its progress follows)\n' "${missing[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  apt-get update -q
+  apt-get install -y -q "${missing[@]}"
 fi

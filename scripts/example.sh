@@ -4,11 +4,12 @@
 # and the CPU otherwise. Extra arguments go to `imgworker run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-printf '\n== imgworker example: a first run on a fresh 2-core machine installs packages and builds for 10 to 15 minutes (cargo shows its progress); later runs start in seconds\n' >&2
+printf '\n== imgworker example: a first run on a fresh 2-core machine installs packages and builds the optimised binary for about 10 minutes (cargo shows its progress); later runs start in seconds\n' >&2
 scripts/build-deps.sh
 scripts/fetch-photos.sh
 mkdir -p examples/storage/demo/ladybird
 cp photos/LadyBird.jpg examples/storage/demo/ladybird/original.jpg
-cargo run -- run examples/edit.json --storage examples/storage "$@"
+printf '\n== building imgworker (the release profile, which the test command reuses), then running examples/edit.json\n' >&2
+cargo run --release -- run examples/edit.json --storage examples/storage "$@"
 echo "versions and manifests written to examples/storage/demo/ladybird/:" >&2
 ls -l examples/storage/demo/ladybird >&2

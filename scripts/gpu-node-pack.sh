@@ -13,8 +13,8 @@
 #   IMGWORKER_PACK_PROFILE=test scripts/gpu-node-pack.sh FOLDER
 #
 # The second form packs the build the test command has already made (the
-# test profile, with the tests' features), so the test command checks the
-# pack without a release build of its own.
+# release profile with the tests' features, the binary included), so the
+# test command checks the pack without building imgworker a second time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-target/gpu-node}
@@ -25,7 +25,7 @@ log() { printf '\n== %s\n' "$*" >&2; }
 # The binary is built as users build it; the parity tests with the hooks.
 case "$profile" in
   release) flags=(--release) tflags=(--release --features test-hooks) ;;
-  test) flags=(--features test-hooks) tflags=(--features test-hooks) ;;
+  test) flags=(--release --features test-hooks) tflags=(--release --features test-hooks) ;;
   *) echo "IMGWORKER_PACK_PROFILE is release or test, not $profile" >&2; exit 2 ;;
 esac
 

@@ -93,10 +93,11 @@ scripts/bench-peers.sh
 # imgworker picks its adapter itself (the binary sets this too).
 export NODEVICE_SELECT=1
 
-# Every cargo command builds with the same features (the default ones and
-# the tests' fault injection, `test-hooks`), so the crate and its
-# dependencies are compiled once, with one feature set.
-features=(--features test-hooks)
+# Every cargo command builds the release profile (the one the example
+# command builds, so its compiled dependencies are reused) with the same
+# features (the default ones and the tests' fault injection, `test-hooks`),
+# so the crate and its dependencies are compiled once, with one feature set.
+features=(--release --features test-hooks)
 
 log "Vulkan adapters"
 cargo run "${features[@]}" -- devices
