@@ -8,7 +8,7 @@
 #
 # Build BEFORE_BINARY from the commit to compare against, e.g.:
 #   git worktree add ../imgworker-before <commit>
-#   (cd ../imgworker-before && cargo build) && cp ../imgworker-before/target/debug/imgworker before
+#   (cd ../imgworker-before && cargo build --release) && cp ../imgworker-before/target/release/imgworker before
 # Manifests are not compared (they carry times and worker names); every
 # image version is. Prints one line per output and exits 1 on any
 # difference, 2 on a usage error.
