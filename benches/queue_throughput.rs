@@ -56,6 +56,8 @@ async fn run(jobs: usize, concurrency: usize) {
         dead_letter_exchange: "imgworker.bench.dlx".into(),
         dead_queue: "imgworker.bench.dead".into(),
         results_exchange: "imgworker.bench.results".into(),
+        audit_exchange: "imgworker.bench.audit".into(),
+        audit_queue: "imgworker.bench.audit".into(),
         delivery_limit: 5,
     };
     let conn = Connection::connect(URL, ConnectionProperties::default())
@@ -151,7 +153,7 @@ async fn run(jobs: usize, concurrency: usize) {
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         jobs as f64 / elapsed
     );
-    for q in [&topo.jobs_queue, &topo.dead_queue] {
+    for q in [&topo.jobs_queue, &topo.dead_queue, &topo.audit_queue] {
         let _ = ch
             .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
             .await;

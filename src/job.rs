@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::color::ColorSpace;
-use crate::config::{Limits, WorkerConfig};
+use crate::config::{DataRights, Limits, WorkerConfig};
 use crate::error::{ErrorCode, JobError, ParamError};
 use crate::keys::{self, ImageId, ObjectName};
 use crate::ops::{canonical_name, Op, OpSpec};
@@ -47,8 +47,12 @@ pub(crate) const DEFAULT_MIN_QUALITY: u8 = 10;
 pub enum JobKind {
     /// Derive new versions from a source object.
     Edit,
-    /// Delete every object of the image.
+    /// Delete every object of the image, or with `recursive` every object
+    /// under a folder (an account).
     Purge,
+    /// Write an archive of the image's objects, or with `recursive` of
+    /// every image under a folder (an account).
+    Export,
 }
 
 impl JobKind {
@@ -57,6 +61,7 @@ impl JobKind {
         match self {
             Self::Edit => "edit",
             Self::Purge => "purge",
+            Self::Export => "export",
         }
     }
 }
@@ -82,7 +87,7 @@ pub(crate) struct JobMessage {
         extend("not" = keys::line_break_refusal())
     )]
     pub id: String,
-    /// `edit` or `purge`.
+    /// `edit`, `purge` or `export`.
     #[serde(rename = "type")]
     pub kind: JobKind,
     /// The image folder, e.g. `users/42/images/7`: segments of
@@ -137,6 +142,16 @@ pub(crate) struct JobMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = Limits::default().max_outputs))]
     pub outputs: Option<Vec<OutputSpec>>,
+    /// Purge and export only (not expressed in the schema): `true` makes
+    /// `image` a folder (a user's account: `users/42`) and the job covers
+    /// every object under it, nested folders included: a purge deletes
+    /// them and the account's export archives under the worker's
+    /// `export_prefix`, an export archives every image. The folder must lie
+    /// strictly inside one of the worker's `account_roots` (default
+    /// `users`), which the schema cannot state. `false` (the default)
+    /// covers the objects directly in the image's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recursive: Option<bool>,
 }
 
 /// What an edit's ops apply to.
@@ -535,6 +550,14 @@ pub enum Task {
     Edit(Edit),
     /// Delete the image.
     Purge,
+    /// Delete every object under the folder (an account), and its exports.
+    PurgeTree,
+    /// Archive the image's objects, or with `recursive` every image under
+    /// the folder.
+    Export {
+        /// Every image under the folder, not only the folder's objects.
+        recursive: bool,
+    },
 }
 
 /// A validated job.
@@ -549,11 +572,20 @@ pub struct Job {
 }
 
 impl Job {
+    /// The edit, when the job is one.
+    pub fn into_edit(self) -> Option<Edit> {
+        match self.task {
+            Task::Edit(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The job's kind.
     pub fn kind(&self) -> JobKind {
         match self.task {
             Task::Edit(_) => JobKind::Edit,
-            Task::Purge => JobKind::Purge,
+            Task::Purge | Task::PurgeTree => JobKind::Purge,
+            Task::Export { .. } => JobKind::Export,
         }
     }
 }
@@ -582,6 +614,25 @@ pub(crate) fn identify(body: &[u8]) -> Identity {
             .get("type")
             .and_then(|t| serde_json::from_value(t.clone()).ok()),
         image: s("image").filter(|i| i.len() <= keys::MAX_IMAGE_LEN),
+    }
+}
+
+/// Refuse an account-wide job's folder unless it lies strictly inside one
+/// of the account roots: `users/42` when `users` is a root, never `users`
+/// itself (every account) nor a folder outside the roots.
+fn check_account_folder(dir: &str, rights: &DataRights) -> Result<(), JobError> {
+    let inside = rights
+        .account_roots
+        .iter()
+        .any(|root| dir != root.as_str() && keys::prefix_matches(dir, root));
+    if inside {
+        Ok(())
+    } else {
+        Err(JobError::forbidden_key(format!(
+            "a recursive job must name a folder inside an account root ({}), such as {}/42",
+            rights.account_roots.join(", "),
+            rights.account_roots.first().map_or("users", String::as_str)
+        )))
     }
 }
 
@@ -717,6 +768,23 @@ impl JobMessage {
         }
         let image = ImageId::parse(&self.image, &cfg.allow_prefixes)?;
         let task = match self.kind {
+            JobKind::Export => {
+                if self.source.is_some()
+                    || self.ops.is_some()
+                    || self.outputs.is_some()
+                    || self.from.is_some()
+                    || self.color.is_some()
+                {
+                    return Err(JobError::invalid_job(
+                        "an export job has only schema, id, type, image and recursive",
+                    ));
+                }
+                let recursive = self.recursive == Some(true);
+                if recursive {
+                    check_account_folder(image.as_str(), &cfg.data_rights)?;
+                }
+                Task::Export { recursive }
+            }
             JobKind::Purge => {
                 if self.source.is_some()
                     || self.ops.is_some()
@@ -725,12 +793,22 @@ impl JobMessage {
                     || self.color.is_some()
                 {
                     return Err(JobError::invalid_job(
-                        "a purge job has only schema, id, type and image",
+                        "a purge job has only schema, id, type, image and recursive",
                     ));
                 }
-                Task::Purge
+                if self.recursive == Some(true) {
+                    check_account_folder(image.as_str(), &cfg.data_rights)?;
+                    Task::PurgeTree
+                } else {
+                    Task::Purge
+                }
             }
             JobKind::Edit => {
+                if self.recursive.is_some() {
+                    return Err(JobError::invalid_job(
+                        "\"recursive\" belongs to purge and export jobs, not to an edit",
+                    ));
+                }
                 let source = self
                     .source
                     .as_deref()

@@ -24,12 +24,14 @@
 //!   (cargo feature `bench`).
 
 pub mod app;
+pub mod audit;
 pub mod backend;
 pub mod bench;
 pub mod codec;
 pub mod color;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod gpu;
 pub mod job;
 pub(crate) mod keys;

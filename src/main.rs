@@ -56,7 +56,9 @@ fn real_main(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Schema => commands::schema(),
         Command::Ops { markdown } => commands::ops(markdown),
-        Command::Run { job, .. } => commands::run(&job, &settings),
+        Command::Run {
+            job, audit_file, ..
+        } => commands::run(&job, audit_file.as_deref(), &settings),
         Command::Serve { .. } => commands::serve(settings),
         Command::Submit {
             jobs,

@@ -17,6 +17,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use tracing::{info, info_span, warn, Instrument};
 
+use crate::audit::{self, Action, AuditEvent};
 use crate::backend::{Backend, BackendKind};
 use crate::codec::{self, SourceImage};
 use crate::color::ColorHandling;
@@ -60,6 +61,8 @@ pub struct Outcome {
     pub result: ResultMessage,
     /// Work counters.
     pub stats: JobStats,
+    /// Every storage access the job made, in order (the audit trail).
+    pub audit: Vec<AuditEvent>,
 }
 
 /// Runs jobs against one storage with one configuration.
@@ -130,6 +133,7 @@ impl Engine {
                 return Outcome {
                     result: self.failure(&ident, &e, attempt),
                     stats: JobStats::default(),
+                    audit: Vec::new(),
                 };
             }
         };
@@ -139,12 +143,21 @@ impl Engine {
     /// Run a validated job.
     pub(crate) async fn run_job(&self, job: &Job, attempt: u32) -> Outcome {
         let span = info_span!("job", job_id = %job.id, kind = job.kind().as_str(), backend = self.backend.kind().as_str());
-        async move {
+        let job_run = async move {
             let started = Instant::now();
             let mut stats = JobStats::default();
             let res = match &job.task {
                 Task::Edit(edit) => self.edit(job, edit, started, &mut stats).await,
                 Task::Purge => self.purge(job).await,
+                Task::PurgeTree => self.purge_tree(job).await,
+                Task::Export { recursive } => {
+                    crate::export::export(&*self.storage, &self.cfg, job, *recursive)
+                        .await
+                        .map(|export| ResultMessage {
+                            export: Some(export),
+                            ..self.success(job)
+                        })
+                }
             };
             let mut result = match res {
                 Ok(r) => r,
@@ -157,10 +170,15 @@ impl Engine {
             if result.status == Status::Succeeded {
                 info!(total_ms = ms(started), "job succeeded");
             }
-            Outcome { result, stats }
+            (result, stats)
+        };
+        let ((result, stats), audit) =
+            audit::collect(&self.cfg.worker_name, job_run.instrument(span)).await;
+        Outcome {
+            result,
+            stats,
+            audit,
         }
-        .instrument(span)
-        .await
     }
 
     fn success(&self, job: &Job) -> ResultMessage {
@@ -172,6 +190,7 @@ impl Engine {
             image: Some(job.image.as_str().to_string()),
             outputs: Vec::new(),
             removed: None,
+            export: None,
             backend: None,
             attempt: 1,
             worker: self.cfg.worker_name.clone(),
@@ -239,14 +258,14 @@ impl Engine {
             Err(StorageError::NotFound(_)) => "absent".into(),
             Err(e) => with_cause(e),
         };
-        info!(target: "audit", job_id = %job.id, action = "read", key, bytes, outcome = %outcome);
+        audit::record(&job.id, Action::Read, key, bytes as u64, &outcome);
         res
     }
 
     async fn write(&self, job: &Job, key: &str, data: &[u8]) -> Result<(), StorageError> {
         let res = self.storage.put(key, data).await;
         let outcome = res.as_ref().map_or_else(|e| with_cause(e), |_| "ok".into());
-        info!(target: "audit", job_id = %job.id, action = "write", key, bytes = data.len(), outcome = %outcome);
+        audit::record(&job.id, Action::Write, key, data.len() as u64, &outcome);
         res
     }
 
@@ -256,7 +275,7 @@ impl Engine {
             |e| with_cause(e),
             |d| if *d { "ok" } else { "absent" }.into(),
         );
-        info!(target: "audit", job_id = %job.id, action = "delete", key, bytes = 0u64, outcome = %outcome);
+        audit::record(&job.id, Action::Delete, key, 0, &outcome);
         res
     }
 
@@ -270,6 +289,34 @@ impl Engine {
             {
                 removed += 1;
             }
+        }
+        Ok(ResultMessage {
+            removed: Some(removed),
+            ..self.success(job)
+        })
+    }
+
+    /// Delete a whole account: every object under the job's folder, nested
+    /// folders included, then its export archives. Batched (S3
+    /// `DeleteObjects`), every deleted key audited, idempotent: run again,
+    /// it deletes what is left and reports that count. No deadline: an
+    /// account of any size is deleted, batch by batch, with progress logged.
+    async fn purge_tree(&self, job: &Job) -> Result<ResultMessage, JobError> {
+        let dir = job.image.as_str();
+        let exports = self.cfg.data_rights.export_dir(dir);
+        let mut removed = 0;
+        for folder in [dir, exports.as_str()] {
+            let mut audit = |keys: &[String]| {
+                for key in keys {
+                    audit::record(&job.id, Action::Delete, key, 0, "ok");
+                }
+                info!(folder, batch = keys.len(), "deleted a batch");
+            };
+            let res = self.storage.delete_tree(folder, &mut audit).await;
+            if let Err(e) = &res {
+                audit::record(&job.id, Action::Delete, folder, 0, &with_cause(e));
+            }
+            removed += res?;
         }
         Ok(ResultMessage {
             removed: Some(removed),

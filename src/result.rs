@@ -82,6 +82,21 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// The archive an export job wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportResult {
+    /// The archive's storage key (`exports/users/42/<job id>.tar`).
+    pub key: String,
+    /// Objects in the archive, its `index.json` not counted.
+    pub objects: u64,
+    /// The archive's size in bytes (before sealing, when encryption at
+    /// rest is on).
+    pub bytes: u64,
+    /// SHA-256 of the archive's bytes (before sealing), hex.
+    pub sha256: String,
+}
+
 /// The result message.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -104,6 +119,9 @@ pub struct ResultMessage {
     /// Objects deleted (purge jobs that succeeded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed: Option<u64>,
+    /// The archive written (export jobs that succeeded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportResult>,
     /// `gpu` or `cpu`: where the pixels were processed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backend: Option<BackendKind>,
@@ -132,6 +150,7 @@ impl ResultMessage {
             image: ident.image.clone(),
             outputs: Vec::new(),
             removed: None,
+            export: None,
             backend: None,
             attempt,
             worker: worker.to_string(),

@@ -27,7 +27,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use serde::Deserialize;
 
 use crate::backend::BackendChoice;
-use crate::config::{default_worker_name, Limits, WorkerConfig};
+use crate::config::{default_worker_name, DataRights, Limits, WorkerConfig};
 use crate::queue::{TlsFiles, Topology};
 
 pub(crate) use environment::variable_for;
@@ -77,6 +77,10 @@ pub enum SettingsError {
     /// `delivery_limit` is 0.
     #[error("--delivery-limit must be at least 1")]
     DeliveryLimit,
+    /// `account_roots` or `export_prefix` cannot work (an invalid folder,
+    /// or exports inside the accounts' images).
+    #[error("{0}")]
+    DataRights(String),
 }
 
 /// Everything a worker can be configured with (flags, environment, file).
@@ -93,6 +97,11 @@ pub struct Settings {
     pub allow_prefixes: Vec<String>,
     /// Prefixes overlays may be read from across images.
     pub watermark_prefixes: Vec<String>,
+    /// Folders whose sub-folders are accounts (recursive purge and export).
+    /// Default `["users"]`.
+    pub account_roots: Vec<String>,
+    /// Folder export archives are written under. Default `exports`.
+    pub export_prefix: String,
     /// Encryption at rest: `k1:BASE64[,k0:BASE64]`; the first seals, all open.
     pub encryption_keys: Option<Secret>,
     /// Refuse a plain `amqp://` broker or a storage endpoint over `http://`.
@@ -117,6 +126,10 @@ pub struct Settings {
     pub dead_queue: String,
     /// The results topic exchange. Default `imgworker.results`.
     pub results_exchange: String,
+    /// The audit trail's fanout exchange. Default `imgworker.audit`.
+    pub audit_exchange: String,
+    /// The audit trail's quorum queue. Default `imgworker.audit`.
+    pub audit_queue: String,
     /// Failed deliveries before a job is dead-lettered. Default 5.
     pub delivery_limit: u32,
     /// Jobs processed at once (also the prefetch). Default 2.
@@ -146,6 +159,10 @@ pub struct LimitSettings {
     pub max_outputs: usize,
     /// Job deadline in seconds.
     pub deadline_secs: f64,
+    /// Most objects in one export.
+    pub max_export_objects: u64,
+    /// Most bytes of objects in one export.
+    pub max_export_bytes: u64,
 }
 
 impl Default for LimitSettings {
@@ -158,6 +175,8 @@ impl Default for LimitSettings {
             max_ops: d.max_ops,
             max_outputs: d.max_outputs,
             deadline_secs: d.deadline.as_secs_f64(),
+            max_export_objects: d.max_export_objects,
+            max_export_bytes: d.max_export_bytes,
         }
     }
 }
@@ -170,6 +189,8 @@ impl Default for Settings {
             backend: BackendChoice::Auto,
             allow_prefixes: Vec::new(),
             watermark_prefixes: Vec::new(),
+            account_roots: DataRights::default().account_roots,
+            export_prefix: DataRights::default().export_prefix,
             encryption_keys: None,
             require_tls: false,
             limits: LimitSettings::default(),
@@ -182,6 +203,8 @@ impl Default for Settings {
             dead_letter_exchange: topology.dead_letter_exchange,
             dead_queue: topology.dead_queue,
             results_exchange: topology.results_exchange,
+            audit_exchange: topology.audit_exchange,
+            audit_queue: topology.audit_queue,
             delivery_limit: topology.delivery_limit,
             concurrency: 2,
             grace_secs: 30.0,
@@ -236,6 +259,8 @@ impl Settings {
             max_ops: l.max_ops,
             max_outputs: l.max_outputs,
             deadline: Duration::from_secs_f64(l.deadline_secs),
+            max_export_objects: l.max_export_objects,
+            max_export_bytes: l.max_export_bytes,
             ..Limits::default()
         })
     }
@@ -247,7 +272,22 @@ impl Settings {
             allow_prefixes: self.allow_prefixes.clone(),
             watermark_prefixes: self.watermark_prefixes.clone(),
             worker_name: default_worker_name(),
+            data_rights: self.data_rights()?,
         })
+    }
+
+    /// The account roots and export folder, checked.
+    pub fn data_rights(&self) -> Result<DataRights, SettingsError> {
+        let d = DataRights {
+            account_roots: self
+                .account_roots
+                .iter()
+                .map(|r| r.trim_end_matches('/').to_string())
+                .collect(),
+            export_prefix: self.export_prefix.trim_end_matches('/').to_string(),
+        };
+        d.check().map_err(SettingsError::DataRights)?;
+        Ok(d)
     }
 
     /// Queue and exchange names, and the delivery limit (checked).
@@ -266,6 +306,8 @@ impl Settings {
             dead_letter_exchange: self.dead_letter_exchange.clone(),
             dead_queue: self.dead_queue.clone(),
             results_exchange: self.results_exchange.clone(),
+            audit_exchange: self.audit_exchange.clone(),
+            audit_queue: self.audit_queue.clone(),
             delivery_limit: self.delivery_limit,
         }
     }
@@ -412,7 +454,9 @@ mod tests {
                         || n.ends_with("_STORAGE")
                         || n.ends_with("_QUEUE")
                         || n.ends_with("_EXCHANGE")
-                        || n.ends_with("_PREFIXES") =>
+                        || n.ends_with("_PREFIXES")
+                        || n.ends_with("_PREFIX")
+                        || n.ends_with("_ROOTS") =>
                     {
                         "7x"
                     }
@@ -421,7 +465,7 @@ mod tests {
                 (name, value)
             })
             .collect();
-        assert_eq!(values.len(), 26);
+        assert_eq!(values.len(), 32);
         let s = Settings::from_layers(None, Environment::from_vars(values), &no_flags()).unwrap();
         assert_eq!(s.backend, BackendChoice::Cpu);
         assert!(s.require_tls);
@@ -431,6 +475,14 @@ mod tests {
         assert_eq!(s.dead_queue, "7x");
         assert_eq!(s.signing_keys.as_ref().map(Secret::expose), Some("7x"));
         assert_eq!(s.amqp_key_file, Some(PathBuf::from("7x")));
+        assert_eq!(s.account_roots, ["7x"]);
+        assert_eq!(s.export_prefix, "7x");
+        assert_eq!(s.limits.max_export_objects, 7);
+        assert_eq!(s.limits.max_export_bytes, 7);
+        assert_eq!(
+            (s.audit_exchange.as_str(), s.audit_queue.as_str()),
+            ("7x", "7x")
+        );
     }
 
     #[test]

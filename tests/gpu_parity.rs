@@ -14,7 +14,7 @@ use image::RgbaImage;
 use imgworker::backend::{Backend, BackendChoice, Rendered};
 use imgworker::config::Limits;
 use imgworker::config::WorkerConfig;
-use imgworker::job::{Edit, Job, Task};
+use imgworker::job::{Edit, Job};
 use imgworker::ops::{Dims, Frame, OpContext, OpSpec, Shape, Tolerance, OPS};
 use serde_json::{json, Value};
 
@@ -42,10 +42,7 @@ fn edit(ops: Value, outputs: Value) -> Edit {
         "source": "original.png", "ops": ops, "outputs": outputs,
     });
     let job = Job::parse(body.to_string().as_bytes(), &WorkerConfig::new()).expect("valid job");
-    match job.task {
-        Task::Edit(e) => e,
-        Task::Purge => unreachable!(),
-    }
+    job.into_edit().expect("an edit job")
 }
 
 fn one_output(ops: Value) -> Edit {

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use image::RgbaImage;
 use imgworker::config::WorkerConfig;
-use imgworker::job::{Edit, Job, Task};
+use imgworker::job::{Edit, Job};
 use serde_json::{json, Value};
 
 /// The bench sizes.
@@ -47,10 +47,7 @@ pub fn edit(ops: Value) -> Edit {
     });
     let job = Job::parse(&serde_json::to_vec(&body).unwrap(), &WorkerConfig::new())
         .unwrap_or_else(|e| panic!("{body}: {e:?}"));
-    match job.task {
-        Task::Edit(e) => e,
-        Task::Purge => unreachable!(),
-    }
+    job.into_edit().expect("an edit job")
 }
 
 /// The bench's colour grade ([`imgworker::bench::jobs::grade_cube`]) as a

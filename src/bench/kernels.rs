@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::BenchError;
 use crate::backend::{Backend, BackendChoice};
 use crate::config::WorkerConfig;
-use crate::job::{Edit, Job, Task};
+use crate::job::{Edit, Job};
 use crate::ops::{Frame, OpContext, OPS};
 
 /// The frame sizes timed.
@@ -105,10 +105,7 @@ fn edit(op: &Value) -> Result<Edit, BenchError> {
     });
     let job = Job::parse(body.to_string().as_bytes(), &WorkerConfig::new())
         .map_err(|e| BenchError::Config(format!("{op}: {}", e.message)))?;
-    match job.task {
-        Task::Edit(e) => Ok(e),
-        Task::Purge => unreachable!("an edit job"),
-    }
+    Ok(job.into_edit().expect("an edit job"))
 }
 
 /// The inputs the registry's examples name: `logo.png`, `grade.cube`

@@ -60,6 +60,11 @@ pub enum Command {
     Run {
         /// The job file (`-` for standard input).
         job: PathBuf,
+        /// Append the job's audit events (one JSON object per storage
+        /// read, write and delete) to this file, created if missing; `-`
+        /// prints them on stdout, before the result line.
+        #[arg(long)]
+        audit_file: Option<PathBuf>,
         /// Engine settings.
         #[command(flatten)]
         worker: WorkerFlags,
@@ -137,6 +142,15 @@ pub struct WorkerFlags {
     #[arg(long = "watermark-prefix", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     watermark_prefixes: Vec<String>,
+    /// Folders whose sub-folders are accounts, the only folders a recursive
+    /// purge or export may name (repeatable). Default `users`.
+    #[arg(long = "account-root", value_delimiter = ',')]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    account_roots: Vec<String>,
+    /// Folder export archives are written under, outside every account
+    /// root. Default `exports`.
+    #[arg(long)]
+    export_prefix: Option<String>,
     /// Encryption at rest: `k1:BASE64[,k0:BASE64]`, 32-byte keys; the first
     /// seals, all open. Better set in IMGWORKER_ENCRYPTION_KEYS than here.
     #[arg(long)]
@@ -168,6 +182,13 @@ pub struct LimitFlags {
     /// Job deadline in seconds (default 60).
     #[arg(long)]
     deadline_secs: Option<f64>,
+    /// Most objects in one export archive (default 100000).
+    #[arg(long)]
+    max_export_objects: Option<u64>,
+    /// Most bytes of objects in one export archive (default 17179869184,
+    /// 16 GiB).
+    #[arg(long)]
+    max_export_bytes: Option<u64>,
 }
 
 /// Broker settings shared by `serve` and `submit`.
@@ -205,6 +226,12 @@ pub struct QueueFlags {
     /// The results topic exchange. Default `imgworker.results`.
     #[arg(long)]
     results_exchange: Option<String>,
+    /// The audit trail's fanout exchange. Default `imgworker.audit`.
+    #[arg(long)]
+    audit_exchange: Option<String>,
+    /// The durable quorum queue bound to it. Default `imgworker.audit`.
+    #[arg(long)]
+    audit_queue: Option<String>,
     /// Failed deliveries of one job before it is dead-lettered (the jobs
     /// queue's x-delivery-limit; must match an existing queue). Default 5.
     #[arg(long)]

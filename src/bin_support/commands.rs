@@ -35,11 +35,36 @@ pub fn ops(markdown: bool) -> Result<ExitCode> {
 }
 
 /// `imgworker run`: one job, its result JSON as the last line of stdout;
-/// exit 0 when it succeeded, 1 when it failed.
-pub fn run(job: &Path, settings: &Settings) -> Result<ExitCode> {
+/// exit 0 when it succeeded, 1 when it failed. With `audit_file`, the
+/// job's audit events as JSON lines there (`-`: stdout, before the result).
+pub fn run(job: &Path, audit_file: Option<&Path>, settings: &Settings) -> Result<ExitCode> {
+    use std::io::Write;
     let body = read_job(job)?;
     let engine = imgworker::app::build_engine(settings)?;
+    // Opened before the job runs: a job whose accesses cannot be recorded
+    // does not run.
+    let mut audit: Option<Box<dyn Write>> = match audit_file {
+        None => None,
+        Some(p) if p == Path::new("-") => Some(Box::new(std::io::stdout())),
+        Some(p) => Some(Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("cannot open the audit file {}", p.display()))?,
+        )),
+    };
     let outcome = runtime()?.block_on(engine.run(&body, 1));
+    if let Some(out) = audit.as_mut() {
+        let mut lines = String::new();
+        for event in &outcome.audit {
+            lines.push_str(&serde_json::to_string(event)?);
+            lines.push('\n');
+        }
+        out.write_all(lines.as_bytes())
+            .and_then(|()| out.flush())
+            .context("cannot write the audit events")?;
+    }
     println!("{}", serde_json::to_string(&outcome.result)?);
     Ok(exit_code(outcome.result.status == Status::Succeeded))
 }

@@ -46,6 +46,45 @@ pub async fn confirmed(
     Ok(())
 }
 
+/// Publish a job's audit events to the audit exchange, persistent, one
+/// message per access (`message_id` `{job id}.{n}`), all published before
+/// their confirms are awaited; `Ok` once the broker confirmed every one.
+pub async fn audit_events(
+    ch: &Channel,
+    audit_exchange: &str,
+    events: &[crate::audit::AuditEvent],
+) -> Result<(), QueueError> {
+    let mut pending = Vec::with_capacity(events.len());
+    for (n, event) in events.iter().enumerate() {
+        let body = serde_json::to_vec(event)?;
+        let props = BasicProperties::default()
+            .with_content_type("application/json".into())
+            .with_delivery_mode(PERSISTENT)
+            .with_message_id(format!("{}.{n}", event.job_id).into());
+        pending.push(
+            ch.basic_publish(
+                audit_exchange.into(),
+                "".into(),
+                BasicPublishOptions::default(),
+                &body,
+                props,
+            )
+            .await?,
+        );
+    }
+    let confirms = async {
+        for p in pending {
+            if p.await?.is_nack() {
+                return Err(QueueError::Nacked);
+            }
+        }
+        Ok(())
+    };
+    tokio::time::timeout(CONFIRM_TIMEOUT, confirms)
+        .await
+        .map_err(|_| QueueError::Unconfirmed(CONFIRM_TIMEOUT))?
+}
+
 /// Publish a result to the results exchange (`{type}.{status}`) and, when
 /// the job asked for one, to its `reply_to` queue with its `correlation_id`.
 pub async fn result(

@@ -4,7 +4,9 @@
 //!   `x-delivery-limit` (RabbitMQ 3.10 has no default), dead-lettering to
 //! - `imgworker.dlx`: a fanout exchange feeding the queue `imgworker.dead`;
 //! - `imgworker.results`: a topic exchange; results are routed by
-//!   `{type}.{status}` (for example `edit.succeeded`, `purge.failed`).
+//!   `{type}.{status}` (for example `edit.succeeded`, `purge.failed`);
+//! - `imgworker.audit`: a fanout exchange feeding the durable quorum queue
+//!   `imgworker.audit`, the audit trail (one message per storage access).
 //!
 //! The same topology ships as RabbitMQ definitions in
 //! `deploy/rabbitmq/definitions.json`.
@@ -12,6 +14,16 @@
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{Channel, ExchangeKind};
+
+/// The arguments of a durable quorum queue.
+fn quorum() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args
+}
 
 /// Names and limits of the topology.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +36,10 @@ pub struct Topology {
     pub dead_queue: String,
     /// The topic exchange results are published to.
     pub results_exchange: String,
+    /// The fanout exchange audit events are published to.
+    pub audit_exchange: String,
+    /// The durable quorum queue that keeps them.
+    pub audit_queue: String,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: u32,
 }
@@ -35,6 +51,8 @@ impl Default for Topology {
             dead_letter_exchange: "imgworker.dlx".into(),
             dead_queue: "imgworker.dead".into(),
             results_exchange: "imgworker.results".into(),
+            audit_exchange: "imgworker.audit".into(),
+            audit_queue: "imgworker.audit".into(),
             delivery_limit: 5,
         }
     }
@@ -79,15 +97,10 @@ impl Topology {
             FieldTable::default(),
         )
         .await?;
-        let mut dead_args = FieldTable::default();
-        dead_args.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString("quorum".into()),
-        );
         ch.queue_declare(
             self.dead_queue.as_str().into(),
             QueueDeclareOptions::durable(),
-            dead_args,
+            quorum(),
         )
         .await?;
         ch.queue_bind(
@@ -102,6 +115,27 @@ impl Topology {
             self.jobs_queue.as_str().into(),
             QueueDeclareOptions::durable(),
             self.jobs_arguments(),
+        )
+        .await?;
+        ch.exchange_declare(
+            self.audit_exchange.as_str().into(),
+            ExchangeKind::Fanout,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+        ch.queue_declare(
+            self.audit_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            quorum(),
+        )
+        .await?;
+        ch.queue_bind(
+            self.audit_queue.as_str().into(),
+            self.audit_exchange.as_str().into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
         )
         .await?;
         Ok(())

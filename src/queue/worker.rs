@@ -25,6 +25,7 @@ use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use super::publish::{self, header_int};
 use super::{BrokerEndpoint, QueueError, SigningKeys, Topology};
+use crate::audit::AuditEvent;
 use crate::backend::BackendKind;
 use crate::error::{with_cause, Disposition, ErrorCode, JobError};
 use crate::job::{identify, Identity};
@@ -346,11 +347,11 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
         } else {
             None
         };
-        let (result, fallback) = match refused {
-            Some(r) => (r, false),
+        let (result, fallback, audit) = match refused {
+            Some(r) => (r, false, Vec::new()),
             None => run_isolated(shared, &delivery.data, attempt, &ident).await,
         };
-        let unsettled = match settle(shared, publisher, &delivery, &result, attempt).await {
+        let unsettled = match settle(shared, publisher, &delivery, &result, &audit, attempt).await {
             Ok(Disposition::Ack | Disposition::DeadLetter) => {
                 shared.metrics.record(&result, fallback);
                 let acked = delivery.acker.ack(BasicAckOptions::default()).await;
@@ -394,13 +395,14 @@ fn failure(res: Result<bool, lapin::Error>, what: &str) -> Option<String> {
     }
 }
 
-/// Run the job in its own task, so that a panic is a failed attempt.
+/// Run the job in its own task, so that a panic is a failed attempt:
+/// its result, whether the GPU fell back to the CPU, and its audit events.
 async fn run_isolated(
     shared: &Shared,
     body: &[u8],
     attempt: u32,
     ident: &Identity,
-) -> (ResultMessage, bool) {
+) -> (ResultMessage, bool, Vec<AuditEvent>) {
     let engine = shared.engine.clone();
     let body = body.to_vec();
     let job = tokio::spawn(async move { engine.run(&body, attempt).await });
@@ -409,27 +411,36 @@ async fn run_isolated(
             // The GPU was configured but the pixels were made on the CPU.
             let fallback = shared.engine.backend_kind() == BackendKind::Gpu
                 && outcome.stats.backend == Some(BackendKind::Cpu);
-            (outcome.result, fallback)
+            (outcome.result, fallback, outcome.audit)
         }
         Err(e) => {
+            // The accesses made before the panic were logged; their events
+            // went with the task. The job is retried and makes them again.
             error!(error = %e, "the job's task panicked");
             let err = JobError::internal("the job's task failed unexpectedly").with_source(e);
-            (shared.engine.failure(ident, &err, attempt), false)
+            (
+                shared.engine.failure(ident, &err, attempt),
+                false,
+                Vec::new(),
+            )
         }
     }
 }
 
-/// Publish what the job's [`Disposition`] calls for: the result (unless it
-/// is retried) and, for a failed job, the dead letter. Returns the
-/// disposition once the broker confirmed every publish.
+/// Publish what the job's [`Disposition`] calls for: its audit events
+/// (always, first: an access is recorded before the job can be acked), the
+/// result (unless it is retried) and, for a failed job, the dead letter.
+/// Returns the disposition once the broker confirmed every publish.
 async fn settle(
     shared: &Shared,
     publisher: &Channel,
     delivery: &Delivery,
     result: &ResultMessage,
+    audit: &[AuditEvent],
     attempt: u32,
 ) -> Result<Disposition, QueueError> {
     let topo = &shared.cfg.topology;
+    publish::audit_events(publisher, &topo.audit_exchange, audit).await?;
     let props = &delivery.properties;
     let code = result.error_code();
     let disposition = Disposition::of(code, attempt, topo.delivery_limit);

@@ -5,16 +5,16 @@
 use std::collections::BTreeMap;
 #[cfg(feature = "test-hooks")]
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use super::{check_key, Storage, StorageError};
+use super::{check_key, ObjectWriter, OnDeleted, Storage, StorageError};
 
 /// A map from key to bytes.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    objects: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
     #[cfg(feature = "test-hooks")]
     writes_left: AtomicUsize,
     #[cfg(feature = "test-hooks")]
@@ -120,7 +120,80 @@ impl Storage for MemoryStorage {
             .collect())
     }
 
+    async fn delete_tree(
+        &self,
+        dir: &str,
+        deleted: &mut OnDeleted<'_>,
+    ) -> Result<u64, StorageError> {
+        check_key(dir)?;
+        let prefix = format!("{dir}/");
+        let mut count = 0;
+        loop {
+            let batch: Vec<String> = {
+                let mut map = self.objects.lock().unwrap();
+                let keys: Vec<String> = map
+                    .range(prefix.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&prefix))
+                    .take(super::DELETE_BATCH)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for k in &keys {
+                    map.remove(k);
+                }
+                keys
+            };
+            if batch.is_empty() {
+                return Ok(count);
+            }
+            count += batch.len() as u64;
+            deleted(&batch);
+        }
+    }
+
+    async fn list_tree(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        check_key(dir)?;
+        let prefix = format!("{dir}/");
+        let map = self.objects.lock().unwrap();
+        Ok(map
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .map(|(k, v)| (k.clone(), v.len() as u64))
+            .collect())
+    }
+
+    async fn put_streamed(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        check_key(key)?;
+        Ok(Box::new(MemoryWriter {
+            objects: self.objects.clone(),
+            key: key.to_string(),
+            data: Vec::new(),
+        }))
+    }
+
     fn describe(&self) -> String {
         "memory://".into()
     }
+}
+
+/// A streamed write to memory: inserted whole on `finish`.
+struct MemoryWriter {
+    objects: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    key: String,
+    data: Vec<u8>,
+}
+
+#[async_trait]
+impl ObjectWriter for MemoryWriter {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.data.extend_from_slice(data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        let Self { objects, key, data } = *self;
+        objects.lock().unwrap().insert(key, data);
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {}
 }

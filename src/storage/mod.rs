@@ -8,6 +8,7 @@ pub mod local;
 pub mod memory;
 pub mod s3;
 pub mod sealed;
+mod sealed_stream;
 
 use std::sync::Arc;
 
@@ -158,6 +159,30 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// sorted.
     async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError>;
 
+    /// Delete every object under folder `dir`, nested folders included, in
+    /// batches of at most [`DELETE_BATCH`] keys, and hand each batch's keys
+    /// to `deleted` once the store has deleted them (for the audit trail).
+    /// Folders are matched by whole segments: `users/42` never touches
+    /// `users/420`. Deleting an empty or missing folder deletes nothing.
+    /// Returns how many objects were deleted; on an error, the batches
+    /// already reported are gone and a retry deletes the rest.
+    async fn delete_tree(
+        &self,
+        dir: &str,
+        deleted: &mut OnDeleted<'_>,
+    ) -> Result<u64, StorageError>;
+
+    /// Every object under folder `dir`, nested folders included, with its
+    /// size, sorted by key; folders are matched by whole segments. For
+    /// exports: the listing holds keys and sizes only, never content.
+    async fn list_tree(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError>;
+
+    /// Start writing an object piece by piece (an export archive larger
+    /// than memory). Nothing is visible under `key` until
+    /// [`ObjectWriter::finish`] succeeds; an aborted or dropped writer
+    /// leaves nothing (S3: a multipart upload completed only when whole).
+    async fn put_streamed(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError>;
+
     /// A short description for logs (never credentials).
     fn describe(&self) -> String;
 
@@ -174,6 +199,28 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         None
     }
 }
+
+/// An object being written piece by piece ([`Storage::put_streamed`]).
+#[async_trait]
+pub trait ObjectWriter: Send {
+    /// Append `data`. Memory held stays bounded: a writer uploads or
+    /// flushes as it goes.
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
+
+    /// Make the whole object visible under its key, atomically.
+    async fn finish(self: Box<Self>) -> Result<(), StorageError>;
+
+    /// Give up: nothing becomes visible, and what was uploaded is
+    /// discarded.
+    async fn abort(self: Box<Self>);
+}
+
+/// What [`Storage::delete_tree`] tells of each batch it deleted: the keys.
+pub type OnDeleted<'a> = dyn for<'k> FnMut(&'k [String]) + Send + 'a;
+
+/// Most keys [`Storage::delete_tree`] deletes in one request (S3's
+/// `DeleteObjects` limit).
+pub const DELETE_BATCH: usize = 1000;
 
 /// Open storage from a URL: `s3://bucket/prefix`, `file:///path`, a plain
 /// path, or `memory://`. Called once at start-up: a URL with any other

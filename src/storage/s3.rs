@@ -8,8 +8,11 @@
 //! `AWS_CA_BUNDLE` names a PEM file of extra CA certificates to trust (a
 //! private store's own CA).
 //!
-//! Every object is written with one PUT (never a multipart upload), so a
-//! failed write leaves nothing behind; S3 makes a PUT visible atomically.
+//! Every object is written with one PUT, so a failed write leaves nothing
+//! behind; S3 makes a PUT visible atomically. Export archives, which may be
+//! larger than memory, are written with a multipart upload that is
+//! completed only when the archive is whole (and aborted otherwise): S3
+//! makes nothing of it visible before completion.
 //! Requests are bounded by a timeout and a retry budget, so that a job does
 //! not outlive its deadline waiting for a store that is down.
 
@@ -18,9 +21,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::path::Path;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
+};
 
-use super::{check_key, Storage, StorageError};
+use super::{check_key, ObjectWriter, OnDeleted, Storage, StorageError};
 
 /// Settings beyond the environment (tests pass the endpoint explicitly).
 #[derive(Debug, Clone, Default)]
@@ -70,6 +75,10 @@ pub fn plain_transport(opts: &S3Options) -> Option<String> {
 #[derive(Debug)]
 pub struct S3Storage {
     store: AmazonS3,
+    /// The same bucket with a longer request timeout, for streamed writes:
+    /// completing a multipart upload of a large archive takes the store
+    /// a while (S3 documents minutes).
+    bulk: AmazonS3,
     bucket: String,
     prefix: String,
 }
@@ -136,6 +145,12 @@ impl S3Storage {
             retry_timeout: timeout,
             ..Default::default()
         };
+        let bulk_client = client.clone().with_timeout(BULK_TIMEOUT.max(timeout));
+        let bulk_retry = RetryConfig {
+            max_retries: 2,
+            retry_timeout: BULK_TIMEOUT.max(timeout),
+            ..Default::default()
+        };
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_client_options(client)
@@ -152,11 +167,18 @@ impl S3Storage {
         if let Some((id, secret)) = &opts.credentials {
             b = b.with_access_key_id(id).with_secret_access_key(secret);
         }
+        let bulk = b
+            .clone()
+            .with_client_options(bulk_client)
+            .with_retry(bulk_retry)
+            .build()
+            .map_err(|e| config("cannot configure the S3 client", e))?;
         let store = b
             .build()
             .map_err(|e| config("cannot configure the S3 client", e))?;
         Ok(Self {
             store,
+            bulk,
             bucket: bucket.to_string(),
             prefix,
         })
@@ -170,6 +192,62 @@ impl S3Storage {
             format!("{}/{key}", self.prefix)
         };
         Path::parse(full).map_err(|e| StorageError::Forbidden(e.to_string()))
+    }
+
+    /// The storage key of a location in the bucket (the store's prefix
+    /// removed).
+    fn key_of(&self, location: &Path) -> String {
+        let full = location.as_ref();
+        if self.prefix.is_empty() {
+            full.to_string()
+        } else {
+            full.strip_prefix(&self.prefix)
+                .and_then(|k| k.strip_prefix('/'))
+                .unwrap_or(full)
+                .to_string()
+        }
+    }
+}
+
+/// Per-request timeout of streamed writes (their parts and completion).
+const BULK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Size of a multipart upload's parts (S3's minimum is 5 MiB).
+const PART_BYTES: usize = 8 << 20;
+
+/// Parts of one upload in flight at once: with the part being filled,
+/// memory holds at most `(PARTS_IN_FLIGHT + 1) * PART_BYTES`.
+const PARTS_IN_FLIGHT: usize = 3;
+
+/// A multipart upload ([`Storage::put_streamed`]): S3 makes the object
+/// visible only when the upload is completed, so an aborted or abandoned
+/// upload shows nothing (its parts are discarded by `abort`, or by the
+/// bucket's lifecycle rule for incomplete uploads).
+struct S3Writer {
+    upload: WriteMultipart,
+}
+
+#[async_trait]
+impl ObjectWriter for S3Writer {
+    async fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.upload
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .map_err(|e| StorageError::unavailable("upload failed", e))?;
+        self.upload.write(data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), StorageError> {
+        self.upload
+            .finish()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::unavailable("completing the upload failed", e))
+    }
+
+    async fn abort(self: Box<Self>) {
+        let _ = self.upload.abort().await;
     }
 }
 
@@ -238,6 +316,81 @@ impl Storage for S3Storage {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    async fn list_tree(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        use futures_lite::StreamExt;
+        let root = self.path(dir)?;
+        let mut listing = self.store.list(Some(&root));
+        let mut out = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(unavailable)?;
+            out.push((self.key_of(&meta.location), meta.size));
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    async fn put_streamed(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let path = self.path(key)?;
+        let upload = self.bulk.put_multipart(&path).await.map_err(unavailable)?;
+        Ok(Box::new(S3Writer {
+            upload: WriteMultipart::new_with_chunk_size(upload, PART_BYTES),
+        }))
+    }
+
+    async fn delete_tree(
+        &self,
+        dir: &str,
+        deleted: &mut OnDeleted<'_>,
+    ) -> Result<u64, StorageError> {
+        use futures_lite::StreamExt;
+        let root = self.path(dir)?;
+        // A listing of `dir` matches whole segments (`u/1` is not a prefix of
+        // `u/10/x`) and is paginated by the client; each page's keys are
+        // deleted with one DeleteObjects request as they arrive, so memory
+        // holds one batch whatever the folder's size. S3 lists by key, after
+        // the last key returned, so deleting behind the listing is safe.
+        let mut listing = self.store.list(Some(&root));
+        let mut count = 0;
+        let mut done = false;
+        while !done {
+            let mut batch = Vec::with_capacity(super::DELETE_BATCH);
+            while batch.len() < super::DELETE_BATCH {
+                match listing.next().await {
+                    Some(meta) => batch.push(meta.map_err(unavailable)?.location),
+                    None => {
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if batch.is_empty() {
+                break;
+            }
+            let requested = batch.len();
+            let paths: std::pin::Pin<
+                Box<dyn futures_lite::Stream<Item = object_store::Result<Path>> + Send>,
+            > = Box::pin(futures_lite::stream::iter(batch.into_iter().map(Ok)));
+            let mut keys = Vec::with_capacity(requested);
+            let mut results = self.store.delete_stream(paths);
+            while let Some(r) = results.next().await {
+                match r {
+                    Ok(p) => keys.push(self.key_of(&p)),
+                    // Deleted meanwhile (a redelivered purge racing itself).
+                    Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => {
+                        if !keys.is_empty() {
+                            deleted(&keys);
+                        }
+                        return Err(StorageError::unavailable("delete failed", e));
+                    }
+                }
+            }
+            count += keys.len() as u64;
+            deleted(&keys);
+        }
+        Ok(count)
     }
 
     fn describe(&self) -> String {

@@ -8,6 +8,10 @@
 //! seals, every key opens, so keys can be rotated. Manifests (`.json`) stay
 //! readable without keys: they hold no pixels and no user text, and record
 //! the key id. Key material is zeroized when dropped and never logged.
+//!
+//! Objects written piece by piece (export archives) are sealed segment by
+//! segment instead, in the streamed format of [`super::sealed_stream`];
+//! reading opens either format.
 
 use std::sync::Arc;
 
@@ -17,7 +21,8 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
-use super::{Storage, StorageError};
+use super::sealed_stream::{self, is_stream_sealed, SealingWriter};
+use super::{ObjectWriter, OnDeleted, Storage, StorageError};
 use crate::keys::{parse_key_list, KeyListError};
 
 const MAGIC: &[u8; 8] = b"IWSEAL1\0";
@@ -89,7 +94,7 @@ impl Keyring {
         &self.keys[0].id
     }
 
-    fn cipher(&self, id: &str) -> Option<Aes256Gcm> {
+    pub(super) fn cipher(&self, id: &str) -> Option<Aes256Gcm> {
         let k = self.keys.iter().find(|k| k.id == id)?;
         Some(Aes256Gcm::new_from_slice(k.bytes.as_slice()).expect("32-byte key"))
     }
@@ -178,10 +183,17 @@ fn is_manifest(key: &str) -> bool {
 #[async_trait]
 impl Storage for SealedStorage {
     async fn get(&self, key: &str, max_bytes: u64) -> Result<Vec<u8>, StorageError> {
-        // Sealing adds at most 8 + 1 + 64 + 12 + 16 bytes.
-        let mut data = self.inner.get(key, max_bytes.saturating_add(101)).await?;
+        // Sealing adds at most 8 + 1 + 64 + 12 + 16 bytes; the streamed
+        // format 16 bytes per 64 KiB segment and one more tag.
+        let overhead = 117 + max_bytes / 4096;
+        let mut data = self
+            .inner
+            .get(key, max_bytes.saturating_add(overhead))
+            .await?;
         if is_sealed(&data) {
             data = open(Some(&self.keys), key, &data)?;
+        } else if is_stream_sealed(&data) {
+            data = sealed_stream::open(Some(&self.keys), key, &data)?;
         }
         if data.len() as u64 > max_bytes {
             Err(StorageError::TooLarge {
@@ -208,6 +220,26 @@ impl Storage for SealedStorage {
 
     async fn list(&self, dir: &str) -> Result<Vec<String>, StorageError> {
         self.inner.list(dir).await
+    }
+
+    async fn delete_tree(
+        &self,
+        dir: &str,
+        deleted: &mut OnDeleted<'_>,
+    ) -> Result<u64, StorageError> {
+        self.inner.delete_tree(dir, deleted).await
+    }
+
+    async fn list_tree(&self, dir: &str) -> Result<Vec<(String, u64)>, StorageError> {
+        self.inner.list_tree(dir).await
+    }
+
+    async fn put_streamed(&self, key: &str) -> Result<Box<dyn ObjectWriter>, StorageError> {
+        let inner = self.inner.put_streamed(key).await?;
+        if is_manifest(key) {
+            return Ok(inner);
+        }
+        Ok(Box::new(SealingWriter::new(&self.keys, key, inner)))
     }
 
     fn location(&self) -> String {
