@@ -726,3 +726,81 @@ fn a_1_gib_export_through_imgworker_run_stays_under_300_mib() {
     block(s3.delete_tree("users/9", &mut |_| {})).unwrap();
     block(s3.delete_tree("exports/users/9", &mut |_| {})).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_audit_events_are_not_kept_is_not_acked_until_they_are() {
+    use lapin::options::QueueBindOptions;
+    use lapin::types::FieldTable;
+    let url = broker::vhost("audit-refused");
+    broker::prepare(&url, 5).await;
+    let (_dir, store) = broker::store_with_source((64, 48));
+    // A job whose events come back goes back to the queue after 0.5, 1,
+    // 2, 4 s: the refusal below (about 3 s) does not use up its 5
+    // deliveries.
+    let w = Worker::start(&url, &store, &["--retry-backoff-ms", "500"]);
+    w.wait_ready();
+    // No queue takes the audit events (unbound after the worker declared
+    // its topology): the broker returns them.
+    let conn = broker::connect(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_unbind(
+        "imgworker.audit".into(),
+        "imgworker.audit".into(),
+        "".into(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let job = json!({"schema": 1, "id": "audited", "type": "edit", "image": "t/img",
+        "source": "original.png", "outputs": [{"version": "v1", "format": "png"}]});
+    broker::publish(&url, &[serde_json::to_vec(&job).unwrap()], None).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        broker::depth(&url, "test.results").await,
+        Some(0),
+        "a result was published although its audit events were not kept; log:\n{}",
+        w.log()
+    );
+    assert!(
+        w.log().contains("routed a publish to no queue"),
+        "the returned events went unnoticed; log:\n{}",
+        w.log()
+    );
+    // The audit queue is bound again: the next attempt is kept and acked.
+    ch.queue_bind(
+        "imgworker.audit".into(),
+        "imgworker.audit".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    conn.close(200, "ok".into()).await.unwrap();
+    broker::wait_depth(&url, "test.results", 1, Duration::from_secs(60), Some(&w)).await;
+    let results = broker::results(&url).await;
+    assert_eq!(results[0]["status"], "succeeded", "{results:?}");
+    let kept: Vec<(String, String)> = broker::drain_queue(&url, "imgworker.audit")
+        .await
+        .iter()
+        .map(|(_, body)| {
+            let e: Value = serde_json::from_slice(body).unwrap();
+            assert_eq!(e["job_id"], "audited");
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("read", "t/img/original.png"),
+        ("read", "t/img/original.json"),
+        ("write", "t/img/v1.png"),
+        ("write", "t/img/v1.json"),
+    ]
+    .iter()
+    .map(|(a, k)| (a.to_string(), k.to_string()))
+    .collect();
+    assert_eq!(kept, want, "the kept attempt's events, once");
+    assert_eq!(broker::depth(&url, "imgworker.dead").await, Some(0));
+}

@@ -1,7 +1,8 @@
 //! Every op against an independent reference: float64 re-implementations of
-//! the documented formulas, exact index mappings for geometric ops, and a
-//! direct fast_image_resize call for resize; on edge sizes (1x1, odd widths,
-//! very wide and very tall images).
+//! the documented formulas (resampling included) and exact index mappings
+//! for geometric ops, on edge sizes (1x1, odd widths, very wide and very
+//! tall images). That resize equals a direct fast_image_resize call is a
+//! unit test of `src/ops/resize.rs`.
 
 mod common;
 
@@ -934,40 +935,6 @@ fn pad_places_image_on_colour() {
                 Rgba([255, 0, 0, 128])
             };
             assert_eq!(*p, want, "({x}, {y})");
-        }
-    });
-}
-
-#[test]
-fn resize_equals_a_direct_fast_image_resize_call() {
-    use fast_image_resize::{
-        images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer,
-    };
-    let filters = [
-        ("nearest", ResizeAlg::Nearest),
-        ("bilinear", ResizeAlg::Convolution(FilterType::Bilinear)),
-        ("bicubic", ResizeAlg::Convolution(FilterType::CatmullRom)),
-        ("mitchell", ResizeAlg::Convolution(FilterType::Mitchell)),
-        ("lanczos3", ResizeAlg::Convolution(FilterType::Lanczos3)),
-    ];
-    each_size(|img, (w, h)| {
-        for (name, alg) in filters {
-            for (tw, th) in [(w.div_ceil(3), h.div_ceil(2)), (w * 2 + 1, h + 3)] {
-                let got = apply(
-                    &op(
-                        json!({"op": "resize", "width": tw, "height": th, "fit": "fill", "filter": name}),
-                    ),
-                    img,
-                );
-                let src =
-                    fast_image_resize::images::ImageRef::new(w, h, img.as_raw(), PixelType::U8x4)
-                        .unwrap();
-                let mut dst = Image::new(tw, th, PixelType::U8x4);
-                Resizer::new()
-                    .resize(&src, &mut dst, &ResizeOptions::new().resize_alg(alg))
-                    .unwrap();
-                assert_eq!(got.as_raw(), dst.buffer(), "{name} {w}x{h} -> {tw}x{th}");
-            }
         }
     });
 }

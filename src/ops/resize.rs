@@ -842,6 +842,68 @@ mod tests {
         }
     }
 
+    /// The resize op, every filter, shrinking and enlarging, opaque and
+    /// with alpha, on edge sizes (1x1, odd, very wide and very tall), gives
+    /// exactly what a direct fast_image_resize call gives. (Here rather
+    /// than in tests/ops_reference.rs: a direct call there compiles the
+    /// library's generic resizer again, minutes of an optimised build.)
+    #[test]
+    fn the_op_equals_a_direct_fast_image_resize_call() {
+        use crate::ops::{Frame, OpContext, OpSpec};
+        let filters = [
+            ("nearest", ResizeAlg::Nearest),
+            ("bilinear", ResizeAlg::Convolution(FirFilter::Bilinear)),
+            ("bicubic", ResizeAlg::Convolution(FirFilter::CatmullRom)),
+            ("mitchell", ResizeAlg::Convolution(FirFilter::Mitchell)),
+            ("lanczos3", ResizeAlg::Convolution(FirFilter::Lanczos3)),
+        ];
+        let sizes = [(1, 1), (9, 7), (17, 5), (65, 40), (300, 1), (1, 300)];
+        for (i, &(w, h)) in sizes.iter().enumerate() {
+            for alpha in [false, true] {
+                let img = RgbaImage::from_fn(w, h, |x, y| {
+                    let v = (x * 7 + y * 13 + i as u32 * 31) ^ (x * y);
+                    let a = if alpha {
+                        (v * 5 % 256).max(1) as u8
+                    } else {
+                        255
+                    };
+                    image::Rgba([v as u8, (v >> 3) as u8, (x * 11 + y) as u8, a])
+                });
+                for (name, alg) in filters {
+                    for (tw, th) in [(w.div_ceil(3), h.div_ceil(2)), (w * 2 + 1, h + 3)] {
+                        let op = serde_json::from_value::<OpSpec>(serde_json::json!({
+                            "op": "resize", "width": tw, "height": th, "fit": "fill", "filter": name
+                        }))
+                        .unwrap()
+                        .validate(&Limits::default())
+                        .unwrap();
+                        let frame = Frame {
+                            img: img.clone(),
+                            orientation: 1,
+                        };
+                        let got = op.run_cpu(frame, &OpContext::default()).unwrap().img;
+                        let src = fast_image_resize::images::ImageRef::new(
+                            w,
+                            h,
+                            img.as_raw(),
+                            PixelType::U8x4,
+                        )
+                        .unwrap();
+                        let mut want = FirImage::new(tw, th, PixelType::U8x4);
+                        Resizer::new()
+                            .resize(&src, &mut want, &ResizeOptions::new().resize_alg(alg))
+                            .unwrap();
+                        assert_eq!(
+                            got.as_raw(),
+                            want.buffer(),
+                            "{name} {w}x{h} -> {tw}x{th}, alpha {alpha}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn validation() {
         let lim = Limits::default();

@@ -33,6 +33,9 @@ pub enum QueueError {
     /// The broker did not confirm a publish.
     #[error("the broker did not confirm a publish (nack)")]
     Nacked,
+    /// A mandatory publish reached no queue: the broker returned it.
+    #[error("the broker routed a publish to no queue (returned)")]
+    Returned,
     /// A setting is invalid.
     #[error("{0}")]
     Config(String),

@@ -46,14 +46,21 @@ pub async fn confirmed(
     Ok(())
 }
 
-/// Publish a job's audit events to the audit exchange, persistent, one
-/// message per access (`message_id` `{job id}.{n}`), all published before
-/// their confirms are awaited; `Ok` once the broker confirmed every one.
+/// Publish a job's audit events to the audit exchange, persistent and
+/// mandatory, one message per access (`message_id` `{job id}.{n}`), all
+/// published before their confirms are awaited; `Ok` once the broker
+/// confirmed every one as routed to a queue.
 pub async fn audit_events(
     ch: &Channel,
     audit_exchange: &str,
     events: &[crate::audit::AuditEvent],
 ) -> Result<(), QueueError> {
+    // Mandatory: an event no queue takes (the audit queue unbound or
+    // deleted) comes back instead of being dropped, and counts as refused.
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
     let mut pending = Vec::with_capacity(events.len());
     for (n, event) in events.iter().enumerate() {
         let body = serde_json::to_vec(event)?;
@@ -62,20 +69,16 @@ pub async fn audit_events(
             .with_delivery_mode(PERSISTENT)
             .with_message_id(format!("{}.{n}", event.job_id).into());
         pending.push(
-            ch.basic_publish(
-                audit_exchange.into(),
-                "".into(),
-                BasicPublishOptions::default(),
-                &body,
-                props,
-            )
-            .await?,
+            ch.basic_publish(audit_exchange.into(), "".into(), options, &body, props)
+                .await?,
         );
     }
     let confirms = async {
         for p in pending {
-            if p.await?.is_nack() {
-                return Err(QueueError::Nacked);
+            match p.await? {
+                lapin::Confirmation::Ack(None) => {}
+                lapin::Confirmation::Ack(Some(_)) => return Err(QueueError::Returned),
+                _ => return Err(QueueError::Nacked),
             }
         }
         Ok(())

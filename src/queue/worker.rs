@@ -360,16 +360,18 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             }
             Ok(Disposition::Retry) => {
                 shared.metrics.retries.inc();
-                let pause = cfg
-                    .retry_backoff
-                    .saturating_mul(1 << attempt.saturating_sub(1).min(6))
-                    .min(Duration::from_secs(30));
-                tokio::time::sleep(pause).await;
+                tokio::time::sleep(retry_pause(cfg.retry_backoff, attempt)).await;
                 failure(delivery.acker.nack(REQUEUE).await, "nack")
             }
             Err(e) => {
-                // Not settled (the broker did not confirm): give the job back.
+                // Not settled (the broker did not confirm the audit events,
+                // the result or the dead letter): give the job back, after
+                // the same pause as a transient failure, so that a broker
+                // refusing publishes for a while does not use up the job's
+                // deliveries in a moment.
                 warn!(error = %with_cause(&e), "could not publish; the job goes back to the queue");
+                shared.metrics.retries.inc();
+                tokio::time::sleep(retry_pause(cfg.retry_backoff, attempt)).await;
                 failure(delivery.acker.nack(REQUEUE).await, "nack")
             }
         };
@@ -378,6 +380,14 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     }
     .instrument(span)
     .await
+}
+
+/// The pause before a job goes back to the queue on its `attempt`-th
+/// delivery: `backoff` doubling per attempt, at most 30 s.
+fn retry_pause(backoff: Duration, attempt: u32) -> Duration {
+    backoff
+        .saturating_mul(1 << attempt.saturating_sub(1).min(6))
+        .min(Duration::from_secs(30))
 }
 
 const REQUEUE: BasicNackOptions = BasicNackOptions {
