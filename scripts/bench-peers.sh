@@ -21,7 +21,7 @@ mkvenv() {
 if ! "$root/pillow/bin/python" -c 'import PIL, pyvips' >/dev/null 2>&1; then
   log "installing Pillow and pyvips into $root/pillow"
   mkvenv "$root/pillow"
-  "$root/pillow/bin/pip" install -q "Pillow==11.*" "pyvips==3.*"
+  "$root/pillow/bin/pip" install --progress-bar off "Pillow==11.*" "pyvips==3.*"
 fi
 
 if ! "$root/pillow-simd/bin/python" -c 'import PIL' >/dev/null 2>&1; then
@@ -29,7 +29,7 @@ if ! "$root/pillow-simd/bin/python" -c 'import PIL' >/dev/null 2>&1; then
   mkvenv "$root/pillow-simd"
   cc="cc"
   grep -qw avx2 /proc/cpuinfo && cc="cc -mavx2"
-  if ! CC="$cc" "$root/pillow-simd/bin/pip" install -q --no-binary :all: "pillow-simd==9.*" >&2; then
+  if ! CC="$cc" "$root/pillow-simd/bin/pip" install --progress-bar off --no-binary :all: "pillow-simd==9.*" >&2; then
     echo "Pillow-SIMD did not build; imgworker bench --compare runs without it" >&2
     rm -rf "$root/pillow-simd"
   fi

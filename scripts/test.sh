@@ -73,7 +73,7 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] 
     scripts/build-deps.sh python3-venv
     python3 -m venv "$venv"
   }
-  "$venv/bin/pip" install -q "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*"
+  "$venv/bin/pip" install --progress-bar off "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*"
 fi
 s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tracing::info;
 
+use crate::storage::StorageError;
+
 /// What was done to an object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +89,19 @@ pub fn record(job_id: &str, action: Action, key: &str, bytes: u64, outcome: &str
             time: now(),
         });
     });
+}
+
+/// Record a read of `key` by job `job_id` and what it gave: the bytes, or
+/// `absent` for a missing object (an answer, not a failure: an original
+/// has no manifest), or the error.
+pub fn record_read(job_id: &str, key: &str, res: &Result<Vec<u8>, StorageError>) {
+    let bytes = res.as_ref().map_or(0, Vec::len) as u64;
+    let outcome = match res {
+        Ok(_) => "ok".into(),
+        Err(StorageError::NotFound(_)) => "absent".into(),
+        Err(e) => crate::error::with_cause(e),
+    };
+    record(job_id, Action::Read, key, bytes, &outcome);
 }
 
 /// Run `job` (one job's work) and return its output with the accesses it

@@ -17,7 +17,7 @@ use tracing::info;
 
 use crate::audit::{self, Action};
 use crate::config::WorkerConfig;
-use crate::error::{with_cause, JobError};
+use crate::error::JobError;
 use crate::job::Job;
 use crate::result::ExportResult;
 use crate::storage::{ObjectWriter, Storage, StorageError};
@@ -196,13 +196,7 @@ async fn write_entries(
 /// Read one object for the export, audited.
 async fn read(storage: &dyn Storage, job: &Job, key: &str, max: u64) -> Result<Vec<u8>, JobError> {
     let res = storage.get(key, max).await;
-    let bytes = res.as_ref().map_or(0, Vec::len);
-    let outcome = match &res {
-        Ok(_) => "ok".into(),
-        Err(StorageError::NotFound(_)) => "absent".into(),
-        Err(e) => with_cause(e),
-    };
-    audit::record(&job.id, Action::Read, key, bytes as u64, &outcome);
+    audit::record_read(&job.id, key, &res);
     res.map_err(|e| match e {
         // Listed a moment ago: deleted meanwhile (a purge racing the
         // export). Retried, the export lists again.

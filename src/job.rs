@@ -753,6 +753,21 @@ impl Job {
 }
 
 impl JobMessage {
+    /// Refuse an edit's fields in a purge or an export (`what`).
+    fn folder_job_fields_only(&self, what: &str) -> Result<(), JobError> {
+        if self.source.is_some()
+            || self.ops.is_some()
+            || self.outputs.is_some()
+            || self.from.is_some()
+            || self.color.is_some()
+        {
+            return Err(JobError::invalid_job(format!(
+                "{what} job has only schema, id, type, image and recursive"
+            )));
+        }
+        Ok(())
+    }
+
     /// Validate a deserialised message.
     pub fn validate(&self, cfg: &WorkerConfig) -> Result<Job, JobError> {
         let lim = &cfg.limits;
@@ -769,16 +784,7 @@ impl JobMessage {
         let image = ImageId::parse(&self.image, &cfg.allow_prefixes)?;
         let task = match self.kind {
             JobKind::Export => {
-                if self.source.is_some()
-                    || self.ops.is_some()
-                    || self.outputs.is_some()
-                    || self.from.is_some()
-                    || self.color.is_some()
-                {
-                    return Err(JobError::invalid_job(
-                        "an export job has only schema, id, type, image and recursive",
-                    ));
-                }
+                self.folder_job_fields_only("an export")?;
                 let recursive = self.recursive == Some(true);
                 if recursive {
                     check_account_folder(image.as_str(), &cfg.data_rights)?;
@@ -786,16 +792,7 @@ impl JobMessage {
                 Task::Export { recursive }
             }
             JobKind::Purge => {
-                if self.source.is_some()
-                    || self.ops.is_some()
-                    || self.outputs.is_some()
-                    || self.from.is_some()
-                    || self.color.is_some()
-                {
-                    return Err(JobError::invalid_job(
-                        "a purge job has only schema, id, type, image and recursive",
-                    ));
-                }
+                self.folder_job_fields_only("a purge")?;
                 if self.recursive == Some(true) {
                     check_account_folder(image.as_str(), &cfg.data_rights)?;
                     Task::PurgeTree

@@ -250,15 +250,7 @@ impl Engine {
                     "reading {key} did not finish before the job's deadline"
                 )))
             });
-        let bytes = res.as_ref().map_or(0, Vec::len);
-        // A missing object is an answer, not a failure: an original has no
-        // manifest, and the lineage walk reads one to find that out.
-        let outcome = match &res {
-            Ok(_) => "ok".into(),
-            Err(StorageError::NotFound(_)) => "absent".into(),
-            Err(e) => with_cause(e),
-        };
-        audit::record(&job.id, Action::Read, key, bytes as u64, &outcome);
+        audit::record_read(&job.id, key, &res);
         res
     }
 

@@ -685,7 +685,8 @@ fn a_1_gib_export_through_imgworker_run_stays_under_300_mib() {
     let dir = tempfile::tempdir().unwrap();
     let job = dir.path().join("export.json");
     std::fs::write(&job, export("big-1", "users/9", true).to_string()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_imgworker"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_imgworker"));
+    let out = common::s3_env(&mut cmd)
         .args([
             "run",
             job.to_str().unwrap(),
@@ -694,11 +695,6 @@ fn a_1_gib_export_through_imgworker_run_stays_under_300_mib() {
             "--backend",
             "cpu",
         ])
-        .env("AWS_ENDPOINT_URL", format!("http://{}", common::S3_ADDR))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
         .env("IMGWORKER_LOG", "warn")
         .output()
         .unwrap();

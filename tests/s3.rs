@@ -305,7 +305,8 @@ fn the_cli_reads_and_writes_s3_configured_by_the_aws_environment() {
         .to_string(),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"))
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_imgworker"));
+    let out = common::s3_env(&mut cmd)
         .args([
             "run",
             job.to_str().unwrap(),
@@ -314,11 +315,6 @@ fn the_cli_reads_and_writes_s3_configured_by_the_aws_environment() {
             "--backend",
             "cpu",
         ])
-        .env("AWS_ENDPOINT_URL", format!("http://{}", common::S3_ADDR))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
         .env("IMGWORKER_ENCRYPTION_KEYS", K1)
         .current_dir(dir.path())
         .output()

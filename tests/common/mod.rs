@@ -277,6 +277,16 @@ pub fn s3_storage(bucket: &str, prefix: &str) -> Arc<imgworker::storage::S3Stora
     Arc::new(s3_at(&format!("http://{S3_ADDR}"), bucket, prefix))
 }
 
+/// Point a spawned imgworker at the S3 test server (the AWS environment
+/// it reads), with the test credentials.
+pub fn s3_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    cmd.env("AWS_ENDPOINT_URL", format!("http://{S3_ADDR}"))
+        .env("AWS_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+}
+
 /// `s3://bucket/prefix` at an endpoint, with test credentials.
 pub fn s3_at(endpoint: &str, bucket: &str, prefix: &str) -> imgworker::storage::S3Storage {
     let opts = imgworker::storage::S3Options {
