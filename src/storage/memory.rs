@@ -111,9 +111,7 @@ impl Storage for MemoryStorage {
         check_key(dir)?;
         let prefix = format!("{dir}/");
         let map = self.objects.lock().unwrap();
-        Ok(map
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
+        Ok(under(&map, &prefix)
             .map(|(k, _)| &k[prefix.len()..])
             .filter(|name| !name.contains('/'))
             .map(str::to_string)
@@ -131,9 +129,7 @@ impl Storage for MemoryStorage {
         loop {
             let batch: Vec<String> = {
                 let mut map = self.objects.lock().unwrap();
-                let keys: Vec<String> = map
-                    .range(prefix.clone()..)
-                    .take_while(|(k, _)| k.starts_with(&prefix))
+                let keys: Vec<String> = under(&map, &prefix)
                     .take(super::DELETE_BATCH)
                     .map(|(k, _)| k.clone())
                     .collect();
@@ -154,9 +150,7 @@ impl Storage for MemoryStorage {
         check_key(dir)?;
         let prefix = format!("{dir}/");
         let map = self.objects.lock().unwrap();
-        Ok(map
-            .range(prefix.clone()..)
-            .take_while(|(k, _)| k.starts_with(&prefix))
+        Ok(under(&map, &prefix)
             .map(|(k, v)| (k.clone(), v.len() as u64))
             .collect())
     }
@@ -173,6 +167,16 @@ impl Storage for MemoryStorage {
     fn describe(&self) -> String {
         "memory://".into()
     }
+}
+
+/// The objects whose keys start with `prefix` (a folder and its `/`), in
+/// key order.
+fn under<'a>(
+    map: &'a BTreeMap<String, Vec<u8>>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a Vec<u8>)> {
+    map.range(prefix.to_string()..)
+        .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
 /// A streamed write to memory: inserted whole on `finish`.

@@ -140,21 +140,16 @@ impl S3Storage {
                 client = client.with_root_certificate(c);
             }
         }
-        let retry = RetryConfig {
+        let retry = |retry_timeout| RetryConfig {
             max_retries: 2,
-            retry_timeout: timeout,
+            retry_timeout,
             ..Default::default()
         };
         let bulk_client = client.clone().with_timeout(BULK_TIMEOUT.max(timeout));
-        let bulk_retry = RetryConfig {
-            max_retries: 2,
-            retry_timeout: BULK_TIMEOUT.max(timeout),
-            ..Default::default()
-        };
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_client_options(client)
-            .with_retry(retry);
+            .with_retry(retry(timeout));
         if std::env::var_os("AWS_REGION").is_none() && opts.region.is_none() {
             b = b.with_region("us-east-1");
         }
@@ -170,7 +165,7 @@ impl S3Storage {
         let bulk = b
             .clone()
             .with_client_options(bulk_client)
-            .with_retry(bulk_retry)
+            .with_retry(retry(BULK_TIMEOUT.max(timeout)))
             .build()
             .map_err(|e| config("cannot configure the S3 client", e))?;
         let store = b
