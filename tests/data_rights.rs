@@ -55,14 +55,15 @@ fn block<T>(f: impl std::future::Future<Output = T>) -> T {
         .block_on(f)
 }
 
-/// Write `keys` (a few bytes each), 32 at a time.
+/// Write `keys` (a few bytes each), 8 at a time: the S3 test server is
+/// one Python process, and more at once only queue in it.
 fn fill(storage: Arc<dyn Storage>, keys: Vec<String>) {
     block(async move {
         let mut set = tokio::task::JoinSet::new();
         for key in keys {
             let s = storage.clone();
             set.spawn(async move { s.put(&key, key.as_bytes()).await });
-            while set.len() >= 32 {
+            while set.len() >= 8 {
                 set.join_next().await.unwrap().unwrap().unwrap();
             }
         }

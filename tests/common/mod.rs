@@ -294,7 +294,9 @@ pub fn s3_at(endpoint: &str, bucket: &str, prefix: &str) -> imgworker::storage::
         allow_http: true,
         credentials: Some(("test".into(), "test".into())),
         region: Some("us-east-1".into()),
-        timeout: Some(std::time::Duration::from_secs(5)),
+        // The S3 test server shares two cores with a test binary's
+        // parallel tests; a 5 s budget timed out under that load.
+        timeout: Some(std::time::Duration::from_secs(30)),
         ca_file: None,
     };
     imgworker::storage::S3Storage::open(&format!("s3://{bucket}/{prefix}"), &opts).unwrap()
