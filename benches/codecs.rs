@@ -1,6 +1,8 @@
 //! Decode and encode per format at 1920x1080 and 3840x2160, and whole
 //! standard jobs (decode, ops, encode, through the engine with memory
-//! storage) on the 3840x2160 photo, CPU backend.
+//! storage) on the 3840x2160 photo, CPU backend; signing Content
+//! Credentials per format at 1920x1080, and one standard job with and
+//! without them, side by side.
 //!
 //! `cargo bench --bench codecs [-- FILTER]` (needs scripts/fetch-photos.sh).
 
@@ -14,6 +16,7 @@ use imgworker::backend::Backend;
 use imgworker::bench::jobs;
 use imgworker::codec::{encode, SourceImage};
 use imgworker::config::{Limits, WorkerConfig};
+use imgworker::content_credentials::{Claim, ContentCredentials, DigitalSourceType};
 use imgworker::job::{Encoding, Format};
 use imgworker::pipeline::Engine;
 use imgworker::result::Status;
@@ -131,5 +134,83 @@ fn whole_jobs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, codecs, whole_jobs);
+/// The test PKI's worker signer (`tests/fixtures/c2pa`).
+fn signer() -> ContentCredentials {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/c2pa");
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("the test PKI");
+    ContentCredentials::new(&read("worker.chain"), &read("worker.key")).expect("signs")
+}
+
+fn content_credentials(c: &mut Criterion) {
+    let cc = signer();
+    let frames = common::photo_frames();
+    let img = frames
+        .iter()
+        .find(|f| f.dimensions() == (1920, 1080))
+        .expect("a 1920x1080 frame");
+    let parent = encode(img, &encoding(Format::Jpeg), None, None).unwrap();
+    let claim = |parent| Claim {
+        title: "v1",
+        parent_title: "original.jpg",
+        parent,
+        parent_format: Some("jpg"),
+        ops: vec![
+            ("resize", "c2pa.resized"),
+            ("adjust", "c2pa.color_adjustments"),
+        ],
+        digital_source_type: Some(DigitalSourceType::TrainedAlgorithmicMedia),
+    };
+    // A parent that carries a manifest of its own, as a re-edit's does.
+    let signed_parent = cc.sign(&claim(&parent), Format::Jpeg, &parent).unwrap();
+    let mut group = c.benchmark_group("content_credentials");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3));
+    for f in [Format::Jpeg, Format::Png, Format::Webp, Format::Avif] {
+        let version = encode(img, &encoding(f), None, None).unwrap();
+        for (name, parent) in [("plain-parent", &parent), ("signed-parent", &signed_parent)] {
+            group.bench_function(format!("sign/{}/1920x1080/{name}", f.ext()), |b| {
+                b.iter(|| cc.sign(&claim(parent), f, &version).expect("signs"))
+            });
+        }
+    }
+    group.finish();
+
+    // A whole standard job, signed and not, on the 3840x2160 photo.
+    let storage = Arc::new(MemoryStorage::new());
+    storage.insert("bench/photo/original.jpg", common::photo_bytes());
+    let job = jobs::ALL[0];
+    for (name, data) in job.inputs(3840, 2160) {
+        storage.insert(&format!("bench/photo/{name}"), data);
+    }
+    let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let mut group = c.benchmark_group("jobs/cpu/3840x2160/content-credentials");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5));
+    for (name, signing) in [("unsigned", None), ("signed", Some(Arc::new(signer())))] {
+        let cfg = WorkerConfig {
+            content_credentials: signing,
+            ..WorkerConfig::new()
+        };
+        let engine = Engine::new(cfg, storage.clone(), Backend::Cpu);
+        group.bench_function(format!("{}/{name}", job.name()), |b| {
+            b.iter(|| {
+                let out = runtime.block_on(engine.run(&body, 1));
+                assert_eq!(
+                    out.result.status,
+                    Status::Succeeded,
+                    "{:?}",
+                    out.result.error
+                );
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, codecs, whole_jobs, content_credentials);
 criterion_main!(benches);

@@ -64,16 +64,18 @@ fi
 # moto's S3 server (on 127.0.0.1:9000 for the storage tests, and over HTTPS
 # on a port of their own for the TLS tests) and kubernetes-validate (the
 # Kubernetes manifests' schema check) and jsonschema (the job schema's
-# boundary test checks the schema with it, as a Python producer would).
+# boundary test checks the schema with it, as a Python producer would), and
+# c2pa-python (the Content Credentials tests' independent C2PA reader).
 venv=target/test-venv
 if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] ||
-  ! "$venv/bin/python" -c 'import jsonschema' 2>/dev/null; then
-  log "installing moto, kubernetes-validate and jsonschema into $venv"
+  ! "$venv/bin/python" -c 'import jsonschema, c2pa' 2>/dev/null; then
+  log "installing moto, kubernetes-validate, jsonschema and c2pa-python into $venv"
   python3 -m venv "$venv" 2>/dev/null || {
     scripts/build-deps.sh python3-venv
     python3 -m venv "$venv"
   }
-  "$venv/bin/pip" install --progress-bar off "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*"
+  "$venv/bin/pip" install --progress-bar off "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*" \
+    "c2pa-python==0.38.*"
 fi
 s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then

@@ -74,7 +74,12 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, AppError> {
         storage = Arc::new(SealedStorage::new(storage, ring));
     }
     let cfg = settings.worker_config()?;
-    tracing::info!(storage = %storage.describe(), backend = backend.name(), "worker ready");
+    tracing::info!(
+        storage = %storage.describe(),
+        backend = backend.name(),
+        content_credentials = cfg.content_credentials.is_some(),
+        "worker ready"
+    );
     Ok(Engine::new(cfg, storage, backend))
 }
 

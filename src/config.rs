@@ -2,7 +2,10 @@
 //! How they are set (defaults, file, environment, flags) is
 //! [`crate::settings`].
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::content_credentials::ContentCredentials;
 
 /// Resource limits applied to every job (docs/contract.md, "Limits"). Exceeding one is
 /// `limit_exceeded`, checked before the memory it guards is allocated.
@@ -69,6 +72,9 @@ pub struct WorkerConfig {
     pub worker_name: String,
     /// Where accounts live and where their exports go.
     pub data_rights: DataRights,
+    /// The signer of the versions' C2PA Content Credentials; none: versions
+    /// carry none.
+    pub content_credentials: Option<Arc<ContentCredentials>>,
 }
 
 /// The folders that account-wide jobs (a recursive purge, a prefix export)

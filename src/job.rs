@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::color::ColorSpace;
 use crate::config::{DataRights, Limits, WorkerConfig};
+use crate::content_credentials::DigitalSourceType;
 use crate::error::{ErrorCode, JobError, ParamError};
 use crate::keys::{self, ImageId, ObjectName};
 use crate::ops::{canonical_name, Op, OpSpec};
@@ -134,6 +135,15 @@ pub(crate) struct JobMessage {
     /// masks are coverage, not colour, and are never converted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub color: Option<ColorSpace>,
+    /// How the content came to be (edit only, not expressed in the
+    /// schema), a term of the IPTC Digital Source Type vocabulary:
+    /// `trainedAlgorithmicMedia` for an image made by generative AI,
+    /// `compositeWithTrainedAlgorithmicMedia` for one edited with it. When
+    /// the worker signs Content Credentials, every action of the version's
+    /// C2PA manifest carries it, so AI-generated content is marked as such;
+    /// without credentials it has no effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digital_source_type: Option<DigitalSourceType>,
     /// Versions to write, each with optional trailing ops: at least one and
     /// at most the worker's `max_outputs` (default 8, the schema's
     /// `maxItems`), each version once and none named like the source's stem.
@@ -189,6 +199,16 @@ impl Format {
             Self::Png => "png",
             Self::Webp => "webp",
             Self::Avif => "avif",
+        }
+    }
+
+    /// Its MIME type.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+            Self::Avif => "image/avif",
         }
     }
 
@@ -501,6 +521,9 @@ pub struct Edit {
     /// (false when rendering from an original whose EXIF a version in
     /// between dropped).
     pub(crate) source_exif: bool,
+    /// What the job declared the content to be, for its Content
+    /// Credentials.
+    pub digital_source_type: Option<DigitalSourceType>,
 }
 
 impl Edit {
@@ -760,6 +783,7 @@ impl JobMessage {
             || self.outputs.is_some()
             || self.from.is_some()
             || self.color.is_some()
+            || self.digital_source_type.is_some()
         {
             return Err(JobError::invalid_job(format!(
                 "{what} job has only schema, id, type, image and recursive"
@@ -869,6 +893,7 @@ impl JobMessage {
                     from: self.from.unwrap_or_default(),
                     color: self.color.unwrap_or_default(),
                     source_exif: true,
+                    digital_source_type: self.digital_source_type,
                 };
                 edit.resolve_inputs(&image, cfg)?;
                 Task::Edit(edit)

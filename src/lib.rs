@@ -9,7 +9,8 @@
 //! # Layout
 //! - [`job`]: the job message and its validation into a runnable [`job::Job`];
 //!   [`result`]: the result message; [`manifest`]: version manifests;
-//!   [`lineage`]: re-edits rendered from the original through the manifests.
+//!   [`lineage`]: re-edits rendered from the original through the manifests;
+//!   [`content_credentials`]: the signed C2PA manifest each version carries.
 //! - [`ops`]: one module per op (parameters, validation, planning, CPU code
 //!   and GPU recording) and the registry every op list derives from.
 //! - [`codec`]: decoding with limits checked from the header, and encoding;
@@ -30,6 +31,7 @@ pub mod bench;
 pub mod codec;
 pub mod color;
 pub mod config;
+pub mod content_credentials;
 pub mod error;
 pub mod export;
 pub mod gpu;

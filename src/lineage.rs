@@ -180,6 +180,7 @@ pub fn compose(
         from: crate::job::RenderFrom::Source,
         color: edit.color,
         source_exif: edit.source_exif && lineage.recipes.iter().all(|r| r.output.keep_exif),
+        digital_source_type: edit.digital_source_type,
     };
     composed.resolve_inputs(image, cfg)?;
     Ok(composed)

@@ -1,4 +1,5 @@
-//! Running one job end to end: fetch, plan, decode, ops, encode, store.
+//! Running one job end to end: fetch, plan, decode, ops, encode, sign (the
+//! versions' Content Credentials, when the worker has a signer), store.
 //!
 //! The order is what keeps failures clean: everything that can be checked
 //! without pixels (the message, keys, the source header against the limits,
@@ -22,6 +23,7 @@ use crate::backend::{Backend, BackendKind};
 use crate::codec::{self, SourceImage};
 use crate::color::ColorHandling;
 use crate::config::WorkerConfig;
+use crate::content_credentials::{Claim, ContentCredentials};
 use crate::error::{with_cause, JobError};
 use crate::job::{
     identify, Edit, Encoding, Identity, Job, Output, OverlaySource, RenderFrom, Task,
@@ -464,25 +466,55 @@ impl Engine {
             parent_recipe,
             rendered: render,
         };
+        // Content Credentials name the parent version as their ingredient:
+        // the source as read, or, for a render from the original, the
+        // source object itself.
+        let parent = match (&self.cfg.content_credentials, render.source != edit.source) {
+            (Some(_), true) => Some(
+                self.read(
+                    job,
+                    &job.image.key(&edit.source),
+                    lim.max_source_bytes,
+                    deadline,
+                )
+                .await?,
+            ),
+            _ => None,
+        };
         timings.fetch = ms(t);
 
         // Plan, decode, run, encode: pixel work off the async runtime.
         let cfg = self.cfg.clone();
         let backend = self.backend.clone();
         let edit_owned = render.clone();
+        let job_edit = edit.clone();
         let span = tracing::Span::current();
-        let Rendering {
-            rendered,
-            decodes,
-            shrink,
-            t_decode,
-            t_ops,
-            t_encode,
-            backend: used,
-            gpu,
-        } = tokio::task::spawn_blocking(move || {
+        let (
+            Rendering {
+                rendered,
+                decodes,
+                shrink,
+                t_decode,
+                t_ops,
+                t_encode,
+                backend: used,
+                gpu,
+            },
+            t_sign,
+        ) = tokio::task::spawn_blocking(move || {
             let _enter = span.enter();
-            render_all(&cfg, &backend, &edit_owned, &source, &inputs, deadline)
+            let mut rendering =
+                render_all(&cfg, &backend, &edit_owned, &source, &inputs, deadline)?;
+            let t_sign = match &cfg.content_credentials {
+                Some(cc) => {
+                    let t = Instant::now();
+                    let parent = parent.as_deref().unwrap_or(&source);
+                    sign_all(cc, &cfg, &job_edit, parent, &mut rendering.rendered)?;
+                    Some(ms(t))
+                }
+                None => None,
+            };
+            Ok::<_, JobError>((rendering, t_sign))
         })
         .await
         .map_err(|e| JobError::internal(format!("pixel task failed: {e}")).with_source(e))??;
@@ -494,6 +526,7 @@ impl Engine {
         timings.decode = t_decode;
         timings.ops = t_ops;
         timings.encode = t_encode;
+        timings.sign = t_sign;
         if Instant::now() > deadline {
             return Err(JobError::limit_exceeded(format!(
                 "job exceeded its deadline of {:?}",
@@ -667,6 +700,44 @@ struct Rendering {
     t_encode: f64,
     backend: BackendKind,
     gpu: Option<crate::gpu::GpuStats>,
+}
+
+/// Embed each version's signed C2PA manifest ([`crate::content_credentials`]):
+/// the parent version as its ingredient, the recipe's ops as its actions.
+/// The versions' bytes and hashes become the signed ones.
+fn sign_all(
+    cc: &ContentCredentials,
+    cfg: &WorkerConfig,
+    edit: &Edit,
+    parent: &[u8],
+    rendered: &mut [Rendered],
+) -> Result<(), JobError> {
+    let parent_format = SourceImage::open(parent, &cfg.limits)
+        .ok()
+        .map(|s| s.probe.format.name());
+    for (out, r) in edit.outputs.iter().zip(rendered) {
+        let object = out.resolved(r.encoding)?.object;
+        let _span = tracing::debug_span!("sign", version = %out.version).entered();
+        let claim = Claim {
+            title: object.as_str(),
+            parent_title: edit.source.as_str(),
+            parent,
+            parent_format,
+            ops: (edit.specs.iter().chain(&out.specs))
+                .map(|s| (s.name(), s.c2pa_action()))
+                .collect(),
+            digital_source_type: edit.digital_source_type,
+        };
+        r.bytes = cc.sign(&claim, r.encoding.format, &r.bytes).map_err(|e| {
+            JobError::internal(format!(
+                "signing the Content Credentials of {}: {e}",
+                object.as_str()
+            ))
+            .with_source(e)
+        })?;
+        r.sha256 = sha256_hex(&r.bytes);
+    }
+    Ok(())
 }
 
 /// The source's EXIF for one output: its orientation tag reset when

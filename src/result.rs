@@ -66,6 +66,9 @@ pub struct Timings {
     pub ops: f64,
     /// Encoding the outputs.
     pub encode: f64,
+    /// Signing the outputs' Content Credentials, when the worker signs them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign: Option<f64>,
     /// Writing outputs and manifests.
     pub store: f64,
     /// The whole job.

@@ -19,6 +19,7 @@ mod secret;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::providers::{Format, Toml};
@@ -28,6 +29,7 @@ use serde::Deserialize;
 
 use crate::backend::BackendChoice;
 use crate::config::{default_worker_name, DataRights, Limits, WorkerConfig};
+use crate::content_credentials::{ContentCredentials, CredentialsError};
 use crate::queue::{TlsFiles, Topology};
 
 pub(crate) use environment::variable_for;
@@ -39,7 +41,7 @@ pub use secret::{AmqpUrl, Secret};
 pub(crate) const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Keys that hold secrets: never read from the file.
-const SECRET_KEYS: &[&str] = &["signing_keys", "encryption_keys"];
+const SECRET_KEYS: &[&str] = &["signing_keys", "encryption_keys", "c2pa_key"];
 
 /// Settings that cannot be loaded or are out of range.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +83,12 @@ pub enum SettingsError {
     /// or exports inside the accounts' images).
     #[error("{0}")]
     DataRights(String),
+    /// The C2PA certificate and key cannot sign.
+    #[error(transparent)]
+    ContentCredentials(#[from] CredentialsError),
+    /// Both a key file and a key in the environment are set.
+    #[error("set the C2PA private key once: c2pa_key_file or IMGWORKER_C2PA_KEY, not both")]
+    TwoC2paKeys,
 }
 
 /// Everything a worker can be configured with (flags, environment, file).
@@ -118,6 +126,14 @@ pub struct Settings {
     pub amqp_key_file: Option<PathBuf>,
     /// Job signing keys, `key-id:secret[,...]`.
     pub signing_keys: Option<Secret>,
+    /// Content Credentials: the C2PA signing certificate chain (PEM, the
+    /// signing certificate first).
+    pub c2pa_cert_file: Option<PathBuf>,
+    /// Content Credentials: the certificate's private key (PKCS#8 PEM).
+    pub c2pa_key_file: Option<PathBuf>,
+    /// Content Credentials: the private key itself (PKCS#8 PEM), instead of
+    /// a file; environment only.
+    pub c2pa_key: Option<Secret>,
     /// The jobs queue. Default `imgworker.jobs`.
     pub jobs_queue: String,
     /// The dead-letter exchange. Default `imgworker.dlx`.
@@ -199,6 +215,9 @@ impl Default for Settings {
             amqp_cert_file: None,
             amqp_key_file: None,
             signing_keys: None,
+            c2pa_cert_file: None,
+            c2pa_key_file: None,
+            c2pa_key: None,
             jobs_queue: topology.jobs_queue,
             dead_letter_exchange: topology.dead_letter_exchange,
             dead_queue: topology.dead_queue,
@@ -273,7 +292,37 @@ impl Settings {
             watermark_prefixes: self.watermark_prefixes.clone(),
             worker_name: default_worker_name(),
             data_rights: self.data_rights()?,
+            content_credentials: self.content_credentials()?.map(Arc::new),
         })
+    }
+
+    /// The Content Credentials signer, loaded and checked; `None` when
+    /// neither a certificate nor a key is set.
+    pub fn content_credentials(&self) -> Result<Option<ContentCredentials>, SettingsError> {
+        let read = |what, path: &PathBuf| {
+            std::fs::read(path).map_err(|source| CredentialsError::Read {
+                what,
+                path: path.clone(),
+                source,
+            })
+        };
+        let key = match (&self.c2pa_key_file, &self.c2pa_key) {
+            (Some(_), Some(k)) if !k.expose().is_empty() => return Err(SettingsError::TwoC2paKeys),
+            (Some(path), _) => Some(zeroize::Zeroizing::new(read("private key", path)?)),
+            (None, Some(k)) if !k.expose().is_empty() => {
+                Some(zeroize::Zeroizing::new(k.expose().as_bytes().to_vec()))
+            }
+            (None, _) => None,
+        };
+        match (&self.c2pa_cert_file, key) {
+            (None, None) => Ok(None),
+            (Some(_), None) => Err(CredentialsError::Incomplete("certificate").into()),
+            (None, Some(_)) => Err(CredentialsError::Incomplete("private key").into()),
+            (Some(cert), Some(key)) => {
+                let chain = read("certificate", cert)?;
+                Ok(Some(ContentCredentials::new(&chain, &key)?))
+            }
+        }
     }
 
     /// The account roots and export folder, checked.
@@ -450,6 +499,7 @@ mod tests {
                     "IMGWORKER_GRACE_SECS" | "IMGWORKER_DEADLINE_SECS" => "1.5",
                     n if n.ends_with("_FILE")
                         || n.ends_with("_KEYS")
+                        || n.ends_with("_KEY")
                         || n.ends_with("_URL")
                         || n.ends_with("_STORAGE")
                         || n.ends_with("_QUEUE")
@@ -465,7 +515,7 @@ mod tests {
                 (name, value)
             })
             .collect();
-        assert_eq!(values.len(), 32);
+        assert_eq!(values.len(), 35);
         let s = Settings::from_layers(None, Environment::from_vars(values), &no_flags()).unwrap();
         assert_eq!(s.backend, BackendChoice::Cpu);
         assert!(s.require_tls);
@@ -475,6 +525,9 @@ mod tests {
         assert_eq!(s.dead_queue, "7x");
         assert_eq!(s.signing_keys.as_ref().map(Secret::expose), Some("7x"));
         assert_eq!(s.amqp_key_file, Some(PathBuf::from("7x")));
+        assert_eq!(s.c2pa_cert_file, Some(PathBuf::from("7x")));
+        assert_eq!(s.c2pa_key_file, Some(PathBuf::from("7x")));
+        assert_eq!(s.c2pa_key.as_ref().map(Secret::expose), Some("7x"));
         assert_eq!(s.account_roots, ["7x"]);
         assert_eq!(s.export_prefix, "7x");
         assert_eq!(s.limits.max_export_objects, 7);

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::broker::{self, Worker};
-use common::{cfg, memory_engine, png_bytes, run, test_image};
+use common::{cfg, memory_engine, png_bytes, run, sha256_hex, test_image};
 use imgworker::backend::Backend;
 use imgworker::pipeline::Engine;
 use imgworker::storage::{Keyring, ObjectWriter, OnDeleted, SealedStorage, Storage, StorageError};
@@ -356,11 +356,6 @@ async fn account_deletion_through_the_queue() {
 
 fn export(id: &str, image: &str, recursive: bool) -> Value {
     json!({"schema": 1, "id": id, "type": "export", "image": image, "recursive": recursive})
-}
-
-fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 /// The entries of a tar archive: (path, bytes), in order.

@@ -15,7 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::{free_port, store_with_source, wait_for_port, Worker, HOW_TO_START};
-use common::{png_bytes, test_image};
+use common::{openssl, png_bytes, test_image};
 use imgworker::storage::Storage;
 use serde_json::{json, Value};
 
@@ -25,21 +25,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_imgworker");
 /// certificate, all made by the `openssl` command.
 struct Pki {
     dir: tempfile::TempDir,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the openssl command is missing ({e}): apt-get install openssl")
-        });
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Pki {

@@ -156,6 +156,15 @@ pub struct WorkerFlags {
     #[arg(long)]
     #[serde(serialize_with = "secret")]
     encryption_keys: Option<Secret>,
+    /// C2PA Content Credentials on every version: the signing certificate
+    /// chain (PEM, the signing certificate first), with --c2pa-key-file or
+    /// IMGWORKER_C2PA_KEY.
+    #[arg(long)]
+    c2pa_cert_file: Option<PathBuf>,
+    /// C2PA Content Credentials: the certificate's private key (PKCS#8
+    /// PEM). IMGWORKER_C2PA_KEY may hold the key itself instead.
+    #[arg(long)]
+    c2pa_key_file: Option<PathBuf>,
     /// Limit overrides.
     #[command(flatten)]
     limits: LimitFlags,

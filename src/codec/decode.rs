@@ -49,7 +49,7 @@ pub(crate) enum SourceFormat {
 
 impl SourceFormat {
     /// The format's usual file extension.
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Self::Jpeg => "jpg",
             Self::Png => "png",

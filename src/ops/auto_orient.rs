@@ -74,6 +74,7 @@ pub(crate) fn swaps_axes(orientation: u8) -> bool {
 
 impl Operation for AutoOrient {
     const NAME: &'static str = "auto_orient";
+    const C2PA_ACTION: &'static str = "c2pa.orientation";
     const SUMMARY: &'static str =
         "apply the source's EXIF orientation, so that the pixels stand upright";
     type Params = NoParams;

@@ -92,6 +92,7 @@ pub(crate) fn check_sigma(name: &str, sigma: f64) -> Result<f64, ParamError> {
 
 impl Operation for Blur {
     const NAME: &'static str = "blur";
+    const C2PA_ACTION: &'static str = "c2pa.filtered";
     const SUMMARY: &'static str =
         "separable Gaussian blur in premultiplied alpha, the kernel computed in float64";
     type Params = BlurParams;

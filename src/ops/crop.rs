@@ -141,6 +141,7 @@ impl Crop {
 
 impl Operation for Crop {
     const NAME: &'static str = "crop";
+    const C2PA_ACTION: &'static str = "c2pa.cropped";
     const SUMMARY: &'static str =
         "crop to a rectangle inside the image, at x/y or placed by gravity (centre, attention, entropy)";
     type Params = CropParams;

@@ -54,6 +54,7 @@ pub struct Flip {
 
 impl Operation for Flip {
     const NAME: &'static str = "flip";
+    const C2PA_ACTION: &'static str = "c2pa.orientation";
     const SUMMARY: &'static str = "mirror the image left-right or top-bottom";
     type Params = FlipParams;
     const SHADER: &'static str = include_str!("../../shaders/flip.wgsl");

@@ -178,6 +178,10 @@ pub(crate) trait Operation: Sized + std::fmt::Debug + Clone + Send + Sync + 'sta
     /// [`Operation::plan`] gives an upper bound, and the ops after it are
     /// planned again against the real size when the job runs.
     const SIZE_FROM_CONTENT: bool = false;
+    /// The C2PA action a version's Content Credentials record the op as
+    /// ([`crate::content_credentials`]): `c2pa.edited` unless a more
+    /// specific one of the C2PA specification's fits.
+    const C2PA_ACTION: &'static str = "c2pa.edited";
 
     /// Check every parameter; the only way to build the op.
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError>;
@@ -231,6 +235,8 @@ pub struct OpInfo {
     pub parity: Tolerance,
     /// Whether it is a per-pixel op.
     pub point: bool,
+    /// The C2PA action it is recorded as.
+    pub c2pa_action: &'static str,
     /// Its uniform structs' layouts.
     pub uniforms: fn() -> Vec<UniformLayout>,
     /// Its generated WGSL constants.
@@ -280,6 +286,7 @@ macro_rules! registry {
             examples: <$module::$ty as Operation>::EXAMPLES,
             parity: <$module::$ty as Operation>::PARITY,
             point: <$module::$ty as Operation>::POINT,
+            c2pa_action: <$module::$ty as Operation>::C2PA_ACTION,
             uniforms: <$module::$ty as Operation>::uniforms,
             wgsl_consts: <$module::$ty as Operation>::wgsl_consts,
             params_schema: || schemars::schema_for!(<$module::$ty as Operation>::Params),
@@ -289,6 +296,11 @@ macro_rules! registry {
             /// The op's name.
             pub fn name(&self) -> &'static str {
                 match self { $(Self::$variant(_) => <$module::$ty as Operation>::NAME,)* }
+            }
+
+            /// The C2PA action the op is recorded as.
+            pub fn c2pa_action(&self) -> &'static str {
+                match self { $(Self::$variant(_) => <$module::$ty as Operation>::C2PA_ACTION,)* }
             }
 
             /// Validate the parameters into a runnable op.

@@ -107,6 +107,7 @@ impl Pixelate {
 
 impl Operation for Pixelate {
     const NAME: &'static str = "pixelate";
+    const C2PA_ACTION: &'static str = "c2pa.filtered";
     const SUMMARY: &'static str =
         "replace square blocks by their average, over the image or a rectangle (redaction)";
     type Params = PixelateParams;

@@ -104,6 +104,8 @@ impl<T: PointOperation> Operation for T {
     const EXAMPLES: &'static [&'static str] = <T as PointOperation>::EXAMPLES;
     const PARITY: Tolerance = <T as PointOperation>::PARITY;
     const POINT: bool = true;
+    // Every per-pixel op changes colour or tone.
+    const C2PA_ACTION: &'static str = "c2pa.color_adjustments";
 
     fn validate(p: &Self::Params, lim: &Limits) -> Result<Self, ParamError> {
         <T as PointOperation>::validate(p, lim)

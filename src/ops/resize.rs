@@ -300,6 +300,7 @@ impl Resize {
 
 impl Operation for Resize {
     const NAME: &'static str = "resize";
+    const C2PA_ACTION: &'static str = "c2pa.resized";
     const SUMMARY: &'static str = "resize with a choice of fit and filter, in premultiplied alpha, optionally in linear light (fast_image_resize on the CPU, its arithmetic reproduced on the GPU)";
     type Params = ResizeParams;
     const SHADER: &'static str = include_str!("../../shaders/resize.wgsl");

@@ -77,6 +77,7 @@ pub(crate) fn rotated_dims(w: u32, h: u32, radians: f64) -> Dims {
 
 impl Operation for Rotate {
     const NAME: &'static str = "rotate";
+    const C2PA_ACTION: &'static str = "c2pa.orientation";
     const SUMMARY: &'static str = "rotate clockwise: multiples of 90 degrees exactly, any other angle onto a canvas grown to hold the image";
     type Params = RotateParams;
     const SHADER: &'static str = include_str!("../../shaders/rotate.wgsl");

@@ -65,6 +65,7 @@ pub struct Sharpen {
 
 impl Operation for Sharpen {
     const NAME: &'static str = "sharpen";
+    const C2PA_ACTION: &'static str = "c2pa.filtered";
     const SUMMARY: &'static str = "unsharp mask: the original plus `amount` times its difference from a Gaussian blur, where that difference is at least `threshold`";
     type Params = SharpenParams;
     const SHADER: &'static str = include_str!("../../shaders/sharpen.wgsl");

@@ -47,6 +47,12 @@ impl OpSpec {
         self.params.name()
     }
 
+    /// The C2PA action a version's Content Credentials record it as
+    /// (masked or not).
+    pub fn c2pa_action(&self) -> &'static str {
+        self.params.c2pa_action()
+    }
+
     /// Validate into a runnable op (wrapped in its mask, when it has one).
     pub fn validate(&self, lim: &Limits) -> Result<Op, ParamError> {
         let op = self.params.validate(lim)?;

@@ -1,6 +1,7 @@
 //! The op table of the docs, generated from the registry (`imgworker ops
 //! --markdown`): each op's name, its parameters (from the JSON Schema of its
-//! parameter struct, with their doc comments) and what it does.
+//! parameter struct, with their doc comments), what it does, and the C2PA
+//! action a version's Content Credentials record it as.
 
 use serde_json::Value;
 
@@ -8,7 +9,9 @@ use super::{OpInfo, OPS};
 
 /// The Markdown op table: a header and one row per op, in registry order.
 pub fn markdown_table() -> String {
-    let mut out = String::from("| op | parameters | what it does |\n| --- | --- | --- |\n");
+    let mut out = String::from(
+        "| op | parameters | what it does | C2PA action |\n| --- | --- | --- | --- |\n",
+    );
     for op in OPS {
         let aliases: String = op
             .aliases
@@ -16,10 +19,11 @@ pub fn markdown_table() -> String {
             .map(|a| format!("; `{a}` is another name for it"))
             .collect();
         out.push_str(&format!(
-            "| `{}` | {} | {}{aliases} |\n",
+            "| `{}` | {} | {}{aliases} | `{}` |\n",
             op.name,
             parameters(op),
-            op.summary
+            op.summary,
+            op.c2pa_action
         ));
     }
     out.push_str(

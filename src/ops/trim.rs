@@ -93,6 +93,7 @@ impl Trim {
 
 impl Operation for Trim {
     const NAME: &'static str = "trim";
+    const C2PA_ACTION: &'static str = "c2pa.cropped";
     const SUMMARY: &'static str =
         "remove borders of one colour (the top-left pixel or `background`) within a threshold";
     type Params = TrimParams;

@@ -204,6 +204,28 @@ pub fn memory_engine(cfg: WorkerConfig) -> (Engine, Arc<MemoryStorage>) {
     (Engine::new(cfg, storage.clone(), Backend::Cpu), storage)
 }
 
+/// Run the `openssl` command in `dir`; fails the test when it fails.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("the openssl command is missing ({e}): apt-get install openssl")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// SHA-256 of `data`, hex.
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(data))
+}
+
 /// Default worker configuration for tests.
 pub fn cfg() -> WorkerConfig {
     WorkerConfig {
@@ -277,14 +299,21 @@ pub fn s3_storage(bucket: &str, prefix: &str) -> Arc<imgworker::storage::S3Stora
     Arc::new(s3_at(&format!("http://{S3_ADDR}"), bucket, prefix))
 }
 
-/// Point a spawned imgworker at the S3 test server (the AWS environment
-/// it reads), with the test credentials.
+/// The AWS environment that points imgworker at the S3 test server, with
+/// the test credentials.
+pub fn s3_vars() -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", format!("http://{S3_ADDR}")),
+        ("AWS_ALLOW_HTTP", "true".into()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+    ]
+}
+
+/// Point a spawned imgworker at the S3 test server ([`s3_vars`]).
 pub fn s3_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
-    cmd.env("AWS_ENDPOINT_URL", format!("http://{S3_ADDR}"))
-        .env("AWS_ALLOW_HTTP", "true")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
+    cmd.envs(s3_vars())
 }
 
 /// `s3://bucket/prefix` at an endpoint, with test credentials.
