@@ -186,7 +186,7 @@ fn content_credentials(c: &mut Criterion) {
     }
     let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut group = c.benchmark_group("jobs/cpu/3840x2160/content-credentials");
+    let mut group = c.benchmark_group("content_credentials/job/cpu/3840x2160");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
