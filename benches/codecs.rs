@@ -101,35 +101,50 @@ fn codecs(c: &mut Criterion) {
     group.finish();
 }
 
-fn whole_jobs(c: &mut Criterion) {
-    let photo = common::photo_bytes();
+/// The 3840x2160 photo and every standard job's inputs, in memory storage
+/// under `bench/photo`.
+fn photo_storage() -> Arc<MemoryStorage> {
     let storage = Arc::new(MemoryStorage::new());
-    storage.insert("bench/photo/original.jpg", photo);
+    storage.insert("bench/photo/original.jpg", common::photo_bytes());
     for job in jobs::ALL {
         for (name, data) in job.inputs(3840, 2160) {
             storage.insert(&format!("bench/photo/{name}"), data);
         }
     }
-    let engine = Engine::new(WorkerConfig::new(), storage, Backend::Cpu);
+    storage
+}
+
+/// Time `job` on the photo through `engine`, as `name` in `group`.
+fn bench_job(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    engine: &Engine,
+    job: jobs::StandardJob,
+) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let out = runtime.block_on(engine.run(&body, 1));
+            assert_eq!(
+                out.result.status,
+                Status::Succeeded,
+                "{:?}",
+                out.result.error
+            );
+        })
+    });
+}
+
+fn whole_jobs(c: &mut Criterion) {
+    let engine = Engine::new(WorkerConfig::new(), photo_storage(), Backend::Cpu);
     let mut group = c.benchmark_group("jobs/cpu/3840x2160");
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(5));
     for job in jobs::ALL {
-        let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
-        group.bench_function(job.name(), |b| {
-            b.iter(|| {
-                let out = runtime.block_on(engine.run(&body, 1));
-                assert_eq!(
-                    out.result.status,
-                    Status::Succeeded,
-                    "{:?}",
-                    out.result.error
-                );
-            })
-        });
+        bench_job(&mut group, &job.name(), &engine, job);
     }
     group.finish();
 }
@@ -178,14 +193,8 @@ fn content_credentials(c: &mut Criterion) {
     group.finish();
 
     // A whole standard job, signed and not, on the 3840x2160 photo.
-    let storage = Arc::new(MemoryStorage::new());
-    storage.insert("bench/photo/original.jpg", common::photo_bytes());
+    let storage = photo_storage();
     let job = jobs::ALL[0];
-    for (name, data) in job.inputs(3840, 2160) {
-        storage.insert(&format!("bench/photo/{name}"), data);
-    }
-    let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
-    let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut group = c.benchmark_group("content_credentials/job/cpu/3840x2160");
     group
         .sample_size(10)
@@ -197,17 +206,7 @@ fn content_credentials(c: &mut Criterion) {
             ..WorkerConfig::new()
         };
         let engine = Engine::new(cfg, storage.clone(), Backend::Cpu);
-        group.bench_function(format!("{}/{name}", job.name()), |b| {
-            b.iter(|| {
-                let out = runtime.block_on(engine.run(&body, 1));
-                assert_eq!(
-                    out.result.status,
-                    Status::Succeeded,
-                    "{:?}",
-                    out.result.error
-                );
-            })
-        });
+        bench_job(&mut group, &format!("{}/{name}", job.name()), &engine, job);
     }
     group.finish();
 }

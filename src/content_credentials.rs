@@ -114,6 +114,9 @@ pub enum CredentialsError {
         /// Why.
         source: std::io::Error,
     },
+    /// The certificate file holds no PEM certificate.
+    #[error("the C2PA certificate file holds no PEM certificate (`BEGIN CERTIFICATE`)")]
+    NoCertificate,
     /// The key is not PKCS#8 PEM of a supported algorithm.
     #[error(
         "the C2PA private key is not a PKCS#8 PEM key (`BEGIN PRIVATE KEY`) of a supported \
@@ -163,6 +166,10 @@ impl ContentCredentials {
     /// the certificate, or a certificate C2PA refuses, is an error here
     /// rather than on the first job.
     pub fn new(cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<Self, CredentialsError> {
+        const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+        if !cert_chain_pem.windows(BEGIN.len()).any(|w| w == BEGIN) {
+            return Err(CredentialsError::NoCertificate);
+        }
         let signer = ALGORITHMS
             .iter()
             .find_map(|&alg| create_signer::from_keys(cert_chain_pem, key_pem, alg, None).ok())

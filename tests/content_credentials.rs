@@ -36,19 +36,24 @@ impl Pki {
             .join(name)
     }
 
-    /// `imgworker` flags signing with `name`'s certificate and `key`.
-    fn flags(&self, name: &str, key: &str) -> Vec<String> {
+    /// `imgworker` flags signing with the certificate chain `cert` and `key`.
+    fn flags(&self, cert: &str, key: &str) -> Vec<String> {
         vec![
             "--c2pa-cert-file".into(),
-            self.path(&format!("{name}.chain")).display().to_string(),
+            self.path(cert).display().to_string(),
             "--c2pa-key-file".into(),
             self.path(key).display().to_string(),
         ]
     }
 }
 
-/// The test-venv Python and the C2PA tool it runs.
-fn c2pa_tool() -> Command {
+/// Run `tests/tools/c2pa_tool.py` with `args` in the test virtualenv's
+/// Python; its stdout.
+fn c2pa_tool<I, S>(args: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join("target/test-venv/bin/python");
     assert!(
@@ -56,25 +61,26 @@ fn c2pa_tool() -> Command {
         "{} is missing: run scripts/test.sh, which installs c2pa-python into target/test-venv",
         python.display()
     );
-    let mut cmd = Command::new(python);
-    cmd.arg(root.join("tests/tools/c2pa_tool.py"));
-    cmd
-}
-
-/// What the independent reader says about each file, in order.
-fn read_c2pa(files: &[&Path]) -> Vec<Value> {
-    let out = c2pa_tool()
-        .arg("read")
-        .arg(Pki.path("ca.pem"))
-        .args(files)
+    let out = Command::new(python)
+        .arg(root.join("tests/tools/c2pa_tool.py"))
+        .args(args)
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "c2pa_tool.py read: {}",
+        "c2pa_tool.py: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout)
+    out.stdout
+}
+
+/// What the independent reader says about each file, in order.
+fn read_c2pa(files: &[&Path]) -> Vec<Value> {
+    let ca = Pki.path("ca.pem");
+    let args = [Path::new("read"), &ca]
+        .into_iter()
+        .chain(files.iter().copied());
+    String::from_utf8(c2pa_tool(args))
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -225,7 +231,7 @@ fn every_output_format_carries_content_credentials_that_match_the_recipe() {
     let storage = store.display().to_string();
     let out = imgworker(
         &["run", job.to_str().unwrap(), "--storage", &storage],
-        &pki.flags("worker", "worker.key"),
+        &pki.flags("worker.chain", "worker.key"),
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
@@ -285,6 +291,48 @@ fn every_output_format_carries_content_credentials_that_match_the_recipe() {
         );
     }
 
+    // A re-edit rendered from the original names the version it was asked
+    // to edit as its parent, and keeps that version's manifest.
+    let job3 = dir.path().join("from-original.json");
+    std::fs::write(
+        &job3,
+        json!({
+            "schema": 1, "id": "cc-from-original", "type": "edit", "image": image,
+            "source": "v-png.png", "from": "original",
+            "ops": [{"op": "flip", "axis": "horizontal"}],
+            "outputs": [{"version": "x-png", "format": "png"}],
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let out = imgworker(
+        &["run", job3.to_str().unwrap(), "--storage", &storage],
+        &pki.flags("worker.chain", "worker.key"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let x = store.join(image).join("x-png.png");
+    let ours: Value =
+        serde_json::from_slice(&std::fs::read(x.with_extension("json")).unwrap()).unwrap();
+    let r = &read_c2pa(&[&x])[0];
+    assert_eq!(r["state"], "Trusted", "{r:#}");
+    assert_eq!(ours["parent"], "v-png.png");
+    let m = active(&r["store"]);
+    assert_eq!(parent(m)["title"], "v-png.png", "{m:#}");
+    let kept = parent(m)["active_manifest"]
+        .as_str()
+        .expect("v-png's manifest is kept");
+    assert_eq!(r["store"]["manifests"][kept]["title"], "v-png.png");
+    let got: Vec<String> = actions(m)
+        .iter()
+        .map(|a| a["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, ["c2pa.opened", "c2pa.orientation"]);
+
     // A version whose pixels are changed after signing reads as invalid.
     let png = store.join(image).join("v-png.png");
     let mut bytes = std::fs::read(&png).unwrap();
@@ -318,21 +366,13 @@ async fn three_re_edits_through_the_queue_keep_the_generators_manifest_and_chain
     let plain = dir.path().join("plain.png");
     std::fs::write(&plain, png_bytes(&test_image(120, 80, 9, false))).unwrap();
     let generated = dir.path().join("generated.png");
-    let out = c2pa_tool()
-        .arg("generate")
-        .args([
-            pki.path("generator.chain"),
-            pki.path("generator.key"),
-            plain,
-            generated.clone(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    c2pa_tool([
+        PathBuf::from("generate"),
+        pki.path("generator.chain"),
+        pki.path("generator.key"),
+        plain,
+        generated.clone(),
+    ]);
     use imgworker::storage::Storage;
     s3.put(
         &format!("{image}/original.png"),
@@ -343,7 +383,7 @@ async fn three_re_edits_through_the_queue_keep_the_generators_manifest_and_chain
 
     let url = broker::vhost("provenance");
     broker::prepare(&url, 5).await;
-    let flags = pki.flags("worker", "worker.key");
+    let flags = pki.flags("worker.chain", "worker.key");
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let vars = common::s3_vars();
     let mut env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -484,16 +524,27 @@ fn credentials_that_cannot_sign_stop_the_worker_at_start_up() {
     let key_body = key_text.lines().nth(1).unwrap().to_string();
     let cases: Vec<(Vec<String>, &str)> = vec![
         (
-            pki.flags("worker", "stray.key"),
+            pki.flags("worker.chain", "stray.key"),
             "does not match the certificate",
         ),
         (
-            pki.flags("no-eku", "no-eku.key"),
+            pki.flags("no-eku.chain", "no-eku.key"),
             "cannot sign Content Credentials",
         ),
-        (pki.flags("worker", "worker.chain"), "not a PKCS#8 PEM key"),
         (
-            pki.flags("worker", "worker.key")[..2].to_vec(),
+            pki.flags("worker.chain", "worker.chain"),
+            "not a PKCS#8 PEM key",
+        ),
+        (
+            pki.flags("stray.chain", "worker.key"),
+            "reading the C2PA certificate",
+        ),
+        (
+            pki.flags("worker.key", "worker.key"),
+            "holds no PEM certificate",
+        ),
+        (
+            pki.flags("worker.chain", "worker.key")[..2].to_vec(),
             "only the certificate is set",
         ),
     ];
@@ -526,7 +577,7 @@ fn credentials_that_cannot_sign_stop_the_worker_at_start_up() {
             "--backend",
             "cpu",
         ])
-        .args(&pki.flags("worker", "worker.key")[..2])
+        .args(&pki.flags("worker.chain", "worker.key")[..2])
         .env("IMGWORKER_C2PA_KEY", &key_text)
         .output()
         .unwrap();

@@ -2,7 +2,6 @@
 //! `tificc` as the reference conversion.
 
 use std::path::Path;
-use std::process::Command;
 
 use image::RgbaImage;
 
@@ -63,17 +62,7 @@ pub fn png_with_icc(img: &RgbaImage, icc: Option<&[u8]>) -> Vec<u8> {
 
 /// Run a tool, failing with how to install it when it is missing.
 pub fn tool(program: &str, args: &[&str], package: &str) {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{program}: {e}: install {package} (scripts/test.sh does: apt-get install {package})")
-        });
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    super::tool_in(None, program, args, package);
 }
 
 /// `pixels` read with the profile `from` and converted to sRGB by lcms2's

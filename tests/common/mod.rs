@@ -204,20 +204,29 @@ pub fn memory_engine(cfg: WorkerConfig) -> (Engine, Arc<MemoryStorage>) {
     (Engine::new(cfg, storage.clone(), Backend::Cpu), storage)
 }
 
-/// Run the `openssl` command in `dir`; fails the test when it fails.
-pub fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("the openssl command is missing ({e}): apt-get install openssl")
-        });
+/// Run a tool in `dir` (or here), failing with how to install it when it
+/// is missing and with its stderr when it fails.
+pub fn tool_in(dir: Option<&std::path::Path>, program: &str, args: &[&str], package: &str) {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    if let Some(dir) = dir {
+        cmd.current_dir(dir);
+    }
+    let out = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "{program}: {e}: install {package} (scripts/test.sh does: apt-get install {package})"
+        )
+    });
     assert!(
         out.status.success(),
-        "openssl {args:?}: {}",
+        "{program} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Run the `openssl` command in `dir`.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    tool_in(Some(dir), "openssl", args, "openssl");
 }
 
 /// SHA-256 of `data`, hex.
