@@ -32,7 +32,7 @@ esac
 scripts/build-deps.sh binutils gzip
 scripts/fetch-photos.sh
 
-log "building imgworker and the GPU parity tests (release profile$([ "$profile" = test ] && echo ", with the tests' hooks"); a cold build takes about 9 minutes on 2 cores, the parity tests with the hooks a few more)"
+log "building imgworker and the GPU parity tests (release profile$([ "$profile" = test ] && echo ", with the tests' hooks"); a cold build takes about 14 minutes on 2 cores, the parity tests with the hooks a few more)"
 # Built first with cargo's progress and errors shown; then asked again,
 # already built, only for the paths.
 cargo build "${flags[@]}" --bin imgworker

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 log() { printf '\n== %s\n' "$*" >&2; }
 
-log "imgworker's tests: on a fresh 2-core machine, right after scripts/example.sh, a first run installs the test tools and builds for about 15 minutes before the first test and takes 22 minutes in all; on its own (no example first) it also builds the dependencies, about 7 minutes more; later runs take about 7 minutes (docs/build-timings.md)"
+log "imgworker's tests: on a fresh 2-core machine, right after scripts/example.sh, a first run installs the test tools and builds for about 15 minutes before the first test and takes 22 minutes in all; on its own (no example first) it also builds the dependencies, about 13 minutes more; later runs take about 7 minutes (docs/build-timings.md)"
 
 # What this script starts it stops when it ends, and only that: a RabbitMQ
 # or S3 test server that was already running is left alone.
