@@ -194,11 +194,6 @@ impl ContentCredentials {
         }
     }
 
-    /// The signing algorithm (from the key's type).
-    pub fn alg(&self) -> SigningAlg {
-        self.signer.alg()
-    }
-
     /// `asset` (a version encoded as `format`) with a signed manifest
     /// embedded, describing `claim`.
     pub fn sign(
@@ -301,8 +296,6 @@ pub struct Verified {
     pub valid: bool,
     /// The failure codes, when not valid.
     pub codes: Vec<String>,
-    /// The manifest store as JSON.
-    pub json: String,
 }
 
 /// Read the manifest embedded in `bytes` (`format` an extension or MIME
@@ -318,11 +311,7 @@ pub fn verify(bytes: &[u8], format: &str) -> c2pa::Result<Verified> {
         .map(|s| s.code().to_string())
         .filter(|c| c != "signingCredential.untrusted")
         .collect();
-    Ok(Verified {
-        valid,
-        codes,
-        json: reader.json(),
-    })
+    Ok(Verified { valid, codes })
 }
 
 /// A 1x1 PNG: the image of the start-up test signature.
