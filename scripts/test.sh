@@ -13,7 +13,14 @@ log "imgworker's tests: on a fresh 2-core machine, right after scripts/example.s
 # or S3 test server that was already running is left alone.
 started_moto=""
 started_rabbitmq=""
+started_cluster=""
 cleanup() {
+  if [ -n "$started_cluster" ]; then
+    # A start still booting (the script stopped early) is ended first.
+    kill "${cluster_boot:-}" 2>/dev/null || true
+    scripts/rabbitmq-cluster.sh stop || true
+    echo "stopped the three-node RabbitMQ cluster this script started on 127.0.0.1:5681-5683" >&2
+  fi
   if [ -n "$started_moto" ]; then
     kill "$started_moto" 2>/dev/null || true
     echo "stopped the S3 test server this script started on 127.0.0.1:9000" >&2
@@ -48,10 +55,10 @@ scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips
 # make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP
 # port accepts connections, so wait for the port itself.
 port_open() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  scripts/build-deps.sh rabbitmq-server
+fi
 if ! port_open; then
-  if ! command -v rabbitmq-server >/dev/null 2>&1; then
-    scripts/build-deps.sh rabbitmq-server
-  fi
   log "starting RabbitMQ (up to two minutes)"
   # Marked as ours only when this start succeeded: a node that was already
   # starting is not stopped at the end.
@@ -101,14 +108,42 @@ export NODEVICE_SELECT=1
 # so the crate and its dependencies are compiled once, with one feature set.
 features=(--release --features test-hooks)
 
-log "Vulkan adapters"
-cargo run "${features[@]}" -- devices
+# Clippy's lints run inside that build: clippy-driver wraps rustc for this
+# crate's own targets (RUSTC_WORKSPACE_WRAPPER, the mechanism `cargo clippy`
+# uses) with warnings denied (CLIPPY_ARGS, in cargo-clippy's format), so the
+# tests' build is the lint pass as well and the dependencies are not
+# checked a second time; a lint or a compiler warning fails the build.
+if ! command -v clippy-driver >/dev/null 2>&1; then
+  echo "clippy is not installed: rustup component add clippy" >&2
+  exit 1
+fi
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER=$(command -v clippy-driver)
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+
+# The failover test's three-node cluster (scripts/rabbitmq-cluster.sh), on
+# ports of its own beside the node on 5672: it boots while the tests build.
+log "starting a three-node RabbitMQ cluster on 127.0.0.1:5681-5683 in the background (its log: target/rabbitmq-cluster.log)"
+mkdir -p target
+started_cluster=1
+scripts/rabbitmq-cluster.sh start >target/rabbitmq-cluster.log 2>&1 &
+cluster_boot=$!
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "cargo clippy -D warnings"
-cargo clippy --all-targets "${features[@]}" -- -D warnings
+log "cargo test: building the tests and the binary, with clippy's lints (warnings denied)"
+cargo test --all-targets "${features[@]}" --no-run
+
+log "Vulkan adapters"
+cargo run "${features[@]}" -- devices
+
+log "waiting for the RabbitMQ cluster"
+if ! wait "$cluster_boot"; then
+  cat target/rabbitmq-cluster.log >&2
+  echo "the three-node RabbitMQ cluster did not start (above)" >&2
+  exit 1
+fi
 
 log "cargo test"
 cargo test --all-targets "${features[@]}" --no-fail-fast

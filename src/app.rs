@@ -86,7 +86,7 @@ pub fn build_engine(settings: &Settings) -> Result<Engine, AppError> {
 /// The broker endpoint with its TLS files loaded; refused when TLS is
 /// required and the URL is plain `amqp://`.
 pub fn broker(settings: &Settings) -> Result<BrokerEndpoint, AppError> {
-    let broker = BrokerEndpoint::new(settings.amqp_url.expose(), &settings.tls_files())?;
+    let broker = BrokerEndpoint::cluster(settings.amqp_url.expose_all(), &settings.tls_files())?;
     if settings.require_tls && !broker.is_tls() {
         return Err(AppError::PlainTransport(
             "the broker URL is plain amqp://; use amqps://".into(),

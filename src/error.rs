@@ -87,8 +87,8 @@ impl ErrorCode {
 pub(crate) enum Disposition {
     /// The job succeeded: publish its result, then ack.
     Ack,
-    /// A transient failure with attempts left: requeue after a pause,
-    /// publishing nothing.
+    /// A transient failure with attempts left: park the job in the retry
+    /// queue for its backoff, then ack it, publishing no result.
     Retry,
     /// A permanent failure, or a transient one out of attempts: publish the
     /// failed result, dead-letter the message with its code, then ack.

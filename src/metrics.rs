@@ -47,6 +47,13 @@ pub struct StageLabels {
     pub stage: String,
 }
 
+/// Labels of the broker node gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NodeLabels {
+    /// The node's `host:port`.
+    pub node: String,
+}
+
 /// Every metric the worker keeps.
 #[derive(Debug)]
 pub struct Metrics {
@@ -65,6 +72,9 @@ pub struct Metrics {
     pub(crate) reconnects: Counter,
     /// Jobs the GPU failed and the CPU redid.
     pub(crate) gpu_fallbacks: Counter,
+    /// 1, labelled with the broker node the worker is connected to (no
+    /// series while it is not connected).
+    pub broker_node: Family<NodeLabels, Gauge>,
     ready: AtomicBool,
 }
 
@@ -118,8 +128,15 @@ impl Metrics {
             "Jobs redone on the CPU after a GPU failure",
             gpu_fallbacks.clone(),
         );
+        let broker_node = Family::<NodeLabels, Gauge>::default();
+        registry.register(
+            "broker_connected",
+            "1, labelled with the broker node the worker is connected to",
+            broker_node.clone(),
+        );
         Self {
             registry,
+            broker_node,
             jobs,
             stages,
             in_flight,
@@ -163,6 +180,18 @@ impl Metrics {
                     })
                     .observe(ms / 1000.0);
             }
+        }
+    }
+
+    /// The broker node the worker is connected to now (`None`: none).
+    pub(crate) fn set_broker_node(&self, node: Option<&str>) {
+        self.broker_node.clear();
+        if let Some(node) = node {
+            self.broker_node
+                .get_or_create(&NodeLabels {
+                    node: node.to_string(),
+                })
+                .set(1);
         }
     }
 

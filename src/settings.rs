@@ -34,7 +34,7 @@ use crate::queue::{TlsFiles, Topology};
 
 pub(crate) use environment::variable_for;
 pub use environment::{variables, Environment};
-pub use secret::{AmqpUrl, Secret};
+pub use secret::{AmqpUrl, AmqpUrls, Secret};
 
 /// The broker a worker uses when none is configured: a local RabbitMQ with
 /// its default account.
@@ -116,8 +116,9 @@ pub struct Settings {
     pub require_tls: bool,
     /// Resource limits per job.
     pub limits: LimitSettings,
-    /// Broker URL, vhost in the path. Default [`DEFAULT_AMQP_URL`].
-    pub amqp_url: AmqpUrl,
+    /// Broker URLs, one per node of a cluster, vhost in the path. Default
+    /// [`DEFAULT_AMQP_URL`].
+    pub amqp_url: AmqpUrls,
     /// `amqps://`: extra CA certificates (PEM).
     pub amqp_ca_file: Option<PathBuf>,
     /// `amqps://`: client certificate chain (PEM).
@@ -146,6 +147,9 @@ pub struct Settings {
     pub audit_exchange: String,
     /// The audit trail's quorum queue. Default `imgworker.audit`.
     pub audit_queue: String,
+    /// The queue transient failures wait in before they return to the jobs
+    /// queue. Default `imgworker.retry`.
+    pub retry_queue: String,
     /// Failed deliveries before a job is dead-lettered. Default 5.
     pub delivery_limit: u32,
     /// Jobs processed at once (also the prefetch). Default 2.
@@ -224,6 +228,7 @@ impl Default for Settings {
             results_exchange: topology.results_exchange,
             audit_exchange: topology.audit_exchange,
             audit_queue: topology.audit_queue,
+            retry_queue: topology.retry_queue,
             delivery_limit: topology.delivery_limit,
             concurrency: 2,
             grace_secs: 30.0,
@@ -357,6 +362,7 @@ impl Settings {
             results_exchange: self.results_exchange.clone(),
             audit_exchange: self.audit_exchange.clone(),
             audit_queue: self.audit_queue.clone(),
+            retry_queue: self.retry_queue.clone(),
             delivery_limit: self.delivery_limit,
         }
     }
@@ -462,7 +468,7 @@ mod tests {
         assert_eq!(s.topology().unwrap(), Topology::default());
         assert_eq!(s.storage, "imgworker-data");
         assert_eq!(s.http_addr.to_string(), "0.0.0.0:9090");
-        assert_eq!(s.amqp_url.expose(), DEFAULT_AMQP_URL);
+        assert_eq!(s.amqp_url.expose_all(), [DEFAULT_AMQP_URL]);
     }
 
     #[test]
@@ -515,7 +521,7 @@ mod tests {
                 (name, value)
             })
             .collect();
-        assert_eq!(values.len(), 35);
+        assert_eq!(values.len(), 36);
         let s = Settings::from_layers(None, Environment::from_vars(values), &no_flags()).unwrap();
         assert_eq!(s.backend, BackendChoice::Cpu);
         assert!(s.require_tls);
@@ -536,6 +542,8 @@ mod tests {
             (s.audit_exchange.as_str(), s.audit_queue.as_str()),
             ("7x", "7x")
         );
+        assert_eq!(s.retry_queue, "7x");
+        assert_eq!(s.amqp_url.expose_all(), ["7x"]);
     }
 
     #[test]

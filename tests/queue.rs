@@ -21,63 +21,6 @@ use serde_json::{json, Value};
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn job(id: &str, version: &str, ops: Value) -> Vec<u8> {
-    serde_json::to_vec(&json!({
-        "schema": 1, "id": id, "type": "edit", "image": "t/img", "source": "original.png",
-        "ops": ops, "outputs": [{"version": version, "format": "png"}],
-    }))
-    .unwrap()
-}
-
-/// `n` jobs with ids `{prefix}{i}` writing versions `v{i}`, all with `ops`.
-fn batch(prefix: &str, n: usize, ops: Value) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|i| job(&format!("{prefix}{i}"), &format!("v{i}"), ops.clone()))
-        .collect()
-}
-
-/// Objects under the image folder other than the source.
-fn objects(store: &Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(store.join("t/img"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "original.png")
-        .collect();
-    v.sort();
-    v
-}
-
-/// Every version `v{i}` for i < n exists once with a manifest whose sha256
-/// matches the bytes, and nothing else is there.
-fn assert_versions(store: &Path, n: usize) {
-    let mut want: Vec<String> = (0..n)
-        .flat_map(|i| [format!("v{i}.json"), format!("v{i}.png")])
-        .collect();
-    want.sort();
-    assert_eq!(
-        objects(store),
-        want,
-        "exactly one copy of every version, nothing partial"
-    );
-    for i in 0..n {
-        let bytes = std::fs::read(store.join(format!("t/img/v{i}.png"))).unwrap();
-        image::load_from_memory(&bytes).expect("a complete image");
-        let m: Value =
-            serde_json::from_slice(&std::fs::read(store.join(format!("t/img/v{i}.json"))).unwrap())
-                .unwrap();
-        use sha2::Digest;
-        assert_eq!(m["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
-    }
-}
-
-fn distinct_succeeded(results: &[Value]) -> std::collections::BTreeSet<String> {
-    results
-        .iter()
-        .filter(|r| r["status"] == "succeeded")
-        .map(|r| r["id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_jobs_through_one_worker() {
     let _serial = SERIAL.lock().await;
@@ -695,6 +638,12 @@ async fn shipped_definitions_match_the_declared_topology() {
         queue(&topo.dead_queue)["arguments"]["x-queue-type"],
         "quorum"
     );
+    let retry = &queue(&topo.retry_queue)["arguments"];
+    assert_eq!(retry["x-queue-type"], "quorum");
+    assert_eq!(retry["x-dead-letter-exchange"], "");
+    assert_eq!(retry["x-dead-letter-routing-key"], topo.jobs_queue.as_str());
+    assert_eq!(retry["x-dead-letter-strategy"], "at-least-once");
+    assert_eq!(retry["x-overflow"], "reject-publish");
     let exchange = |name: &str| {
         defs["exchanges"]
             .as_array()

@@ -204,10 +204,12 @@ pub struct LimitFlags {
 #[derive(Args, Debug, Serialize)]
 pub struct QueueFlags {
     /// Broker URL, vhost in the path (`amqp://user:pass@host:5672/%2f`, or
-    /// `amqps://` for TLS). Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
-    #[arg(long)]
-    #[serde(serialize_with = "url")]
-    amqp_url: Option<AmqpUrl>,
+    /// `amqps://` for TLS). Repeat it (or separate URLs by commas) for the
+    /// nodes of a cluster: each (re)connection tries them in a random
+    /// order. Default `amqp://guest:guest@127.0.0.1:5672/%2f`.
+    #[arg(long, value_delimiter = ',')]
+    #[serde(serialize_with = "urls", skip_serializing_if = "Vec::is_empty")]
+    amqp_url: Vec<AmqpUrl>,
     /// `amqps://`: extra CA certificates (PEM) to trust besides the system roots.
     #[arg(long)]
     amqp_ca_file: Option<PathBuf>,
@@ -241,6 +243,10 @@ pub struct QueueFlags {
     /// The durable quorum queue bound to it. Default `imgworker.audit`.
     #[arg(long)]
     audit_queue: Option<String>,
+    /// The queue transient failures wait in (their backoff as a per-message
+    /// TTL) before they return to the jobs queue. Default `imgworker.retry`.
+    #[arg(long)]
+    retry_queue: Option<String>,
     /// Failed deliveries of one job before it is dead-lettered (the jobs
     /// queue's x-delivery-limit; must match an existing queue). Default 5.
     #[arg(long)]
@@ -431,9 +437,9 @@ fn secret<S: Serializer>(v: &Option<Secret>, s: S) -> Result<S::Ok, S::Error> {
     v.as_ref().map(Secret::expose).serialize(s)
 }
 
-/// The broker URL flag's value, for the settings.
-fn url<S: Serializer>(v: &Option<AmqpUrl>, s: S) -> Result<S::Ok, S::Error> {
-    v.as_ref().map(AmqpUrl::expose).serialize(s)
+/// The broker URL flags' values, for the settings.
+fn urls<S: Serializer>(v: &[AmqpUrl], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(AmqpUrl::expose))
 }
 
 #[cfg(test)]
@@ -449,6 +455,30 @@ mod tests {
             &cli.flag_layer(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn several_broker_urls_come_from_flags_or_the_environment() {
+        let s = settings(
+            &[
+                "imgworker",
+                "serve",
+                "--amqp-url",
+                "amqp://a/%2f",
+                "--amqp-url",
+                "amqp://b/%2f,amqp://c/%2f",
+            ],
+            &[("IMGWORKER_AMQP_URL", "amqp://env/%2f")],
+        );
+        assert_eq!(
+            s.amqp_url.expose_all(),
+            ["amqp://a/%2f", "amqp://b/%2f", "amqp://c/%2f"]
+        );
+        let s = settings(
+            &["imgworker", "serve"],
+            &[("IMGWORKER_AMQP_URL", "amqp://a/%2f, amqp://b/%2f")],
+        );
+        assert_eq!(s.amqp_url.expose_all(), ["amqp://a/%2f", "amqp://b/%2f"]);
     }
 
     #[test]
@@ -502,7 +532,7 @@ mod tests {
         assert!(s.require_tls);
         assert_eq!(s.allow_prefixes, ["a/", "b/"]);
         assert_eq!(s.http_addr.port(), 0);
-        assert_eq!(s.amqp_url.expose(), "amqps://u:pw-secret@h/%2f");
+        assert_eq!(s.amqp_url.expose_all(), ["amqps://u:pw-secret@h/%2f"]);
         let cli = Cli::try_parse_from(["imgworker", "serve", "--signing-keys", "k1:flag-secret"])
             .unwrap();
         let shown = format!("{cli:?} {s:?}");

@@ -127,17 +127,60 @@ pub(crate) async fn dead_letter(
     code: &str,
     attempts: u32,
 ) -> Result<(), QueueError> {
+    let props = republished(props, attempts, Some(code));
+    confirmed(ch, dlx, "", body, props).await
+}
+
+/// A job's properties for publishing it again, persistent, with the
+/// attempts made so far in [`ATTEMPTS_HEADER`] and the error code, if any,
+/// in [`ERROR_HEADER`]; the original properties and headers are kept.
+fn republished(props: &BasicProperties, attempts: u32, code: Option<&str>) -> BasicProperties {
     let mut headers = props.headers().clone().unwrap_or_default();
-    headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(code.into()));
+    if let Some(code) = code {
+        headers.insert(ERROR_HEADER.into(), AMQPValue::LongString(code.into()));
+    }
     headers.insert(
         ATTEMPTS_HEADER.into(),
         AMQPValue::LongLongInt(i64::from(attempts)),
     );
-    let props = props
+    props
         .clone()
         .with_headers(headers)
-        .with_delivery_mode(PERSISTENT);
-    confirmed(ch, dlx, "", body, props).await
+        .with_delivery_mode(PERSISTENT)
+}
+
+/// Put a job whose attempt failed transiently into the retry queue, to
+/// return to the jobs queue once `pause` (its TTL there) is over: the body,
+/// properties and headers are kept, the attempts made so far travel in
+/// [`ATTEMPTS_HEADER`]. Mandatory: a missing retry queue is an error, not
+/// a lost job. `Ok` once the broker confirmed it as routed.
+pub(crate) async fn retry(
+    ch: &Channel,
+    retry_queue: &str,
+    body: &[u8],
+    props: &BasicProperties,
+    attempts: u32,
+    pause: Duration,
+) -> Result<(), QueueError> {
+    let props = republished(props, attempts, None)
+        .with_expiration(pause.as_millis().max(1).to_string().into());
+    let options = BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
+    let publish = async {
+        ch.basic_publish("".into(), retry_queue.into(), options, body, props)
+            .await?
+            .await
+    };
+    match tokio::time::timeout(CONFIRM_TIMEOUT, publish)
+        .await
+        .map_err(|_| QueueError::Unconfirmed(CONFIRM_TIMEOUT))??
+    {
+        lapin::Confirmation::Ack(None) => Ok(()),
+        lapin::Confirmation::Ack(Some(_)) => Err(QueueError::Returned),
+        _ => Err(QueueError::Nacked),
+    }
 }
 
 /// A header's raw bytes, when it is a long string, a short string or a byte

@@ -6,7 +6,11 @@
 //! - `imgworker.results`: a topic exchange; results are routed by
 //!   `{type}.{status}` (for example `edit.succeeded`, `purge.failed`);
 //! - `imgworker.audit`: a fanout exchange feeding the durable quorum queue
-//!   `imgworker.audit`, the audit trail (one message per storage access).
+//!   `imgworker.audit`, the audit trail (one message per storage access);
+//! - `imgworker.retry`: a durable quorum queue without consumers where a
+//!   job whose attempt failed transiently waits out its backoff (the
+//!   message's own TTL, `expiration`), then is dead-lettered, at least
+//!   once, back to the jobs queue through the default exchange.
 //!
 //! The same topology ships as RabbitMQ definitions in
 //! `deploy/rabbitmq/definitions.json`.
@@ -40,6 +44,9 @@ pub struct Topology {
     pub audit_exchange: String,
     /// The durable quorum queue that keeps them.
     pub audit_queue: String,
+    /// The queue transient failures wait in before they return to the jobs
+    /// queue.
+    pub retry_queue: String,
     /// Deliveries of one message before the broker dead-letters it.
     pub delivery_limit: u32,
 }
@@ -53,6 +60,7 @@ impl Default for Topology {
             results_exchange: "imgworker.results".into(),
             audit_exchange: "imgworker.audit".into(),
             audit_queue: "imgworker.audit".into(),
+            retry_queue: "imgworker.retry".into(),
             delivery_limit: 5,
         }
     }
@@ -73,6 +81,31 @@ impl Topology {
         args.insert(
             "x-dead-letter-exchange".into(),
             AMQPValue::LongString(self.dead_letter_exchange.as_str().into()),
+        );
+        args
+    }
+
+    /// The retry queue's arguments: expired messages go back to the jobs
+    /// queue through the default exchange. At-least-once dead-lettering
+    /// (a message leaves only once the jobs queue has it) needs the queue
+    /// to refuse publishes when full rather than drop its oldest.
+    pub(crate) fn retry_arguments(&self) -> FieldTable {
+        let mut args = quorum();
+        args.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("".into()),
+        );
+        args.insert(
+            "x-dead-letter-routing-key".into(),
+            AMQPValue::LongString(self.jobs_queue.as_str().into()),
+        );
+        args.insert(
+            "x-dead-letter-strategy".into(),
+            AMQPValue::LongString("at-least-once".into()),
+        );
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
         );
         args
     }
@@ -115,6 +148,12 @@ impl Topology {
             self.jobs_queue.as_str().into(),
             QueueDeclareOptions::durable(),
             self.jobs_arguments(),
+        )
+        .await?;
+        ch.queue_declare(
+            self.retry_queue.as_str().into(),
+            QueueDeclareOptions::durable(),
+            self.retry_arguments(),
         )
         .await?;
         ch.exchange_declare(

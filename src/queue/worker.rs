@@ -4,7 +4,9 @@
 //! (manual acks, prefetch = concurrency) and a publisher channel in confirm
 //! mode. Each delivery runs in its own task (a panic fails the job, not the
 //! worker), its pixel work on the blocking pool, so decode, GPU/CPU work
-//! and encode of different jobs overlap. When the connection dies, a new
+//! and encode of different jobs overlap. A transient failure is parked in
+//! the retry queue for its backoff and acked, so its slot is free at once
+//! for the next job. When the connection dies, a new
 //! session is opened with backoff; tasks of the dead session finish but
 //! cannot ack, so their jobs come back and, being idempotent, produce the
 //! same objects.
@@ -36,8 +38,8 @@ use crate::result::ResultMessage;
 /// Settings of `imgworker serve`.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
-    /// The broker: `amqp://` or `amqps://` URL (vhost in the path,
-    /// `?heartbeat=` honoured) and TLS files.
+    /// The broker: `amqp://` or `amqps://` URLs, one per node (vhost in
+    /// the path, `?heartbeat=` honoured), and TLS files.
     pub broker: BrokerEndpoint,
     /// Queue and exchange names, delivery limit.
     pub topology: Topology,
@@ -175,6 +177,7 @@ pub async fn serve(
             Ok(SessionEnd::Drain(held)) => return drain(&shared, Some(*held)).await,
             Ok(SessionEnd::Lost(why)) => {
                 shared.metrics.set_ready(false);
+                shared.metrics.set_broker_node(None);
                 warn!(reason = %why, "lost the broker; reconnecting");
                 sessions += 1;
                 backoff = Duration::from_millis(100);
@@ -234,7 +237,10 @@ async fn session(
     let cfg = &shared.cfg;
     let props = ConnectionProperties::default()
         .with_connection_name(format!("imgworker {}", shared.engine.config().worker_name).into());
-    let conn = cfg.broker.connect(props).await?;
+    let super::tls::Connected {
+        connection: conn,
+        node,
+    } = cfg.broker.connect_any(props).await?;
     let publisher = conn.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())
@@ -257,7 +263,8 @@ async fn session(
         shared.metrics.reconnects.inc();
     }
     shared.metrics.set_ready(true);
-    info!(url = %redact(cfg.broker.url()), queue = %cfg.topology.jobs_queue, concurrency = cfg.concurrency, "consuming");
+    shared.metrics.set_broker_node(Some(&node));
+    info!(%node, queue = %cfg.topology.jobs_queue, concurrency = cfg.concurrency, "consuming");
     // Jobs in flight can hold every slot while the connection dies under
     // them; watching the connection itself ends the session even then.
     let mut events = conn.events_listener();
@@ -322,10 +329,7 @@ async fn connection_lost(
 
 async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     let headers = delivery.properties.headers().as_ref();
-    // Quorum queues count earlier deliveries in x-delivery-count.
-    let attempt = header_int(headers, "x-delivery-count")
-        .map_or(1, |n| n.max(0) as u32 + 1)
-        .max(if delivery.redelivered { 2 } else { 1 });
+    let attempt = attempt_of(headers, delivery.redelivered);
     let ident = identify(&delivery.data);
     let span = info_span!(
         "delivery",
@@ -360,8 +364,25 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             }
             Ok(Disposition::Retry) => {
                 shared.metrics.retries.inc();
-                tokio::time::sleep(retry_pause(cfg.retry_backoff, attempt)).await;
-                failure(delivery.acker.nack(REQUEUE).await, "nack")
+                let pause = retry_pause(cfg.retry_backoff, attempt);
+                let parked = publish::retry(
+                    publisher,
+                    &cfg.topology.retry_queue,
+                    &delivery.data,
+                    &delivery.properties,
+                    attempt,
+                    pause,
+                )
+                .await;
+                match parked {
+                    // In the retry queue: the slot is free at once.
+                    Ok(()) => failure(delivery.acker.ack(BasicAckOptions::default()).await, "ack"),
+                    Err(e) => {
+                        warn!(error = %with_cause(&e), "could not park the job in the retry queue; it goes back to the jobs queue after its pause");
+                        tokio::time::sleep(pause).await;
+                        failure(delivery.acker.nack(REQUEUE).await, "nack")
+                    }
+                }
             }
             Err(e) => {
                 // Not settled (the broker did not confirm the audit events,
@@ -380,6 +401,16 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
     }
     .instrument(span)
     .await
+}
+
+/// Which attempt (from 1) a delivery is: the attempts made before it went
+/// through the retry queue ([`super::ATTEMPTS_HEADER`]), plus the
+/// deliveries of this message the quorum queue counted (`x-delivery-count`,
+/// a crashed or disconnected worker's), plus this one.
+fn attempt_of(headers: Option<&FieldTable>, redelivered: bool) -> u32 {
+    let earlier = |name| header_int(headers, name).map_or(0, |n| n.clamp(0, 1 << 20) as u32);
+    let count = earlier("x-delivery-count").max(u32::from(redelivered));
+    earlier(super::ATTEMPTS_HEADER) + count + 1
 }
 
 /// The pause before a job goes back to the queue on its `attempt`-th
@@ -488,7 +519,33 @@ async fn settle(
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{attempt_of, redact, retry_pause};
+    use lapin::types::{AMQPValue, FieldTable};
+    use std::time::Duration;
+
+    #[test]
+    fn attempts_add_the_retry_header_and_the_delivery_count() {
+        assert_eq!(attempt_of(None, false), 1);
+        assert_eq!(attempt_of(None, true), 2, "a classic redelivery");
+        let mut h = FieldTable::default();
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(2));
+        assert_eq!(attempt_of(Some(&h), true), 3);
+        h.insert(
+            super::super::ATTEMPTS_HEADER.into(),
+            AMQPValue::LongLongInt(3),
+        );
+        assert_eq!(attempt_of(Some(&h), true), 6);
+        h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(-4));
+        assert_eq!(attempt_of(Some(&h), false), 4, "nonsense counts as none");
+    }
+
+    #[test]
+    fn retry_pauses_double_up_to_thirty_seconds() {
+        let b = Duration::from_millis(500);
+        assert_eq!(retry_pause(b, 1), b);
+        assert_eq!(retry_pause(b, 3), b * 4);
+        assert_eq!(retry_pause(b, 40), Duration::from_secs(30));
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -1,6 +1,7 @@
-//! Values that must never reach a log: [`Secret`] (key lists) and
-//! [`AmqpUrl`] (a broker URL, which may hold a password). Their `Debug`
-//! output is redacted and their memory is zeroed when they are dropped.
+//! Values that must never reach a log: [`Secret`] (key lists),
+//! [`AmqpUrl`] (a broker URL, which may hold a password) and [`AmqpUrls`]
+//! (one per node of a cluster). Their `Debug` output is redacted and their
+//! memory is zeroed when they are dropped.
 
 use std::convert::Infallible;
 use std::fmt;
@@ -83,6 +84,71 @@ impl fmt::Debug for AmqpUrl {
     }
 }
 
+/// The broker's URLs, one per node of a cluster (at least one). In a
+/// settings file either a list or one string; a string, like the
+/// environment variable, may hold several URLs separated by commas.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AmqpUrls(Vec<AmqpUrl>);
+
+impl AmqpUrls {
+    /// The URLs, passwords included (for connecting, never for logs).
+    pub fn expose_all(&self) -> Vec<String> {
+        self.0.iter().map(|u| u.expose().to_string()).collect()
+    }
+
+    /// The URLs.
+    pub fn as_slice(&self) -> &[AmqpUrl] {
+        &self.0
+    }
+}
+
+impl From<&str> for AmqpUrls {
+    /// One URL, or several separated by commas.
+    fn from(value: &str) -> Self {
+        Self(
+            value
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(AmqpUrl::from)
+                .collect(),
+        )
+    }
+}
+
+impl From<Vec<AmqpUrl>> for AmqpUrls {
+    fn from(value: Vec<AmqpUrl>) -> Self {
+        Self(value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for AmqpUrls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        let urls = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(s) => Self::from(s.as_str()),
+            OneOrMany::Many(list) => {
+                Self(list.iter().flat_map(|s| Self::from(s.as_str()).0).collect())
+            }
+        };
+        if urls.0.is_empty() {
+            return Err(serde::de::Error::custom("amqp_url holds no URL"));
+        }
+        Ok(urls)
+    }
+}
+
+impl fmt::Debug for AmqpUrls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.0).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +163,12 @@ mod tests {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("worker:***@broker:5671"), "{shown}");
         assert_eq!(url.expose(), "amqps://worker:hunter2@broker:5671/%2f");
+        let urls = AmqpUrls::from("amqp://w:pw1@a:5672/%2f, amqp://w:pw2@b:5673/%2f");
+        let shown = format!("{urls:?}");
+        assert!(!shown.contains("pw1") && !shown.contains("pw2"), "{shown}");
+        assert_eq!(
+            urls.expose_all(),
+            ["amqp://w:pw1@a:5672/%2f", "amqp://w:pw2@b:5673/%2f"]
+        );
     }
 }

@@ -230,6 +230,12 @@ pub async fn connect(url: &str) -> Connection {
 /// Declare the topology (as the worker will) and a durable queue catching
 /// every result.
 pub async fn prepare(url: &str, delivery_limit: u32) {
+    prepare_with(url, delivery_limit, FieldTable::default()).await
+}
+
+/// [`prepare`], the results queue declared with `results_args`
+/// (`x-queue-type: quorum` for one that outlives a cluster node).
+pub async fn prepare_with(url: &str, delivery_limit: u32, results_args: FieldTable) {
     let conn = connect(url).await;
     let ch = conn.create_channel().await.unwrap();
     let topo = imgworker::queue::Topology {
@@ -240,7 +246,7 @@ pub async fn prepare(url: &str, delivery_limit: u32) {
     ch.queue_declare(
         "test.results".into(),
         QueueDeclareOptions::durable(),
-        FieldTable::default(),
+        results_args,
     )
     .await
     .unwrap();
@@ -335,6 +341,28 @@ pub async fn drain_queue(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
     out
 }
 
+/// The messages a queue gives now: (headers, body). Unlike
+/// [`drain_queue`], a broker that cannot answer (a cluster electing a
+/// queue's new leader) ends the reading without failing: what was read is
+/// returned, the rest stays for the next call.
+pub async fn drain_available(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
+    let mut out = Vec::new();
+    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+        return out;
+    };
+    if let Ok(ch) = conn.create_channel().await {
+        while let Ok(Some(m)) = ch
+            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
+            .await
+        {
+            let headers = m.delivery.properties.headers().clone().unwrap_or_default();
+            out.push((headers, m.delivery.data.clone()));
+        }
+    }
+    let _ = conn.close(200, "ok".into()).await;
+    out
+}
+
 pub async fn results(url: &str) -> Vec<Value> {
     drain_queue(url, "test.results")
         .await
@@ -358,6 +386,94 @@ pub fn store_with_source(size: (u32, u32)) -> (tempfile::TempDir, PathBuf) {
     )
     .unwrap();
     (dir, store)
+}
+
+/// An edit job on the image folder `image` writing one PNG version.
+pub fn job_for(image: &str, id: &str, version: &str, ops: Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schema": 1, "id": id, "type": "edit", "image": image, "source": "original.png",
+        "ops": ops, "outputs": [{"version": version, "format": "png"}],
+    }))
+    .unwrap()
+}
+
+/// [`job_for`] on `t/img`, the folder [`store_with_source`] fills.
+pub fn job(id: &str, version: &str, ops: Value) -> Vec<u8> {
+    job_for("t/img", id, version, ops)
+}
+
+/// `n` jobs on `image` with ids `{prefix}{i}` writing versions
+/// `{version}{i}`, all with `ops`.
+pub fn batch_for(image: &str, prefix: &str, version: &str, n: usize, ops: Value) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            job_for(
+                image,
+                &format!("{prefix}{i}"),
+                &format!("{version}{i}"),
+                ops.clone(),
+            )
+        })
+        .collect()
+}
+
+/// `n` jobs on `t/img` with ids `{prefix}{i}` writing versions `v{i}`.
+pub fn batch(prefix: &str, n: usize, ops: Value) -> Vec<Vec<u8>> {
+    batch_for("t/img", prefix, "v", n, ops)
+}
+
+/// Objects under an image folder other than the source, sorted.
+pub fn objects_in(store: &Path, image: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(store.join(image))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "original.png")
+        .collect();
+    v.sort();
+    v
+}
+
+/// [`objects_in`] `t/img`.
+pub fn objects(store: &Path) -> Vec<String> {
+    objects_in(store, "t/img")
+}
+
+/// Every version `{version}{i}` for i < n exists once in `image` with a
+/// manifest whose sha256 matches the bytes, and nothing else is there.
+pub fn assert_versions_in(store: &Path, image: &str, version: &str, n: usize) {
+    let mut want: Vec<String> = (0..n)
+        .flat_map(|i| [format!("{version}{i}.json"), format!("{version}{i}.png")])
+        .collect();
+    want.sort();
+    assert_eq!(
+        objects_in(store, image),
+        want,
+        "exactly one copy of every version, nothing partial"
+    );
+    for i in 0..n {
+        let bytes = std::fs::read(store.join(format!("{image}/{version}{i}.png"))).unwrap();
+        image::load_from_memory(&bytes).expect("a complete image");
+        let m: Value = serde_json::from_slice(
+            &std::fs::read(store.join(format!("{image}/{version}{i}.json"))).unwrap(),
+        )
+        .unwrap();
+        use sha2::Digest;
+        assert_eq!(m["sha256"], hex::encode(sha2::Sha256::digest(&bytes)));
+    }
+}
+
+/// [`assert_versions_in`] `t/img`, versions `v{i}`.
+pub fn assert_versions(store: &Path, n: usize) {
+    assert_versions_in(store, "t/img", "v", n)
+}
+
+/// The ids of the succeeded results.
+pub fn distinct_succeeded(results: &[Value]) -> std::collections::BTreeSet<String> {
+    results
+        .iter()
+        .filter(|r| r["status"] == "succeeded")
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Wait until the results queue holds at least `n` results.
