@@ -2,7 +2,8 @@
 //! standard jobs (decode, ops, encode, through the engine with memory
 //! storage) on the 3840x2160 photo, CPU backend; signing Content
 //! Credentials per format at 1920x1080, and one standard job with and
-//! without them, side by side.
+//! without them, side by side. Run as a test (`cargo test --all-targets`),
+//! each bench runs once at 1024x576 instead.
 //!
 //! `cargo bench --bench codecs [-- FILTER]` (needs scripts/fetch-photos.sh).
 
@@ -48,7 +49,13 @@ fn codecs(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    for img in frames.iter().skip(1) {
+    // Measured at 1920x1080 and up; a test run's one frame is the smallest.
+    let coded = if common::measuring() {
+        &frames[1..]
+    } else {
+        &frames[..]
+    };
+    for img in coded {
         let (w, h) = img.dimensions();
         let size = format!("{w}x{h}");
         group.throughput(Throughput::Elements(u64::from(w) * u64::from(h)));
@@ -101,13 +108,34 @@ fn codecs(c: &mut Criterion) {
     group.finish();
 }
 
-/// The 3840x2160 photo and every standard job's inputs, in memory storage
-/// under `bench/photo`.
+/// The size of the whole jobs' photo: 3840x2160 when measuring, the
+/// smallest bench size when each bench runs once as a test.
+fn job_size() -> (u32, u32) {
+    if common::measuring() {
+        (3840, 2160)
+    } else {
+        common::SIZES[0]
+    }
+}
+
+/// The photo at [`job_size`] (the shipped JPEG itself at 3840x2160, else
+/// the photo scaled and encoded as JPEG) and every standard job's inputs,
+/// in memory storage under `bench/photo`.
 fn photo_storage() -> Arc<MemoryStorage> {
+    let (w, h) = job_size();
     let storage = Arc::new(MemoryStorage::new());
-    storage.insert("bench/photo/original.jpg", common::photo_bytes());
+    let photo = if (w, h) == (3840, 2160) {
+        common::photo_bytes()
+    } else {
+        let frame = common::photo_frames()
+            .into_iter()
+            .find(|f| f.dimensions() == (w, h))
+            .expect("a frame of the job size");
+        encode(&frame, &encoding(Format::Jpeg), None, None).expect("encodes")
+    };
+    storage.insert("bench/photo/original.jpg", photo);
     for job in jobs::ALL {
-        for (name, data) in job.inputs(3840, 2160) {
+        for (name, data) in job.inputs(w, h) {
             storage.insert(&format!("bench/photo/{name}"), data);
         }
     }
@@ -122,7 +150,8 @@ fn bench_job(
     job: jobs::StandardJob,
 ) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let body = serde_json::to_vec(&job.message("bench", "bench/photo", 3840, 2160)).unwrap();
+    let (w, h) = job_size();
+    let body = serde_json::to_vec(&job.message("bench", "bench/photo", w, h)).unwrap();
     group.bench_function(name, |b| {
         b.iter(|| {
             let out = runtime.block_on(engine.run(&body, 1));
@@ -138,7 +167,8 @@ fn bench_job(
 
 fn whole_jobs(c: &mut Criterion) {
     let engine = Engine::new(WorkerConfig::new(), photo_storage(), Backend::Cpu);
-    let mut group = c.benchmark_group("jobs/cpu/3840x2160");
+    let (w, h) = job_size();
+    let mut group = c.benchmark_group(format!("jobs/cpu/{w}x{h}"));
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))
@@ -159,10 +189,12 @@ fn signer() -> ContentCredentials {
 fn content_credentials(c: &mut Criterion) {
     let cc = signer();
     let frames = common::photo_frames();
+    // 1920x1080 when measuring; a test run's one frame otherwise.
     let img = frames
         .iter()
         .find(|f| f.dimensions() == (1920, 1080))
-        .expect("a 1920x1080 frame");
+        .unwrap_or(&frames[0]);
+    let (w, h) = img.dimensions();
     let parent = encode(img, &encoding(Format::Jpeg), None, None).unwrap();
     let claim = |parent| Claim {
         title: "v1",
@@ -185,7 +217,7 @@ fn content_credentials(c: &mut Criterion) {
     for f in [Format::Jpeg, Format::Png, Format::Webp, Format::Avif] {
         let version = encode(img, &encoding(f), None, None).unwrap();
         for (name, parent) in [("plain-parent", &parent), ("signed-parent", &signed_parent)] {
-            group.bench_function(format!("sign/{}/1920x1080/{name}", f.ext()), |b| {
+            group.bench_function(format!("sign/{}/{w}x{h}/{name}", f.ext()), |b| {
                 b.iter(|| cc.sign(&claim(parent), f, &version).expect("signs"))
             });
         }
@@ -195,7 +227,8 @@ fn content_credentials(c: &mut Criterion) {
     // A whole standard job, signed and not, on the 3840x2160 photo.
     let storage = photo_storage();
     let job = jobs::ALL[0];
-    let mut group = c.benchmark_group("content_credentials/job/cpu/3840x2160");
+    let (w, h) = job_size();
+    let mut group = c.benchmark_group(format!("content_credentials/job/cpu/{w}x{h}"));
     group
         .sample_size(10)
         .warm_up_time(Duration::from_millis(500))

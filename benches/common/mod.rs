@@ -14,6 +14,23 @@ use serde_json::{json, Value};
 /// The bench sizes.
 pub const SIZES: [(u32, u32); 3] = [(1024, 576), (1920, 1080), (3840, 2160)];
 
+/// Whether criterion measures (`cargo bench`, which passes `--bench`)
+/// rather than running each bench once to prove that it works (`cargo test
+/// --all-targets`, the test command).
+pub fn measuring() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+/// The sizes benched: all of [`SIZES`] when measuring, the smallest alone
+/// when each bench only runs once as a test.
+pub fn sizes() -> &'static [(u32, u32)] {
+    if measuring() {
+        &SIZES
+    } else {
+        &SIZES[..1]
+    }
+}
+
 /// The 3840x2160 photo's bytes (scripts/fetch-photos.sh).
 pub fn photo_bytes() -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("photos/bench/3840x2160.jpg");
@@ -21,12 +38,12 @@ pub fn photo_bytes() -> Vec<u8> {
         .unwrap_or_else(|e| panic!("{}: {e}; run scripts/fetch-photos.sh first", p.display()))
 }
 
-/// The photo decoded and scaled to each of [`SIZES`] (outside any timing).
+/// The photo decoded and scaled to each of [`sizes`] (outside any timing).
 pub fn photo_frames() -> Vec<RgbaImage> {
     let full = image::load_from_memory(&photo_bytes())
         .expect("the photo decodes")
         .into_rgba8();
-    SIZES
+    sizes()
         .iter()
         .map(|&(w, h)| {
             if (w, h) == full.dimensions() {
