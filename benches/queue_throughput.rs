@@ -3,7 +3,8 @@
 //!
 //! - `cargo bench --bench queue_throughput [-- JOBS CONCURRENCY]`: small
 //!   images, one worker in-process (CPU backend, memory storage): publish
-//!   JOBS jobs, time until every confirmed result has arrived.
+//!   JOBS jobs, time until every confirmed result has arrived; beside the
+//!   same jobs through the engine alone, CONCURRENCY at a time.
 //! - `cargo bench --bench queue_throughput -- processes [JOBS [ROUNDS]]`:
 //!   1920x1080 photo jobs (scripts/fetch-photos.sh) through 1, 2 and 4
 //!   `imgworker serve` processes on a local folder, against the engine
@@ -431,6 +432,26 @@ async fn run(jobs: usize, concurrency: usize) {
             .unwrap()
         })
         .collect();
+    // The same jobs through the engine alone (no broker), `concurrency` at
+    // a time: the most the broker run could reach.
+    let alone = {
+        let slots = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let started = Instant::now();
+        let mut tasks = Vec::with_capacity(jobs);
+        for body in &bodies {
+            let permit = slots.clone().acquire_owned().await.unwrap();
+            let (engine, body) = (engine.clone(), body.clone());
+            tasks.push(tokio::spawn(async move {
+                let out = engine.run(&body, 1).await;
+                drop(permit);
+                out.result.status
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), imgworker::result::Status::Succeeded);
+        }
+        jobs as f64 / started.elapsed().as_secs_f64()
+    };
     publish_jobs(&ch, &topo.jobs_queue, &bodies).await;
     let started = Instant::now();
     let worker = tokio::spawn(imgworker::queue::serve(
@@ -444,7 +465,7 @@ async fn run(jobs: usize, concurrency: usize) {
     let _ = tx.send(true);
     worker.await.unwrap().unwrap();
     println!(
-        "queue_throughput: {jobs} jobs (320x240 PNG -> resize 160 + adjust -> JPEG q85), concurrency {concurrency}, {} cores: {elapsed:.2} s, {:.1} jobs/s",
+        "queue_throughput: {jobs} jobs (320x240 PNG -> resize 160 + adjust -> JPEG q85), concurrency {concurrency}, {} cores: {elapsed:.2} s, {:.1} jobs/s (the engine alone, no broker: {alone:.1} jobs/s)",
         std::thread::available_parallelism().map_or(1, |n| n.get()),
         jobs as f64 / elapsed
     );

@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n== %s\n' "$*" >&2; }
+# Each step's line starts with the time since the script started.
+log() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
 log "imgworker's tests: on a fresh 2-core machine, right after scripts/example.sh, a first run installs the test tools and builds for about 15 minutes before the first test and takes 22 minutes in all; on its own (no example first) it also builds the dependencies, about 13 minutes more; later runs take about 7 minutes (docs/build-timings.md)"
 
@@ -178,3 +179,4 @@ chmod +x "$fake/ldconfig"
 PATH="$fake:$PATH" scripts/gpu-node-check.sh target/gpu-node-test target/gpu-node-report-loader --quick \
   2>&1 | tee target/gpu-node-report-loader.log | grep -c 'using the packed loader' >/dev/null
 rm -rf "$fake"
+log "every check passed"

@@ -152,7 +152,7 @@ pub struct Settings {
     pub retry_queue: String,
     /// Failed deliveries before a job is dead-lettered. Default 5.
     pub delivery_limit: u32,
-    /// Jobs processed at once (also the prefetch). Default 2.
+    /// Jobs processed at once (the prefetch is twice this). Default 2.
     pub concurrency: usize,
     /// Seconds a drain waits for jobs in flight. Default 30.
     pub grace_secs: f64,

@@ -256,7 +256,7 @@ pub struct QueueFlags {
 /// Settings of `serve`'s loop and endpoints.
 #[derive(Args, Debug, Serialize)]
 pub struct ServeFlags {
-    /// Jobs processed at once (also the prefetch). Default 2.
+    /// Jobs processed at once (the prefetch is twice this). Default 2.
     #[arg(long)]
     concurrency: Option<usize>,
     /// Seconds a drain waits for jobs in flight. Default 30.

@@ -1,10 +1,14 @@
 //! `imgworker serve`: consume jobs until told to stop, then drain.
 //!
 //! One session is one connection with two channels: a consumer channel
-//! (manual acks, prefetch = concurrency) and a publisher channel in confirm
-//! mode. Each delivery runs in its own task (a panic fails the job, not the
-//! worker), its pixel work on the blocking pool, so decode, GPU/CPU work
-//! and encode of different jobs overlap. A transient failure is parked in
+//! (manual acks, prefetch = twice the concurrency) and a publisher channel
+//! in confirm mode. Each delivery runs in its own task (a panic fails the
+//! job, not the worker), its pixel work on the blocking pool, so decode,
+//! GPU/CPU work and encode of different jobs overlap. A job holds one of
+//! the `concurrency` slots while it runs and gives it up before its audit
+//! events and result wait for the broker's confirms, so the next job runs
+//! meanwhile: the prefetch covers both, a job running and one settling per
+//! slot. A transient failure is parked in
 //! the retry queue for its backoff and acked, so its slot is free at once
 //! for the next job. When the connection dies, a new
 //! session is opened with backoff; tasks of the dead session finish but
@@ -43,7 +47,8 @@ pub struct ServeConfig {
     pub broker: BrokerEndpoint,
     /// Queue and exchange names, delivery limit.
     pub topology: Topology,
-    /// Jobs processed at once (also the prefetch).
+    /// Jobs processed at once; the prefetch is twice this (a job running
+    /// and one waiting for its confirms, per slot).
     pub concurrency: usize,
     /// How long a drain waits for jobs in flight.
     pub grace: Duration,
@@ -86,7 +91,17 @@ struct Shared {
     engine: Engine,
     cfg: ServeConfig,
     metrics: Arc<Metrics>,
+    /// Jobs running (`concurrency`): taken before a delivery is taken,
+    /// given back when the job's work is done.
     slots: Arc<Semaphore>,
+    /// Deliveries held, from taking one to its ack or nack ([`prefetch`]).
+    held: Arc<Semaphore>,
+}
+
+/// Unacked deliveries a session holds at most: a job running and one
+/// settling (waiting for its confirms and ack) per slot.
+fn prefetch(concurrency: usize) -> u16 {
+    u16::try_from(concurrency.saturating_mul(2)).unwrap_or(u16::MAX)
 }
 
 /// How long closing a session at shutdown may wait for the broker.
@@ -163,6 +178,7 @@ pub async fn serve(
     }
     let shared = Arc::new(Shared {
         slots: Arc::new(Semaphore::new(cfg.concurrency)),
+        held: Arc::new(Semaphore::new(usize::from(prefetch(cfg.concurrency)))),
         engine,
         cfg,
         metrics,
@@ -204,13 +220,14 @@ pub async fn serve(
 /// session, if there is one.
 async fn drain(shared: &Shared, session: Option<Session>) -> Result<(), QueueError> {
     shared.metrics.set_ready(false);
-    let n = shared.cfg.concurrency as u32;
+    let n = prefetch(shared.cfg.concurrency);
     info!(
-        in_flight = shared.cfg.concurrency - shared.slots.available_permits(),
+        in_flight = usize::from(n) - shared.held.available_permits(),
         grace_s = shared.cfg.grace.as_secs_f64(),
         "draining"
     );
-    match tokio::time::timeout(shared.cfg.grace, shared.slots.acquire_many(n)).await {
+    let settled = shared.held.acquire_many(u32::from(n));
+    match tokio::time::timeout(shared.cfg.grace, settled).await {
         Ok(_) => info!("every job in flight finished"),
         Err(_) => warn!("grace period over; unfinished jobs will be redelivered"),
     }
@@ -248,7 +265,7 @@ async fn session(
     cfg.topology.declare(&publisher).await?;
     let consumer_ch = conn.create_channel().await?;
     consumer_ch
-        .basic_qos(cfg.concurrency as u16, BasicQosOptions::default())
+        .basic_qos(prefetch(cfg.concurrency), BasicQosOptions::default())
         .await?;
     let tag = format!("imgworker-{}-{previous}", std::process::id());
     let mut consumer = consumer_ch
@@ -269,9 +286,18 @@ async fn session(
     // them; watching the connection itself ends the session even then.
     let mut events = conn.events_listener();
     loop {
-        // Take a slot first, so no more than `concurrency` jobs run.
-        let permit = tokio::select! {
-            p = shared.slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+        // Take a slot first, so no more than `concurrency` jobs run (and no
+        // more deliveries are held than the prefetch).
+        let permits = async {
+            let held = shared.held.clone().acquire_owned().await;
+            let slot = shared.slots.clone().acquire_owned().await;
+            (
+                held.expect("semaphore never closed"),
+                slot.expect("semaphore never closed"),
+            )
+        };
+        let (held, slot) = tokio::select! {
+            p = permits => p,
             why = connection_lost(&conn, &mut events) => return Ok(SessionEnd::Lost(why)),
             _ = shutdown.changed() => {
                 let session = Session { conn, publisher, consumer_ch, consumer };
@@ -295,9 +321,9 @@ async fn session(
         let publisher = publisher.clone();
         tokio::spawn(async move {
             shared.metrics.in_flight.inc();
-            handle(&shared, &publisher, delivery).await;
+            handle(&shared, &publisher, delivery, slot).await;
             shared.metrics.in_flight.dec();
-            drop(permit);
+            drop(held);
         });
     }
 }
@@ -327,7 +353,14 @@ async fn connection_lost(
     }
 }
 
-async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
+/// Run one delivery's job, give its `slot` back, then publish what it
+/// calls for and settle the delivery.
+async fn handle(
+    shared: &Shared,
+    publisher: &Channel,
+    delivery: Delivery,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) {
     let headers = delivery.properties.headers().as_ref();
     let attempt = attempt_of(headers, delivery.redelivered);
     let ident = identify(&delivery.data);
@@ -355,6 +388,9 @@ async fn handle(shared: &Shared, publisher: &Channel, delivery: Delivery) {
             Some(r) => (r, false, Vec::new()),
             None => run_isolated(shared, &delivery.data, attempt, &ident).await,
         };
+        // The work is done: the next job runs while this one's publishes
+        // wait for their confirms.
+        drop(slot);
         let unsettled = match settle(shared, publisher, &delivery, &result, &audit, attempt).await {
             Ok(Disposition::Ack | Disposition::DeadLetter) => {
                 shared.metrics.record(&result, fallback);
@@ -519,7 +555,7 @@ async fn settle(
 
 #[cfg(test)]
 mod tests {
-    use super::{attempt_of, redact, retry_pause};
+    use super::{attempt_of, prefetch, redact, retry_pause};
     use lapin::types::{AMQPValue, FieldTable};
     use std::time::Duration;
 
@@ -537,6 +573,13 @@ mod tests {
         assert_eq!(attempt_of(Some(&h), true), 6);
         h.insert("x-delivery-count".into(), AMQPValue::LongLongInt(-4));
         assert_eq!(attempt_of(Some(&h), false), 4, "nonsense counts as none");
+    }
+
+    #[test]
+    fn the_prefetch_holds_a_running_and_a_settling_job_per_slot() {
+        assert_eq!(prefetch(1), 2);
+        assert_eq!(prefetch(16), 32);
+        assert_eq!(prefetch(40_000), u16::MAX);
     }
 
     #[test]
