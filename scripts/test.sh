@@ -18,7 +18,7 @@ started_cluster=""
 cleanup() {
   if [ -n "$started_cluster" ]; then
     # A start still booting (the script stopped early) is ended first.
-    kill "${cluster_boot:-}" 2>/dev/null || true
+    kill "${cluster_boot:-}" "${base_boot:-}" 2>/dev/null || true
     scripts/rabbitmq-cluster.sh stop || true
     echo "stopped the three-node RabbitMQ cluster this script started on 127.0.0.1:5681-5683" >&2
   fi
@@ -48,9 +48,11 @@ fi
 # XL tests make their sources with cjxl (libjxl-tools, libjxl's own encoder);
 # the colour tests convert with lcms2's tificc (liblcms2-utils), an
 # implementation independent of imgworker's, and read colord's Adobe RGB
-# profile (colord-data).
+# profile (colord-data). The container tests build and run the image with
+# podman (runc as its runtime, catatonit for the pods of `podman kube
+# play`) on a Debian base made with debootstrap (scripts/container.sh).
 scripts/build-deps.sh libvulkan1 mesa-vulkan-drivers openssl curl strace libvips-tools imagemagick \
-  libheif-examples libjxl-tools liblcms2-utils colord-data
+  libheif-examples libjxl-tools liblcms2-utils colord-data podman runc catatonit debootstrap
 
 # RabbitMQ on 127.0.0.1:5672 (guest/guest) for the queue tests. The tests
 # make their own vhosts. `rabbitmq-diagnostics ping` answers before the AMQP
@@ -85,6 +87,19 @@ if [ ! -x "$venv/bin/moto_server" ] || [ ! -x "$venv/bin/kubernetes-validate" ] 
   "$venv/bin/pip" install --progress-bar off "moto[server]==5.*" "kubernetes-validate==1.*" "jsonschema==4.*" \
     "c2pa-python==0.38.*"
 fi
+# KEDA's published schema, packaged for Node.js (@kubernetes-models/keda),
+# for the ScaledObjects' check (tests/deploy.rs), under target/ as well.
+keda=target/keda-validate
+if [ ! -d "$keda/node_modules/@kubernetes-models/keda" ]; then
+  if ! command -v npm >/dev/null 2>&1; then
+    scripts/build-deps.sh nodejs npm
+  fi
+  log "installing KEDA's schema package (@kubernetes-models/keda) into $keda with npm"
+  mkdir -p "$keda"
+  npm install --prefix "$keda" --no-audit --no-fund --loglevel=error \
+    "@kubernetes-models/keda@0.4.2" "yaml@2"
+fi
+
 s3_open() { (exec 3<>/dev/tcp/127.0.0.1/9000) 2>/dev/null; }
 if ! s3_open; then
   log "starting moto_server on 127.0.0.1:9000"
@@ -130,6 +145,12 @@ started_cluster=1
 scripts/rabbitmq-cluster.sh start >target/rabbitmq-cluster.log 2>&1 &
 cluster_boot=$!
 
+# The container tests' Debian base image (debootstrap, about a minute; kept
+# in target/podman once made), made while the tests build as well.
+log "making the container tests' Debian base image in the background, unless target/podman has it (its log: target/container-base.log)"
+scripts/container.sh base >target/container-base.log 2>&1 &
+base_boot=$!
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -143,6 +164,13 @@ log "waiting for the RabbitMQ cluster"
 if ! wait "$cluster_boot"; then
   cat target/rabbitmq-cluster.log >&2
   echo "the three-node RabbitMQ cluster did not start (above)" >&2
+  exit 1
+fi
+
+log "waiting for the container base image"
+if ! wait "$base_boot"; then
+  cat target/container-base.log >&2
+  echo "the container base image could not be made (above)" >&2
   exit 1
 fi
 

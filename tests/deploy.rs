@@ -284,6 +284,67 @@ fn kubernetes_manifests_pass_schema_validation() {
     }
 }
 
+/// Run the KEDA schema check (tests/tools/keda_validate.mjs) on `files`:
+/// whether it passed, and what it printed.
+fn keda_validate(files: &[PathBuf]) -> (bool, String) {
+    let modules = root().join("target/keda-validate/node_modules");
+    assert!(
+        modules.join("@kubernetes-models/keda").is_dir(),
+        "KEDA's schema package is not installed in {}: run scripts/test.sh, which installs it with npm",
+        modules.display()
+    );
+    let out = Command::new("node")
+        .arg(root().join("tests/tools/keda_validate.mjs"))
+        .args(files)
+        .env("KEDA_VALIDATE_MODULES", &modules)
+        .output()
+        .expect("node (Node.js) runs the KEDA schema check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn keda_objects_pass_kedas_published_schema() {
+    let files: Vec<PathBuf> = ["cpu", "gpu", "keda-auth"]
+        .iter()
+        .map(|f| k8s_dir().join(format!("{f}.yaml")))
+        .collect();
+    let (ok, text) = keda_validate(&files);
+    assert!(ok, "KEDA schema validation failed:\n{text}");
+    for kind in [
+        "ScaledObject/imgworker-cpu",
+        "ScaledObject/imgworker-gpu",
+        "TriggerAuthentication/imgworker-rabbitmq",
+    ] {
+        assert!(
+            text.contains(&format!("passed for {kind}")),
+            "{kind} was not validated:\n{text}"
+        );
+    }
+    // The check does refuse what KEDA would: a replica count as a string,
+    // a trigger without its type.
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let cpu = std::fs::read_to_string(k8s_dir().join("cpu.yaml")).unwrap();
+    let broken = cpu
+        .replace("minReplicaCount: 0", "minReplicaCount: \"zero\"")
+        .replace("- type: rabbitmq", "- name: no-type");
+    assert_ne!(broken, cpu);
+    std::fs::write(&bad, broken).unwrap();
+    let (ok, text) = keda_validate(&[bad]);
+    assert!(!ok, "a broken ScaledObject passed:\n{text}");
+    assert!(text.contains("minReplicaCount must be integer"), "{text}");
+    assert!(
+        text.contains("must have required property 'type'")
+            || text.contains("required property type"),
+        "{text}"
+    );
+}
+
 /// RabbitMQ's `rabbit_password_hashing_sha256`: base64(salt ++ sha256(salt ++ password)).
 fn rabbit_hash_matches(hash: &str, password: &str) -> bool {
     use base64::Engine;
@@ -426,7 +487,19 @@ fn the_container_image_is_multi_stage_non_root_and_health_checked() {
             .any(|l| l.contains("apt-get install") && l.contains("cmake") && l.contains("nasm")),
         "the build stage installs cmake and nasm (libjpeg-turbo is built from source)"
     );
-    assert!(runtime.iter().any(|l| l.starts_with("COPY --from=build")));
+    // The runtime stage takes the binary from the `binary` stage, which is
+    // the build stage unless BINARY_STAGE names the prebuilt one.
+    assert!(runtime.iter().any(|l| l.starts_with("COPY --from=binary ")));
+    assert!(lines.contains(&"ARG BINARY_STAGE=build"));
+    assert!(lines.contains(&"FROM ${BINARY_STAGE} AS binary"));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("FROM ${BUILD_IMAGE} AS build")));
+    assert!(lines
+        .iter()
+        .any(|l| l.starts_with("FROM ${RUNTIME_IMAGE} AS runtime")));
+    assert!(lines.contains(&"ARG BUILD_IMAGE=rust:1-bookworm"));
+    assert!(lines.contains(&"ARG RUNTIME_IMAGE=debian:bookworm-slim"));
     assert!(runtime
         .iter()
         .any(|l| l.contains("apt-get install") && l.contains("libvulkan1")));
@@ -471,7 +544,7 @@ fn the_container_image_is_multi_stage_non_root_and_health_checked() {
     // Every file the build copies exists, and the build copies all the crate needs.
     let copied: Vec<&str> = lines
         .iter()
-        .filter(|l| l.starts_with("COPY ") && !l.contains("--from"))
+        .filter(|l| l.starts_with("COPY ") && !l.contains("--from") && !l.contains("${"))
         .flat_map(|l| {
             let parts: Vec<&str> = l.split_whitespace().collect();
             parts[1..parts.len() - 1].to_vec()
