@@ -12,7 +12,7 @@
 # There is no registry here, so the two FROM images are made locally: the
 # Debian base (`scripts/container.sh base`, debootstrap) and a Rust build
 # image on it (build-essential and the stable toolchain from rustup, the
-# layout of the public rust:1-bookworm). The image is then started once
+# layout of the public rust:1-bookworm, with the host's CA roots). The image is then started once
 # (`imgworker --version`, `imgworker devices`) to show that it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +33,9 @@ RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update \
     && apt-get install -y --no-install-recommends build-essential ca-certificates curl \
     && rm -rf /var/lib/apt/lists/*
+# The host's CA roots: a TLS-inspecting proxy the host trusts (for
+# static.rust-lang.org and crates.io) is trusted in the build too.
+COPY host-ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 ENV RUSTUP_HOME=/usr/local/rustup CARGO_HOME=/usr/local/cargo \
     PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 RUN curl -sSf -o /rustup-init https://static.rust-lang.org/rustup/dist/x86_64-unknown-linux-gnu/rustup-init \
@@ -40,6 +43,7 @@ RUN curl -sSf -o /rustup-init https://static.rust-lang.org/rustup/dist/x86_64-un
     && /rustup-init -y --no-modify-path --profile minimal --default-toolchain stable \
     && rm /rustup-init
 DOCKERFILE
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/host-ca-certificates.crt"
   pm build --format docker --pull=never --network host -t localhost/rust:1-bookworm "$ctx"
 fi
 

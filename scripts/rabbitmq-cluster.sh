@@ -87,6 +87,16 @@ case ${1:-} in
   start)
     printf '\n== starting a three-node RabbitMQ cluster on 127.0.0.1:5681-5683 (about a minute)\n' >&2
     stop_all
+    # Another checkout's cluster (or anything else) on these ports would
+    # make the nodes fail with only a log to say why.
+    for n in "${nodes[@]}"; do
+      for port in "$(amqp_port "$n")" $(($(amqp_port "$n") + 20000)); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+          echo "127.0.0.1:$port is already in use (another checkout's cluster? stop it with its scripts/rabbitmq-cluster.sh stop)" >&2
+          exit 1
+        fi
+      done
+    done
     mkdir -p "$root/home"
     # One cookie for the three nodes and the CLI.
     head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$root/home/.erlang.cookie"

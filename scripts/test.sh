@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Each step's line starts with the time since the script started.
 log() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
-log "imgworker's tests: on a fresh 2-core machine, right after scripts/example.sh, a first run installs the test tools and builds for about 15 minutes before the first test and takes 22 minutes in all; on its own (no example first) it also builds the dependencies, about 13 minutes more; later runs take about 7 minutes (docs/build-timings.md)"
+log "imgworker's tests: on a fresh 2-core machine, a first run with nothing built builds for about 18 minutes before the first test and takes about 24 minutes in all (less right after scripts/example.sh, whose dependencies it reuses); later runs take about 6 minutes (docs/build-timings.md)"
 
 # What this script starts it stops when it ends, and only that: a RabbitMQ
 # or S3 test server that was already running is left alone.

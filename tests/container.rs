@@ -24,7 +24,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::broker::{depth, free_port, http_get, job_for, prepare, publish, results, vhost};
-use common::{png_bytes, s3_storage, s3_vars, test_image};
+use common::{block, png_bytes, s3_storage, s3_vars, test_image};
 use imgworker::storage::Storage;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -33,14 +33,6 @@ const IMAGE: &str = "localhost/imgworker:test";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
 }
 
 /// `scripts/container.sh ARGS`, its output; fails the test (with the

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{cfg, png_bytes, run, test_image};
+use common::{block, cfg, png_bytes, run, test_image};
 use imgworker::backend::Backend;
 use imgworker::pipeline::Engine;
 use imgworker::storage::{Keyring, S3Storage, SealedStorage, Storage};
@@ -14,14 +14,6 @@ use serde_json::{json, Value};
 
 const K1: &str = "k1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
 const K2: &str = "k2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
-
-fn block<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
-}
 
 fn engine(storage: Arc<dyn Storage>) -> Engine {
     Engine::new(cfg(), storage, Backend::Cpu)

@@ -282,6 +282,16 @@ pub const EDGE_SIZES: &[(u32, u32)] = &[
     (128, 96),
 ];
 
+/// Run a future to completion on a runtime of its own (for tests that are
+/// not async themselves).
+pub fn block<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 /// The S3-protocol test server (moto), started by scripts/test.sh.
 pub const S3_ADDR: &str = "127.0.0.1:9000";
 
