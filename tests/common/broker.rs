@@ -280,23 +280,33 @@ pub async fn publish(url: &str, bodies: &[Vec<u8>], headers: Option<FieldTable>)
 }
 
 /// Ready messages in a queue (None while the broker cannot be reached).
+/// How long one step of the polling helpers below ([`depth`],
+/// [`drain_available`]) may take: a call that hangs (a connection the broker
+/// never answers) counts as a failed poll, to be retried, instead of
+/// holding the test past its own deadlines.
+const POLL_STEP: Duration = Duration::from_secs(10);
+
+/// `f`, or `None` when it took longer than [`POLL_STEP`].
+async fn within<T>(f: impl std::future::Future<Output = T>) -> Option<T> {
+    tokio::time::timeout(POLL_STEP, f).await.ok()
+}
+
 pub async fn depth(url: &str, queue: &str) -> Option<u64> {
-    let conn = Connection::connect(url, ConnectionProperties::default())
-        .await
+    let conn = within(Connection::connect(url, ConnectionProperties::default()))
+        .await?
         .ok()?;
-    let ch = conn.create_channel().await.ok()?;
-    let q = ch
-        .queue_declare(
-            queue.into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .ok()?;
-    let _ = conn.close(200, "ok".into()).await;
+    let ch = within(conn.create_channel()).await?.ok()?;
+    let q = within(ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    ))
+    .await?
+    .ok()?;
+    let _ = within(conn.close(200, "ok".into())).await;
     Some(u64::from(q.message_count()))
 }
 
@@ -347,19 +357,19 @@ pub async fn drain_queue(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
 /// returned, the rest stays for the next call.
 pub async fn drain_available(url: &str, queue: &str) -> Vec<(FieldTable, Vec<u8>)> {
     let mut out = Vec::new();
-    let Ok(conn) = Connection::connect(url, ConnectionProperties::default()).await else {
+    let Some(Ok(conn)) = within(Connection::connect(url, ConnectionProperties::default())).await
+    else {
         return out;
     };
-    if let Ok(ch) = conn.create_channel().await {
-        while let Ok(Some(m)) = ch
-            .basic_get(queue.into(), BasicGetOptions { no_ack: true })
-            .await
+    if let Some(Ok(ch)) = within(conn.create_channel()).await {
+        while let Some(Ok(Some(m))) =
+            within(ch.basic_get(queue.into(), BasicGetOptions { no_ack: true })).await
         {
             let headers = m.delivery.properties.headers().clone().unwrap_or_default();
             out.push((headers, m.delivery.data.clone()));
         }
     }
-    let _ = conn.close(200, "ok".into()).await;
+    let _ = within(conn.close(200, "ok".into())).await;
     out
 }
 
