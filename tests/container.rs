@@ -186,12 +186,24 @@ fn wait_ready(port: u16, timeout: Duration, logs: &dyn Fn() -> String) {
     }
 }
 
-/// The one result in `url`'s results queue: succeeded, for job `id`.
-fn assert_succeeded(url: &str, id: &str) {
+/// Publish job `id` (`ops` on `t/img`, writing version `v1`) to `url`, wait
+/// for its one result, check that it succeeded, and return the version as
+/// stored in `s3`, decoded.
+fn run_job(
+    url: &str,
+    s3: &imgworker::storage::S3Storage,
+    id: &str,
+    ops: Value,
+    logs: &dyn Fn() -> String,
+) -> image::RgbaImage {
+    block(publish(url, &[job_for("t/img", id, "v1", ops)], None));
+    wait_results(url, 1, Duration::from_secs(60), logs);
     let got: Vec<Value> = block(results(url));
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["id"], id, "{got:?}");
     assert_eq!(got[0]["status"], "succeeded", "{got:?}");
+    let stored = block(s3.get("t/img/v1.png", 1 << 20)).unwrap();
+    image::load_from_memory(&stored).unwrap().into_rgba8()
 }
 
 #[test]
@@ -258,20 +270,8 @@ fn the_image_runs_a_job_non_root_read_only_and_answers_its_health_check() {
         assert!(!write.status.success(), "{path} is writable");
     }
 
-    block(publish(
-        &url,
-        &[job_for(
-            "t/img",
-            "in-container",
-            "v1",
-            json!([{"op": "flip", "axis": "horizontal"}]),
-        )],
-        None,
-    ));
-    wait_results(&url, 1, Duration::from_secs(60), &logs);
-    assert_succeeded(&url, "in-container");
-    let stored = block(s3.get("t/img/v1.png", 1 << 20)).unwrap();
-    let img = image::load_from_memory(&stored).unwrap().into_rgba8();
+    let flip = json!([{"op": "flip", "axis": "horizontal"}]);
+    let img = run_job(&url, &s3, "in-container", flip, &logs);
     assert_eq!(img.dimensions(), (64, 48));
     assert!(block(s3.get("t/img/v1.json", 1 << 20)).is_ok());
     assert_eq!(block(depth(&url, "imgworker.jobs")), Some(0));
@@ -396,20 +396,8 @@ fn podman_kube_play_runs_the_worker_deployment() {
         "true"
     );
 
-    block(publish(
-        &url,
-        &[job_for(
-            "t/img",
-            "in-pod",
-            "v1",
-            json!([{"op": "rotate", "degrees": 90}]),
-        )],
-        None,
-    ));
-    wait_results(&url, 1, Duration::from_secs(60), &logs);
-    assert_succeeded(&url, "in-pod");
-    let stored = block(s3.get("t/img/v1.png", 1 << 20)).unwrap();
-    let img = image::load_from_memory(&stored).unwrap().into_rgba8();
+    let rotate = json!([{"op": "rotate", "degrees": 90}]);
+    let img = run_job(&url, &s3, "in-pod", rotate, &logs);
     assert_eq!(img.dimensions(), (48, 64));
 
     let down = podman_status(&["kube", "down", dep_file.to_str().unwrap()]);

@@ -75,11 +75,7 @@ pub async fn audit_events(
     }
     let confirms = async {
         for p in pending {
-            match p.await? {
-                lapin::Confirmation::Ack(None) => {}
-                lapin::Confirmation::Ack(Some(_)) => return Err(QueueError::Returned),
-                _ => return Err(QueueError::Nacked),
-            }
+            routed(p.await?)?;
         }
         Ok(())
     };
@@ -173,10 +169,18 @@ pub(crate) async fn retry(
             .await?
             .await
     };
-    match tokio::time::timeout(CONFIRM_TIMEOUT, publish)
-        .await
-        .map_err(|_| QueueError::Unconfirmed(CONFIRM_TIMEOUT))??
-    {
+    routed(
+        tokio::time::timeout(CONFIRM_TIMEOUT, publish)
+            .await
+            .map_err(|_| QueueError::Unconfirmed(CONFIRM_TIMEOUT))??,
+    )
+}
+
+/// A mandatory publish's confirm: `Ok` when the broker acked it as routed
+/// to a queue; [`QueueError::Returned`] when no queue took it,
+/// [`QueueError::Nacked`] when the broker refused it.
+fn routed(confirmation: lapin::Confirmation) -> Result<(), QueueError> {
+    match confirmation {
         lapin::Confirmation::Ack(None) => Ok(()),
         lapin::Confirmation::Ack(Some(_)) => Err(QueueError::Returned),
         _ => Err(QueueError::Nacked),
