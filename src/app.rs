@@ -58,7 +58,11 @@ pub enum AppError {
 /// encryption keys are set) and the limits. With `require_tls`, a storage
 /// endpoint reached over plain HTTP is refused.
 pub fn build_engine(settings: &Settings) -> Result<Engine, AppError> {
+    let gpu_memory = settings.gpu_memory_bytes()?;
     let backend = Backend::select(settings.backend)?;
+    if let Backend::Gpu(g) = &backend {
+        g.set_memory_budget(gpu_memory);
+    }
     if settings.require_tls {
         if let Some(why) = crate::storage::plain_transport(&settings.storage) {
             return Err(AppError::PlainTransport(why));
@@ -215,6 +219,17 @@ mod tests {
         };
         let e = serve(s, async {}).await.unwrap_err();
         assert!(matches!(e, AppError::Settings(SettingsError::Grace)), "{e}");
+
+        let s = Settings {
+            gpu_memory_mib: 0,
+            backend: crate::backend::BackendChoice::Cpu,
+            ..Settings::default()
+        };
+        let e = build_engine(&s).unwrap_err();
+        assert!(
+            matches!(e, AppError::Settings(SettingsError::GpuMemory)),
+            "{e}"
+        );
 
         let s = Settings {
             require_tls: true,

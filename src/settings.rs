@@ -73,6 +73,9 @@ pub enum SettingsError {
     /// `limits.deadline_secs` is not a positive number.
     #[error("deadline must be a positive number of seconds")]
     Deadline,
+    /// `gpu_memory_mib` is 0.
+    #[error("--gpu-memory-mib must be at least 1")]
+    GpuMemory,
     /// `grace_secs` is negative or not a number.
     #[error("--grace-secs must be a non-negative number")]
     Grace,
@@ -101,6 +104,9 @@ pub struct Settings {
     /// Where pixels are processed. Default `auto`.
     #[serde(deserialize_with = "backend_choice")]
     pub backend: BackendChoice,
+    /// Device memory the GPU jobs in flight may reserve together, in MiB: a
+    /// job waits for room rather than fail for lack of it. Default 4096.
+    pub gpu_memory_mib: u64,
     /// Only touch images under these prefixes (empty: all).
     pub allow_prefixes: Vec<String>,
     /// Prefixes overlays may be read from across images.
@@ -207,6 +213,7 @@ impl Default for Settings {
         Self {
             storage: "imgworker-data".into(),
             backend: BackendChoice::Auto,
+            gpu_memory_mib: crate::gpu::budget::DEFAULT_BUDGET_BYTES >> 20,
             allow_prefixes: Vec::new(),
             watermark_prefixes: Vec::new(),
             account_roots: DataRights::default().account_roots,
@@ -376,6 +383,14 @@ impl Settings {
         }
     }
 
+    /// The GPU jobs' device memory budget in bytes (checked).
+    pub fn gpu_memory_bytes(&self) -> Result<u64, SettingsError> {
+        match self.gpu_memory_mib {
+            0 => Err(SettingsError::GpuMemory),
+            mib => Ok(mib.saturating_mul(1 << 20)),
+        }
+    }
+
     /// How long a drain waits for jobs in flight (checked).
     pub fn grace(&self) -> Result<Duration, SettingsError> {
         if !(self.grace_secs.is_finite() && self.grace_secs >= 0.0) {
@@ -521,13 +536,14 @@ mod tests {
                 (name, value)
             })
             .collect();
-        assert_eq!(values.len(), 36);
+        assert_eq!(values.len(), 37);
         let s = Settings::from_layers(None, Environment::from_vars(values), &no_flags()).unwrap();
         assert_eq!(s.backend, BackendChoice::Cpu);
         assert!(s.require_tls);
         assert_eq!(s.limits.max_ops, 7);
         assert_eq!(s.limits.deadline_secs, 1.5);
         assert_eq!(s.retry_backoff_ms, 7);
+        assert_eq!(s.gpu_memory_mib, 7);
         assert_eq!(s.dead_queue, "7x");
         assert_eq!(s.signing_keys.as_ref().map(Secret::expose), Some("7x"));
         assert_eq!(s.amqp_key_file, Some(PathBuf::from("7x")));

@@ -730,6 +730,74 @@ fn a_fault_in_one_concurrent_job_falls_back_for_that_job_only() {
     }
 }
 
+/// Jobs' work overlaps on the device, as its own timestamp queries show:
+/// job A (a trim, which reads its image back in the middle of the job) is
+/// held right after that readback, with its first kernels done and its last
+/// still to record; job B runs from start to end meanwhile. B's kernels
+/// then lie between A's first and A's last on the device's clock, which no
+/// design that holds one lock for a whole job allows (B would wait for A,
+/// and A for the test). Both give the bytes they give alone.
+#[cfg(feature = "test-hooks")]
+#[test]
+fn jobs_overlap_on_the_device_by_its_timestamps() {
+    let backend = new_gpu();
+    let Backend::Gpu(g) = &backend else {
+        unreachable!()
+    };
+    assert!(
+        g.has_timestamps(),
+        "the device has no timestamp queries, so the overlap cannot be seen"
+    );
+    // A: a framed picture, inverted, trimmed of its frame, then blurred.
+    let framed = RgbaImage::from_fn(160, 120, |x, y| {
+        if (20..140).contains(&x) && (15..105).contains(&y) {
+            image::Rgba([(x * 2) as u8, (y * 2) as u8, ((x + y) % 256) as u8, 255])
+        } else {
+            image::Rgba([255, 255, 255, 255])
+        }
+    });
+    let job_a = one_output(json!([
+        {"op": "invert"}, {"op": "trim"}, {"op": "blur", "sigma": 2.0}
+    ]));
+    let other = test_image(211, 137, 7, false);
+    let job_b = one_output(json!([{"op": "blur", "sigma": 3.0}, {"op": "invert"}]));
+    let ctx = OpContext::default();
+    let alone_a = render(&backend, &framed, 1, &job_a, &ctx);
+    let alone_b = render(&backend, &other, 1, &job_b, &ctx);
+    let (held, go) = g.hold_next_mid_job_readback();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| render(&backend, &framed, 1, &job_a, &ctx));
+        held.recv_timeout(std::time::Duration::from_secs(30))
+            .expect("job A reached its mid-job readback");
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (backend, other, job_b, ctx) = (&backend, &other, &job_b, &ctx);
+        let b = s.spawn(move || {
+            let r = render(backend, other, 1, job_b, ctx);
+            let _ = done_tx.send(());
+            r
+        });
+        let finished = done_rx.recv_timeout(std::time::Duration::from_secs(30));
+        go.send(()).unwrap();
+        let (a, b) = (a.join().unwrap(), b.join().unwrap());
+        assert!(
+            finished.is_ok(),
+            "job B did not finish while job A was held: jobs do not overlap"
+        );
+        (a, b)
+    });
+    for (name, got, alone) in [("A", &a, &alone_a), ("B", &b, &alone_b)] {
+        assert_eq!(got.backend, "gpu", "job {name} fell back");
+        assert!(got.images == alone.images, "job {name}: outputs differ");
+    }
+    let span = |r: &Rendered| r.gpu.and_then(|s| s.kernel_span_ns).expect("kernel span");
+    let ((a0, a1), (b0, b1)) = (span(&a), span(&b));
+    println!("device spans: A {a0}..{a1} ns, B {b0}..{b1} ns");
+    assert!(
+        a0 < b0 && b1 < a1,
+        "B's kernels ({b0}..{b1}) lie within A's ({a0}..{a1}) on the device's clock"
+    );
+}
+
 /// A job whose deadline passes while it waits for the device fails with
 /// the CPU's code (not a fallback), and its buffers come back wiped once
 /// the device is done with them.

@@ -134,6 +134,10 @@ pub struct WorkerFlags {
     #[arg(long, value_enum)]
     #[serde(serialize_with = "backend_name")]
     backend: Option<BackendChoice>,
+    /// Device memory the GPU jobs in flight may reserve together, in MiB
+    /// (a job waits for room rather than fail). Default 4096.
+    #[arg(long)]
+    gpu_memory_mib: Option<u64>,
     /// Only touch images under these prefixes (repeatable).
     #[arg(long = "allow-prefix", value_delimiter = ',')]
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -129,8 +129,7 @@ impl DeviceBudget {
         })
     }
 
-    /// Set the limit (a test hook).
-    #[cfg(feature = "test-hooks")]
+    /// Set the limit; jobs waiting for room are woken to look again.
     pub(crate) fn set_limit(&self, limit: u64) {
         if let Ok(mut u) = self.state.lock() {
             u.limit = limit;

@@ -72,6 +72,11 @@ pub struct GpuStats {
     /// queries around each compute pass (upload, readback and host work
     /// excluded); `None` where the adapter has no timestamp queries.
     pub kernel_ns: Option<u64>,
+    /// When the job's first kernel started and its last kernel ended, in
+    /// nanoseconds of the device's timestamp clock (comparable between jobs
+    /// on one device, not with host time): two jobs whose spans interleave
+    /// had work on the device at the same time. `None` like `kernel_ns`.
+    pub kernel_span_ns: Option<(u64, u64)>,
 }
 
 /// A description of one adapter, for `imgworker devices`.
@@ -148,6 +153,8 @@ pub struct GpuBackend {
     budget: Arc<budget::DeviceBudget>,
     #[cfg(feature = "test-hooks")]
     faults: std::sync::atomic::AtomicU32,
+    #[cfg(feature = "test-hooks")]
+    hold: std::sync::Mutex<Option<recorder::Hold>>,
     fallbacks: AtomicU64,
     recreated: AtomicU64,
 }
@@ -172,6 +179,8 @@ impl GpuBackend {
             budget: budget::DeviceBudget::new(budget::DEFAULT_BUDGET_BYTES),
             #[cfg(feature = "test-hooks")]
             faults: std::sync::atomic::AtomicU32::new(0),
+            #[cfg(feature = "test-hooks")]
+            hold: std::sync::Mutex::new(None),
             fallbacks: AtomicU64::new(0),
             recreated: AtomicU64::new(0),
         })
@@ -225,6 +234,26 @@ impl GpuBackend {
         self.faults.store(n, Ordering::SeqCst);
     }
 
+    /// Test hook: the next job that reads an image back in the middle of
+    /// its recording (`trim`, a smart crop) stops right after that
+    /// readback, says so on the first channel, and goes on when the second
+    /// one sends (or is dropped, or after 60 s). Meanwhile other jobs use
+    /// the device.
+    #[cfg(feature = "test-hooks")]
+    pub fn hold_next_mid_job_readback(
+        &self,
+    ) -> (std::sync::mpsc::Receiver<()>, std::sync::mpsc::Sender<()>) {
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel();
+        if let Ok(mut h) = self.hold.lock() {
+            *h = Some(recorder::Hold {
+                held: held_tx,
+                go: go_rx,
+            });
+        }
+        (held_rx, go_tx)
+    }
+
     /// Test hook: behave as if the device had just been lost; the next job
     /// recreates it.
     #[cfg(feature = "test-hooks")]
@@ -234,9 +263,8 @@ impl GpuBackend {
         }
     }
 
-    /// Test hook: limit the device memory jobs in flight may reserve
-    /// together, and start measuring the peak anew.
-    #[cfg(feature = "test-hooks")]
+    /// Limit the device memory jobs in flight may reserve together
+    /// (`gpu_memory_mib`), and start measuring the peak anew.
     pub fn set_memory_budget(&self, bytes: u64) {
         self.budget.set_limit(bytes);
     }
@@ -356,6 +384,10 @@ impl GpuBackend {
             .is_ok()
         {
             rec.inject_fault();
+        }
+        #[cfg(feature = "test-hooks")]
+        if let Some(h) = self.hold.lock().ok().and_then(|mut h| h.take()) {
+            rec.hold(h);
         }
         let recorded = (|| {
             let mut gpu_inputs = GpuInputs {

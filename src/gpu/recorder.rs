@@ -260,6 +260,18 @@ pub(crate) struct Recorder<'a> {
     pub stats: GpuStats,
     #[cfg(feature = "test-hooks")]
     inject_fault: bool,
+    #[cfg(feature = "test-hooks")]
+    hold: Option<Hold>,
+}
+
+/// A test hook's pause after a mid-job readback
+/// ([`super::GpuBackend::hold_next_mid_job_readback`]).
+#[cfg(feature = "test-hooks")]
+pub(crate) struct Hold {
+    /// Told when the job stops.
+    pub(crate) held: std::sync::mpsc::Sender<()>,
+    /// Waited on before it goes on.
+    pub(crate) go: std::sync::mpsc::Receiver<()>,
 }
 
 impl<'a> Recorder<'a> {
@@ -295,7 +307,15 @@ impl<'a> Recorder<'a> {
             stats: GpuStats::default(),
             #[cfg(feature = "test-hooks")]
             inject_fault: false,
+            #[cfg(feature = "test-hooks")]
+            hold: None,
         }
+    }
+
+    /// Test hook: stop after the next mid-job readback until told to go.
+    #[cfg(feature = "test-hooks")]
+    pub(crate) fn hold(&mut self, hold: Hold) {
+        self.hold = Some(hold);
     }
 
     /// Test hook: make this job's first download a real device validation
@@ -629,7 +649,13 @@ impl<'a> Recorder<'a> {
             self.deadline,
         )?;
         self.stats.downloads += 1;
-        read_mapped(&staging, img.width, img.height)
+        let pixels = read_mapped(&staging, img.width, img.height);
+        #[cfg(feature = "test-hooks")]
+        if let Some(h) = self.hold.take() {
+            let _ = h.held.send(());
+            let _ = h.go.recv_timeout(std::time::Duration::from_secs(60));
+        }
+        pixels
     }
 
     /// Submit everything, wait, read the downloads back in order, then wipe
@@ -706,7 +732,11 @@ impl<'a> Recorder<'a> {
                 .chunks_exact(2)
                 .map(|p| p[1].saturating_sub(p[0]))
                 .sum();
-            stats.kernel_ns = Some((total as f64 * period).round() as u64);
+            let ns = |t: u64| (t as f64 * period).round() as u64;
+            stats.kernel_ns = Some(ns(total));
+            let first = ticks.iter().step_by(2).min();
+            let last = ticks.iter().skip(1).step_by(2).max();
+            stats.kernel_span_ns = first.zip(last).map(|(&a, &b)| (ns(a), ns(b)));
         }
         wipe(ctx, &taken)?;
         Ok((images, stats, taken))

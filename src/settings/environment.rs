@@ -31,6 +31,7 @@ enum Kind {
 const KEYS: &[(&str, Kind)] = &[
     ("storage", Kind::Text),
     ("backend", Kind::Text),
+    ("gpu_memory_mib", Kind::Text),
     ("allow_prefixes", Kind::List),
     ("watermark_prefixes", Kind::List),
     ("account_roots", Kind::List),
