@@ -4,7 +4,7 @@
 # and the CPU otherwise. Extra arguments go to `imgworker run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-printf '\n== imgworker example: a first run on a fresh 2-core machine installs packages and builds the optimised binary for about 14 minutes (measured: docs/build-timings.md; apt and cargo show their progress); later runs start in seconds\n' >&2
+printf '\n== imgworker example: a first run on a fresh 2-core machine installs packages and builds the optimised binary for about 11 minutes (measured: docs/build-timings.md; apt and cargo show their progress); later runs start in seconds\n' >&2
 scripts/build-deps.sh
 scripts/fetch-photos.sh
 mkdir -p examples/storage/demo/ladybird
