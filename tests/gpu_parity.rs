@@ -766,6 +766,8 @@ fn jobs_overlap_on_the_device_by_its_timestamps() {
     let alone_b = render(&backend, &other, 1, &job_b, &ctx);
     let (held, go) = g.hold_next_mid_job_readback();
     let (a, b) = std::thread::scope(|s| {
+        // Dropped with this closure, so that a failure here lets A go on.
+        let go = go;
         let a = s.spawn(|| render(&backend, &framed, 1, &job_a, &ctx));
         held.recv_timeout(std::time::Duration::from_secs(30))
             .expect("job A reached its mid-job readback");

@@ -162,7 +162,8 @@ pub struct WorkerFlags {
     encryption_keys: Option<Secret>,
     /// C2PA Content Credentials on every version: the signing certificate
     /// chain (PEM, the signing certificate first), with --c2pa-key-file or
-    /// IMGWORKER_C2PA_KEY.
+    /// IMGWORKER_C2PA_KEY. Needs a build with the `content-credentials`
+    /// feature (the default); one without it exits 2.
     #[arg(long)]
     c2pa_cert_file: Option<PathBuf>,
     /// C2PA Content Credentials: the certificate's private key (PKCS#8

@@ -74,8 +74,9 @@ pub struct GpuStats {
     pub kernel_ns: Option<u64>,
     /// When the job's first kernel started and its last kernel ended, in
     /// nanoseconds of the device's timestamp clock (comparable between jobs
-    /// on one device, not with host time): two jobs whose spans interleave
-    /// had work on the device at the same time. `None` like `kernel_ns`.
+    /// on one device, not with host time): when one job's span lies within
+    /// another's, its kernels ran between the other's first and last, both
+    /// jobs in progress on the device at once. `None` like `kernel_ns`.
     pub kernel_span_ns: Option<(u64, u64)>,
 }
 
@@ -234,11 +235,12 @@ impl GpuBackend {
         self.faults.store(n, Ordering::SeqCst);
     }
 
-    /// Test hook: the next job that reads an image back in the middle of
-    /// its recording (`trim`, a smart crop) stops right after that
-    /// readback, says so on the first channel, and goes on when the second
-    /// one sends (or is dropped, or after 60 s). Meanwhile other jobs use
-    /// the device.
+    /// Test hook: the next job to start stops right after it reads an
+    /// image back in the middle of its recording (`trim`, a smart crop),
+    /// says so on the first channel, and goes on when the second one sends
+    /// (or is dropped, or after 60 s); meanwhile other jobs use the device.
+    /// A next job with no such readback drops the hold, and the first
+    /// channel disconnects.
     #[cfg(feature = "test-hooks")]
     pub fn hold_next_mid_job_readback(
         &self,

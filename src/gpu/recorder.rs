@@ -727,12 +727,16 @@ impl<'a> Recorder<'a> {
             .and_then(|r| r.slice(..).get_mapped_range().ok())
         {
             let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+            // Ticks to nanoseconds in 32.32 fixed point: a device clock
+            // may count from the epoch (about 2^61 ns), past what an f64
+            // holds to the nanosecond.
             let period = f64::from(ctx.queue.get_timestamp_period());
+            let scale = (period * 4_294_967_296.0).round() as u128;
+            let ns = |t: u64| ((u128::from(t) * scale) >> 32) as u64;
             let total: u64 = ticks
                 .chunks_exact(2)
                 .map(|p| p[1].saturating_sub(p[0]))
                 .sum();
-            let ns = |t: u64| (t as f64 * period).round() as u64;
             stats.kernel_ns = Some(ns(total));
             let first = ticks.iter().step_by(2).min();
             let last = ticks.iter().skip(1).step_by(2).max();

@@ -262,7 +262,6 @@ pub async fn prepare_with(url: &str, delivery_limit: u32, results_args: FieldTab
     conn.close(200, "ok".into()).await.unwrap();
 }
 
-/// Publish raw job bodies with confirms; `sign` with (key id, secret).
 /// Publish `bodies` to the jobs queue, persistent, in order; every message
 /// is sent before any confirm is awaited, so a batch reaches a quorum queue
 /// in a few raft rounds instead of one per message, and the workers meet a
