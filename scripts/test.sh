@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # Each step's line starts with the time since the script started.
 log() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*" >&2; }
 
-log "imgworker's tests: on a fresh 2-core machine, a first run with nothing built builds for about 18 minutes before the first test and takes about 24 minutes in all (less right after scripts/example.sh, whose dependencies it reuses); later runs take about 6 minutes (docs/build-timings.md)"
+log "imgworker's tests: on a fresh 2-core machine, a first run with nothing built builds for 18 to 20 minutes before the first test and takes 24 to 26 minutes in all (less right after scripts/example.sh, whose dependencies it reuses); later runs take about 6 minutes (docs/build-timings.md)"
 
 # What this script starts it stops when it ends, and only that: a RabbitMQ
 # or S3 test server that was already running is left alone.
